@@ -1,0 +1,32 @@
+//! Shared ground of the evaluation cluster: the domain and one trait per
+//! external system.
+//!
+//! # Layout
+//! Pure domain logic (no I/O, unit-tested on hand-computed cases):
+//! - [`submission`]: commit strings, the hotkey hash binding, validity and
+//!   duplicate rules.
+//! - [`job`], [`result`]: content-derived job ids, job status, and the
+//!   versioned wire types (golden fixtures in `testdata/`).
+//! - [`scoring`]: scoring profiles as data and the v1 formulas.
+//! - [`weights`]: pairwise wins, softmax and u16 scaling.
+//!
+//! External systems, each a trait with an in-memory implementation (the real
+//! ones plug in behind the same trait, and the `testsuite` modules hold the
+//! contract both must pass):
+//! - [`chain::Chain`]: metagraph, commitments, set_weights.
+//! - [`queue::JobQueue`]: at-least-once job delivery.
+//! - [`store::ResultStore`]: job state, leases, results, leaderboard.
+//!
+//! Process plumbing both binaries use: [`shutdown`], [`telemetry`], [`clock`].
+
+pub mod chain;
+pub mod clock;
+pub mod job;
+pub mod queue;
+pub mod result;
+pub mod scoring;
+pub mod shutdown;
+pub mod store;
+pub mod submission;
+pub mod telemetry;
+pub mod weights;

@@ -1,0 +1,92 @@
+//! The job queue between the coordinator and the workers (DESIGN §4).
+//!
+//! # Guarantees every implementation gives
+//! - **At-least-once**: a published job is delivered until a consumer acks it.
+//!   A delivery that is dropped without being settled (consumer crashed,
+//!   channel closed) is delivered again. Consumers therefore make every effect
+//!   idempotent; the store's `finish` is.
+//! - **Durable publish**: `publish` returns only once the queue holds the job.
+//! - **Bounded retries**: after `delivery_limit` deliveries a message goes to
+//!   the dead-letter queue instead of looping forever.
+//! - **Cancel-safe receive**: dropping the future of [`JobQueue::next_delivery`]
+//!   loses nothing, so a worker can `select!` it against shutdown.
+//!
+//! [`MemoryQueue`] backs the embedded mode; RabbitMQ backs the cluster.
+
+mod memory;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryQueue;
+use crate::job::JobMessage;
+
+/// Queue failures. All of them are transient from the caller's view: the
+/// broker is away and the operation may be retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("job queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How many jobs wait and run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueDepth {
+    /// Waiting for a worker.
+    pub ready: u64,
+    /// Delivered to a worker, not yet acknowledged.
+    pub in_flight: u64,
+}
+
+/// The queue as the coordinator and workers use it.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Publishes a job; returns once the queue holds it durably.
+    async fn publish(&self, job: &JobMessage) -> Result<(), QueueError>;
+
+    /// Waits for the next job. Cancel-safe.
+    async fn next_delivery(&self) -> Result<Delivery, QueueError>;
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError>;
+}
+
+/// How a delivery is settled; implemented by each queue.
+#[async_trait]
+pub trait Settle: Send + Sync + std::fmt::Debug {
+    /// Done: the job's outcome is durably stored.
+    async fn ack(self: Box<Self>) -> Result<(), QueueError>;
+    /// Failed this time: deliver again (counts toward the delivery limit).
+    async fn retry(self: Box<Self>) -> Result<(), QueueError>;
+    /// Unprocessable: move to the dead-letter queue now.
+    async fn dead_letter(self: Box<Self>) -> Result<(), QueueError>;
+}
+
+/// One delivery of a job message.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The raw body: decoding is the consumer's job, so a poison message can
+    /// be dead-lettered instead of crashing anything.
+    pub body: Vec<u8>,
+    /// 1 for the first delivery of this message, 2 for the next…
+    pub delivery_count: u32,
+    settle: Box<dyn Settle>,
+}
+
+impl Delivery {
+    pub fn new(body: Vec<u8>, delivery_count: u32, settle: Box<dyn Settle>) -> Self {
+        Self { body, delivery_count, settle }
+    }
+
+    pub async fn ack(self) -> Result<(), QueueError> {
+        self.settle.ack().await
+    }
+
+    pub async fn retry(self) -> Result<(), QueueError> {
+        self.settle.retry().await
+    }
+
+    pub async fn dead_letter(self) -> Result<(), QueueError> {
+        self.settle.dead_letter().await
+    }
+}

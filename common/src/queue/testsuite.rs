@@ -1,0 +1,112 @@
+//! The contract every [`JobQueue`] honours, run against each implementation
+//! (in memory here, RabbitMQ in the worker's integration tests).
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::JobQueue;
+use crate::job::{JobMessage, JobOrigin, ModelRef};
+
+/// A job message naming model `name`.
+pub fn job(name: &str) -> JobMessage {
+    JobMessage::v1(
+        ModelRef {
+            namespace: "contract".into(),
+            name: name.into(),
+            revision: "main".into(),
+            chat_template: "chatml".into(),
+        },
+        "v1",
+        JobOrigin::Operator { requested_by: "testsuite".into() },
+        0,
+    )
+}
+
+async fn next<Q: JobQueue>(queue: &Q) -> super::Delivery {
+    tokio::time::timeout(Duration::from_secs(10), queue.next_delivery())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("queue available")
+}
+
+async fn assert_empty<Q: JobQueue>(queue: &Q) {
+    let waited = tokio::time::timeout(Duration::from_millis(300), queue.next_delivery()).await;
+    assert!(waited.is_err(), "expected no delivery");
+}
+
+/// Runs the suite. `make` builds a fresh, empty queue with the given delivery
+/// limit each time it is called.
+pub async fn run<Q, F, Fut>(make: F)
+where
+    Q: JobQueue,
+    F: Fn(u32) -> Fut,
+    Fut: Future<Output = Q>,
+{
+    // Publish, deliver, ack: delivered once, then gone.
+    let queue = make(3).await;
+    queue.publish(&job("a")).await.unwrap();
+    let delivery = next(&queue).await;
+    assert_eq!(JobMessage::decode(&delivery.body).unwrap(), job("a"));
+    assert_eq!(delivery.delivery_count, 1);
+    delivery.ack().await.unwrap();
+    assert_empty(&queue).await;
+
+    // Retry redelivers with a higher count; the limit dead-letters.
+    let queue = make(2).await;
+    queue.publish(&job("b")).await.unwrap();
+    let first = next(&queue).await;
+    first.retry().await.unwrap();
+    let second = next(&queue).await;
+    assert_eq!(second.delivery_count, 2);
+    second.retry().await.unwrap();
+    assert_empty(&queue).await;
+
+    // An unsettled delivery that is dropped comes back.
+    let queue = make(5).await;
+    queue.publish(&job("c")).await.unwrap();
+    drop(next(&queue).await);
+    let again = next(&queue).await;
+    assert_eq!(JobMessage::decode(&again.body).unwrap(), job("c"));
+    assert!(again.delivery_count >= 2);
+    again.ack().await.unwrap();
+
+    // Dead-lettering removes the message at once.
+    let queue = make(5).await;
+    queue.publish(&job("d")).await.unwrap();
+    next(&queue).await.dead_letter().await.unwrap();
+    assert_empty(&queue).await;
+
+    // Depth counts ready messages; order is FIFO.
+    let queue = make(5).await;
+    for name in ["e1", "e2", "e3"] {
+        queue.publish(&job(name)).await.unwrap();
+    }
+    let depth = wait_for_depth(&queue, 3).await;
+    assert_eq!(depth, 3);
+    for name in ["e1", "e2", "e3"] {
+        let d = next(&queue).await;
+        assert_eq!(JobMessage::decode(&d.body).unwrap(), job(name));
+        d.ack().await.unwrap();
+    }
+
+    // A receive cancelled before anything arrived loses nothing.
+    let queue = make(5).await;
+    assert_empty(&queue).await;
+    queue.publish(&job("f")).await.unwrap();
+    let d = next(&queue).await;
+    assert_eq!(JobMessage::decode(&d.body).unwrap(), job("f"));
+    d.ack().await.unwrap();
+}
+
+/// Brokers report depth asynchronously: poll briefly.
+async fn wait_for_depth<Q: JobQueue>(queue: &Q, expected: u64) -> u64 {
+    let mut ready = 0;
+    for _ in 0..50 {
+        ready = queue.depth().await.unwrap().ready;
+        if ready == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ready
+}

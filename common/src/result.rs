@@ -1,0 +1,220 @@
+//! The outcome of an evaluation as a worker reports it (DESIGN §5, §6).
+//!
+//! A result is final: COMPLETED with component scores, or FAILED with a reason
+//! the miner can act on. Transient trouble (network, broker, host OOM) is not
+//! a result: the job is handed back and retried.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobId, WireError, decode_versioned};
+
+/// The v1 scoring components, each in `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentScores {
+    /// Teacher-forced probability of the reference replies.
+    pub similarity: f64,
+    /// How well reply lengths match the user's message lengths.
+    pub vibe: f64,
+    /// `1 - forward latency / reference latency`.
+    pub latency: f64,
+    /// `1 - size on disk / size limit`.
+    pub size: f64,
+}
+
+impl ComponentScores {
+    /// Every component is a finite number in `[0, 1]`.
+    pub fn is_well_formed(&self) -> bool {
+        [self.similarity, self.vibe, self.latency, self.size]
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+    }
+}
+
+/// Why an evaluation failed for good: the model's own fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// The repository does not exist, is private or gated.
+    NotAccessible,
+    /// A file that is not safetensors weights or plain config (pickle, code…).
+    ForbiddenFile,
+    /// Larger than the profile's size limit.
+    TooLarge,
+    /// Index, shards or config inconsistent or unsupported.
+    BadConfig,
+    /// The chat template is unknown, fails to render, or loops.
+    BadTemplate,
+    /// The model produced NaN or infinite logits.
+    NanOutput,
+    /// The evaluation ran past the job deadline.
+    Timeout,
+    /// The model cannot be loaded or run by the engine.
+    LoadFailed,
+    /// The job's message could not be understood.
+    InvalidJob,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAccessible => "not_accessible",
+            Self::ForbiddenFile => "forbidden_file",
+            Self::TooLarge => "too_large",
+            Self::BadConfig => "bad_config",
+            Self::BadTemplate => "bad_template",
+            Self::NanOutput => "nan_output",
+            Self::Timeout => "timeout",
+            Self::LoadFailed => "load_failed",
+            Self::InvalidJob => "invalid_job",
+        }
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A final failure with a message written for the miner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct FailureReason {
+    pub code: FailureCode,
+    pub message: String,
+}
+
+impl FailureReason {
+    pub fn new(code: FailureCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// What a model scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scores {
+    pub components: ComponentScores,
+    /// The profile's weighted total.
+    pub total: f64,
+    /// [`crate::submission::weights_fingerprint`] of the evaluated weights.
+    pub weights_fingerprint: String,
+    /// sha256 of the evaluation dataset file.
+    pub dataset_sha256: String,
+    /// Resolved commit sha of the evaluated revision.
+    pub revision_sha: String,
+    /// Tokens scored or generated, for throughput figures.
+    pub tokens: u64,
+}
+
+/// How an evaluation ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Completed(Scores),
+    Failed(FailureReason),
+}
+
+/// The body of a result, version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultV1 {
+    pub job_id: JobId,
+    pub profile: String,
+    pub outcome: Outcome,
+    /// Name of the worker that produced it.
+    pub worker: String,
+    /// Which delivery of the job produced it (1 for the first).
+    pub attempt: u32,
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
+}
+
+/// A result as stored: one variant per wire version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "schema")]
+pub enum ResultMessage {
+    #[serde(rename = "eval-result/v1")]
+    V1(ResultV1),
+}
+
+impl ResultMessage {
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        decode_versioned(bytes, &["eval-result/v1"])
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("result messages always serialize")
+    }
+
+    pub fn result(&self) -> &ResultV1 {
+        match self {
+            Self::V1(result) => result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobId, ModelRef};
+
+    fn job_id() -> JobId {
+        JobId::for_model(
+            &ModelRef {
+                namespace: "alice".into(),
+                name: "rp-7b".into(),
+                revision: "main".into(),
+                chat_template: "chatml".into(),
+            },
+            "v1",
+        )
+    }
+
+    #[test]
+    fn golden_result_v1_completed_and_failed() {
+        let completed = ResultMessage::V1(ResultV1 {
+            job_id: job_id(),
+            profile: "v1".into(),
+            outcome: Outcome::Completed(Scores {
+                components: ComponentScores { similarity: 0.5, vibe: 0.25, latency: 0.75, size: 0.125 },
+                total: 0.4775,
+                weights_fingerprint: "f".repeat(64),
+                dataset_sha256: "d".repeat(64),
+                revision_sha: "0".repeat(40),
+                tokens: 1234,
+            }),
+            worker: "worker-0".into(),
+            attempt: 1,
+            started_at_ms: 1_764_000_000_000,
+            finished_at_ms: 1_764_000_360_000,
+        });
+        let failed = ResultMessage::V1(ResultV1 {
+            outcome: Outcome::Failed(FailureReason::new(
+                FailureCode::ForbiddenFile,
+                "pytorch_model.bin: only safetensors weights are accepted",
+            )),
+            attempt: 2,
+            ..completed.result().clone()
+        });
+        for (message, golden) in [
+            (completed, include_str!("../testdata/result.v1.completed.json")),
+            (failed, include_str!("../testdata/result.v1.failed.json")),
+        ] {
+            let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
+            assert_eq!(serde_json::to_value(&message).unwrap(), expected, "wire format changed");
+            assert_eq!(ResultMessage::decode(golden.as_bytes()).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn component_scores_range_check() {
+        let ok = ComponentScores { similarity: 0.0, vibe: 1.0, latency: 0.5, size: 0.5 };
+        assert!(ok.is_well_formed());
+        assert!(!ComponentScores { similarity: f64::NAN, ..ok }.is_well_formed());
+        assert!(!ComponentScores { size: 1.5, ..ok }.is_well_formed());
+    }
+}

@@ -1,0 +1,237 @@
+//! Scoring profiles and the pure formulas of profile `v1` (DESIGN §6).
+//!
+//! A profile is data: component weights, sample counts and limits. The engine
+//! measures raw quantities (token probabilities, reply lengths, latencies,
+//! bytes on disk); the functions here turn them into components in `[0, 1]`
+//! and a weighted total, with no I/O, so they are tested on hand-computed
+//! numbers.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::result::ComponentScores;
+
+/// Weight of each component in the total. They sum to 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentWeights {
+    pub similarity: f64,
+    pub vibe: f64,
+    pub latency: f64,
+    pub size: f64,
+}
+
+/// Everything that defines how a model is scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringProfile {
+    /// Recorded with every result; a new version re-evaluates every model.
+    pub version: String,
+    pub weights: ComponentWeights,
+    /// Seed of the fixed sample drawn from the dataset.
+    pub sample_seed: u64,
+    /// Conversations scored for similarity.
+    pub similarity_samples: usize,
+    /// Conversations generated for vibe.
+    pub vibe_samples: usize,
+    /// Reference replies are cut to this many tokens.
+    pub max_reference_tokens: usize,
+    /// Only the top-k tokens of a position count; others get `floor_probability`.
+    pub top_k: usize,
+    pub floor_probability: f64,
+    /// Similarity averages n-gram products for n = 1..=max_ngram.
+    pub max_ngram: usize,
+    /// Generation budget as a multiple of the last user message's length in tokens.
+    pub vibe_budget_factor: f64,
+    /// Input length of the fixed-shape latency probe.
+    pub latency_input_tokens: usize,
+    /// Forward passes averaged for latency.
+    pub latency_repeats: usize,
+    /// Mean forward latency that scores 0.
+    pub latency_reference_ms: f64,
+    /// Largest accepted model on disk; larger is refused before download.
+    pub max_model_bytes: u64,
+    /// Hard deadline of one evaluation.
+    #[serde(with = "humantime_serde")]
+    pub job_deadline: Duration,
+}
+
+impl ScoringProfile {
+    /// Profile `v1`: the seed subnet's criteria.
+    pub fn v1() -> Self {
+        Self {
+            version: "v1".into(),
+            weights: ComponentWeights { similarity: 0.82, vibe: 0.06, latency: 0.06, size: 0.06 },
+            sample_seed: 11,
+            similarity_samples: 64,
+            vibe_samples: 16,
+            max_reference_tokens: 200,
+            top_k: 10,
+            floor_probability: 1e-9,
+            max_ngram: 4,
+            vibe_budget_factor: 1.5,
+            latency_input_tokens: 256,
+            latency_repeats: 5,
+            latency_reference_ms: 10_000.0,
+            max_model_bytes: 18_000_000_000,
+            job_deadline: Duration::from_secs(3 * 3600),
+        }
+    }
+
+    /// Checks the invariants a profile loaded from a file must hold.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = self.weights;
+        let parts = [w.similarity, w.vibe, w.latency, w.size];
+        if parts.iter().any(|p| !p.is_finite() || *p < 0.0) {
+            return Err("component weights must be finite and non-negative".into());
+        }
+        if (parts.iter().sum::<f64>() - 1.0).abs() > 1e-9 {
+            return Err(format!("component weights sum to {}, not 1", parts.iter().sum::<f64>()));
+        }
+        if self.similarity_samples == 0 || self.top_k == 0 || self.max_ngram == 0 {
+            return Err("similarity_samples, top_k and max_ngram must be positive".into());
+        }
+        if !(self.floor_probability > 0.0 && self.floor_probability < 1.0) {
+            return Err("floor_probability must be in (0, 1)".into());
+        }
+        if self.latency_reference_ms <= 0.0 || self.max_model_bytes == 0 {
+            return Err("latency_reference_ms and max_model_bytes must be positive".into());
+        }
+        if self.job_deadline.is_zero() {
+            return Err("job_deadline must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The weighted total of the components.
+    pub fn total(&self, c: &ComponentScores) -> f64 {
+        let w = self.weights;
+        w.similarity * c.similarity + w.vibe * c.vibe + w.latency * c.latency + w.size * c.size
+    }
+
+    /// Similarity of one sample from the per-position probabilities of its
+    /// reference tokens (already floored outside the top-k): the mean over
+    /// n = 1..=max_ngram of (sum of products of n consecutive probabilities)
+    /// divided by the number of reference tokens.
+    pub fn sample_similarity(&self, probabilities: &[f64]) -> f64 {
+        let len = probabilities.len();
+        if len == 0 {
+            return 0.0;
+        }
+        let per_n = (1..=self.max_ngram).map(|n| {
+            let sum: f64 = probabilities.windows(n).map(|w| w.iter().product::<f64>()).sum();
+            sum / len as f64
+        });
+        per_n.sum::<f64>() / self.max_ngram as f64
+    }
+
+    /// The probability a reference token counts with: its own if it ranks in
+    /// the top-k of its position, else the floor.
+    pub fn counted_probability(&self, probability: f64, rank: usize) -> f64 {
+        if rank < self.top_k { probability } else { self.floor_probability }
+    }
+
+    /// Generation budget in tokens for a last user message of `user_tokens`.
+    pub fn vibe_budget(&self, user_tokens: usize) -> usize {
+        ((user_tokens as f64 * self.vibe_budget_factor).ceil() as usize).max(1)
+    }
+
+    pub fn latency_score(&self, mean_forward_ms: f64) -> f64 {
+        clamp01(1.0 - mean_forward_ms / self.latency_reference_ms)
+    }
+
+    pub fn size_score(&self, bytes_on_disk: u64) -> f64 {
+        clamp01(1.0 - bytes_on_disk as f64 / self.max_model_bytes as f64)
+    }
+}
+
+/// Vibe of one sample: `exp(-2 |len(reply) - len(user)| / len(user))` in
+/// characters, 0 for an empty user message.
+pub fn sample_vibe(reply_chars: usize, user_chars: usize) -> f64 {
+    if user_chars == 0 {
+        return 0.0;
+    }
+    let diff = reply_chars.abs_diff(user_chars) as f64;
+    (-2.0 * diff / user_chars as f64).exp()
+}
+
+/// Mean of per-sample scores, 0 when there are none.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
+}
+
+fn clamp01(v: f64) -> f64 {
+    if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn v1_profile_is_valid_and_totals_as_designed() {
+        let p = ScoringProfile::v1();
+        p.validate().unwrap();
+        let c = ComponentScores { similarity: 0.5, vibe: 0.25, latency: 0.75, size: 0.125 };
+        // 0.82*0.5 + 0.06*0.25 + 0.06*0.75 + 0.06*0.125 = 0.41 + 0.015 + 0.045 + 0.0075
+        assert!(close(p.total(&c), 0.4775));
+        let perfect = ComponentScores { similarity: 1.0, vibe: 1.0, latency: 1.0, size: 1.0 };
+        assert!(close(p.total(&perfect), 1.0));
+    }
+
+    #[test]
+    fn similarity_hand_computed() {
+        let p = ScoringProfile::v1();
+        // probs [0.5, 0.5, 1.0], 3 tokens:
+        // n=1: (0.5+0.5+1)/3 = 2/3; n=2: (0.25+0.5)/3 = 0.25; n=3: 0.25/3; n=4: 0.
+        // mean = (2/3 + 1/4 + 1/12 + 0)/4 = 1/4
+        assert!(close(p.sample_similarity(&[0.5, 0.5, 1.0]), 0.25));
+        // A perfect 4-token reply: n-gram sums 4,3,2,1 over 4 tokens -> (1+.75+.5+.25)/4.
+        assert!(close(p.sample_similarity(&[1.0; 4]), 0.625));
+        assert_eq!(p.sample_similarity(&[]), 0.0);
+    }
+
+    #[test]
+    fn top_k_floor() {
+        let p = ScoringProfile::v1();
+        assert_eq!(p.counted_probability(0.3, 0), 0.3);
+        assert_eq!(p.counted_probability(0.3, 9), 0.3);
+        assert_eq!(p.counted_probability(0.3, 10), 1e-9);
+    }
+
+    #[test]
+    fn vibe_latency_size_hand_computed() {
+        assert!(close(sample_vibe(100, 100), 1.0));
+        assert!(close(sample_vibe(150, 100), (-1.0f64).exp()));
+        assert!(close(sample_vibe(50, 100), (-1.0f64).exp()));
+        assert_eq!(sample_vibe(10, 0), 0.0);
+        let p = ScoringProfile::v1();
+        assert!(close(p.latency_score(2_500.0), 0.75));
+        assert_eq!(p.latency_score(20_000.0), 0.0);
+        assert_eq!(p.latency_score(f64::NAN), 0.0);
+        assert!(close(p.size_score(4_500_000_000), 0.75));
+        assert_eq!(p.size_score(20_000_000_000), 0.0);
+        assert_eq!(p.vibe_budget(10), 15);
+        assert_eq!(p.vibe_budget(0), 1);
+    }
+
+    #[test]
+    fn profile_validation_catches_bad_weights() {
+        let mut p = ScoringProfile::v1();
+        p.weights.vibe = 0.5;
+        assert!(p.validate().unwrap_err().contains("sum to"));
+    }
+
+    #[test]
+    fn profile_round_trips_through_toml_like_json() {
+        let p = ScoringProfile::v1();
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains("\"job_deadline\":\"3h\""));
+        assert_eq!(serde_json::from_str::<ScoringProfile>(&json).unwrap(), p);
+    }
+}

@@ -1,0 +1,153 @@
+//! An in-process [`ResultStore`] for the embedded mode and unit tests.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
+use crate::job::{JobId, JobStatus, JobV1};
+use crate::result::ResultMessage;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    jobs: Mutex<HashMap<JobId, JobRecord>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets everything, as a Redis restart without persistence does.
+    pub fn wipe(&self) {
+        self.jobs.lock().clear();
+    }
+}
+
+fn lease_until(now_ms: u64, lease: Duration) -> u64 {
+    now_ms.saturating_add(lease.as_millis() as u64)
+}
+
+#[async_trait]
+impl ResultStore for MemoryStore {
+    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued, StoreError> {
+        let mut jobs = self.jobs.lock();
+        if let Some(existing) = jobs.get(&job.job_id) {
+            return Ok(Enqueued::Exists(Box::new(existing.clone())));
+        }
+        jobs.insert(job.job_id.clone(), JobRecord::queued(job));
+        Ok(Enqueued::Created)
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.jobs.lock().get(id).cloned())
+    }
+
+    async fn claim(&self, job: &JobV1, worker: &str, lease: Duration, now_ms: u64) -> Result<Claim, StoreError> {
+        let mut jobs = self.jobs.lock();
+        let recreated = !jobs.contains_key(&job.job_id);
+        let record = jobs.entry(job.job_id.clone()).or_insert_with(|| JobRecord::queued(job));
+        if record.status.is_final() {
+            return Ok(Claim::Finished);
+        }
+        if record.status == JobStatus::Running && !record.lease_expired(now_ms) {
+            if let (Some(holder), Some(until_ms)) = (&record.worker, record.lease_expires_at_ms) {
+                if holder != worker {
+                    return Ok(Claim::Leased { worker: holder.clone(), until_ms });
+                }
+            }
+        }
+        record.status = JobStatus::Running;
+        record.attempts += 1;
+        record.worker = Some(worker.to_owned());
+        record.started_at_ms = Some(now_ms);
+        record.lease_expires_at_ms = Some(lease_until(now_ms, lease));
+        record.progress = 0.0;
+        Ok(if recreated { Claim::Recreated } else { Claim::Claimed { attempt: record.attempts } })
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &JobId,
+        worker: &str,
+        progress: f64,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs.lock();
+        let Some(record) = jobs.get_mut(id) else { return Ok(false) };
+        if record.status != JobStatus::Running || record.worker.as_deref() != Some(worker) {
+            return Ok(false);
+        }
+        record.progress = progress.clamp(0.0, 1.0);
+        record.lease_expires_at_ms = Some(lease_until(now_ms, lease));
+        Ok(true)
+    }
+
+    async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
+        let mut jobs = self.jobs.lock();
+        if let Some(record) = jobs.get_mut(id) {
+            if record.status == JobStatus::Running && record.worker.as_deref() == Some(worker) {
+                record.status = JobStatus::Queued;
+                record.lease_expires_at_ms = None;
+                record.progress = 0.0;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, message: &ResultMessage) -> Result<Finish, StoreError> {
+        let result = message.result();
+        let mut jobs = self.jobs.lock();
+        let Some(record) = jobs.get_mut(&result.job_id) else {
+            return Err(StoreError::Corrupt {
+                key: result.job_id.to_string(),
+                message: "finishing a job the store has never seen".into(),
+            });
+        };
+        if record.status.is_final() {
+            return Ok(Finish::AlreadyFinished);
+        }
+        record.status = match result.outcome {
+            crate::result::Outcome::Completed(_) => JobStatus::Completed,
+            crate::result::Outcome::Failed(_) => JobStatus::Failed,
+        };
+        record.worker = Some(result.worker.clone());
+        record.finished_at_ms = Some(result.finished_at_ms);
+        record.lease_expires_at_ms = None;
+        record.progress = 1.0;
+        record.result = Some(result.clone());
+        Ok(Finish::Recorded)
+    }
+
+    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
+        let jobs = self.jobs.lock();
+        let mut out: Vec<JobRecord> = jobs.values().filter(|r| r.status == status).cloned().collect();
+        out.sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+        Ok(out)
+    }
+
+    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>, StoreError> {
+        let jobs = self.jobs.lock();
+        let mut ranked: Vec<RankedJob> = jobs
+            .values()
+            .filter_map(|r| Some(RankedJob { job_id: r.job.job_id.clone(), total: r.total()? }))
+            .collect();
+        ranked.sort_by(|a, b| b.total.total_cmp(&a.total).then_with(|| a.job_id.cmp(&b.job_id)));
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn contract_suite() {
+        super::super::testsuite::run(|| async { MemoryStore::new() }).await;
+    }
+}
