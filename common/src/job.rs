@@ -51,8 +51,13 @@ pub struct InvalidJobId;
 impl FromStr for JobId {
     type Err = InvalidJobId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ok = s.len() == JOB_ID_HEX_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if ok { Ok(Self(s.to_owned())) } else { Err(InvalidJobId) }
+        let ok =
+            s.len() == JOB_ID_HEX_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidJobId)
+        }
     }
 }
 
@@ -96,7 +101,11 @@ impl ModelRef {
 
 impl fmt::Display for ModelRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}@{} ({})", self.namespace, self.name, self.revision, self.chat_template)
+        write!(
+            f,
+            "{}/{}@{} ({})",
+            self.namespace, self.name, self.revision, self.chat_template
+        )
     }
 }
 
@@ -149,8 +158,14 @@ impl FromStr for JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobOrigin {
-    Chain { uid: u16, hotkey: String, block: u64 },
-    Operator { requested_by: String },
+    Chain {
+        uid: u16,
+        hotkey: String,
+        block: u64,
+    },
+    Operator {
+        requested_by: String,
+    },
 }
 
 /// The body of a job message, version 1.
@@ -193,7 +208,10 @@ pub(crate) fn decode_versioned<T: serde::de::DeserializeOwned>(
     known: &[&str],
 ) -> Result<T, WireError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(WireError::NotJson)?;
-    let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("<missing>");
+    let schema = value
+        .get("schema")
+        .and_then(|s| s.as_str())
+        .unwrap_or("<missing>");
     if !known.contains(&schema) {
         return Err(WireError::UnknownSchema(schema.to_owned()));
     }
@@ -251,19 +269,48 @@ mod tests {
         assert_eq!(id, JobId::for_model(&model.clone(), "v1"));
         assert_eq!(id.as_str().len(), 32);
         // Repository names are case-insensitive on the hub.
-        let upper = ModelRef { namespace: "Alice".into(), ..model.clone() };
+        let upper = ModelRef {
+            namespace: "Alice".into(),
+            ..model.clone()
+        };
         assert_eq!(id, JobId::for_model(&upper, "v1"));
         for other in [
             JobId::for_model(&model, "v2"),
-            JobId::for_model(&ModelRef { revision: "abc".into(), ..model.clone() }, "v1"),
-            JobId::for_model(&ModelRef { chat_template: "llama3".into(), ..model.clone() }, "v1"),
-            JobId::for_model(&ModelRef { name: "rp-7c".into(), ..model.clone() }, "v1"),
+            JobId::for_model(
+                &ModelRef {
+                    revision: "abc".into(),
+                    ..model.clone()
+                },
+                "v1",
+            ),
+            JobId::for_model(
+                &ModelRef {
+                    chat_template: "llama3".into(),
+                    ..model.clone()
+                },
+                "v1",
+            ),
+            JobId::for_model(
+                &ModelRef {
+                    name: "rp-7c".into(),
+                    ..model.clone()
+                },
+                "v1",
+            ),
         ] {
             assert_ne!(id, other);
         }
         // Field boundaries matter: "ab"+"c" is not "a"+"bc".
-        let a = ModelRef { namespace: "ab".into(), name: "c".into(), ..model.clone() };
-        let b = ModelRef { namespace: "a".into(), name: "bc".into(), ..model };
+        let a = ModelRef {
+            namespace: "ab".into(),
+            name: "c".into(),
+            ..model.clone()
+        };
+        let b = ModelRef {
+            namespace: "a".into(),
+            name: "bc".into(),
+            ..model
+        };
         assert_ne!(JobId::for_model(&a, "v1"), JobId::for_model(&b, "v1"));
     }
 
@@ -279,18 +326,29 @@ mod tests {
         let message = JobMessage::v1(
             sample_model(),
             "v1",
-            JobOrigin::Chain { uid: 7, hotkey: "5Alice".into(), block: 4_200_000 },
+            JobOrigin::Chain {
+                uid: 7,
+                hotkey: "5Alice".into(),
+                block: 4_200_000,
+            },
             1_764_000_000_000,
         );
         let golden = include_str!("../testdata/job.v1.json");
         let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
-        assert_eq!(serde_json::to_value(&message).unwrap(), expected, "wire format changed");
+        assert_eq!(
+            serde_json::to_value(&message).unwrap(),
+            expected,
+            "wire format changed"
+        );
         assert_eq!(JobMessage::decode(golden.as_bytes()).unwrap(), message);
     }
 
     #[test]
     fn poison_messages_are_told_apart() {
-        assert!(matches!(JobMessage::decode(b"not json"), Err(WireError::NotJson(_))));
+        assert!(matches!(
+            JobMessage::decode(b"not json"),
+            Err(WireError::NotJson(_))
+        ));
         assert!(matches!(
             JobMessage::decode(br#"{"schema":"eval-job/v9"}"#),
             Err(WireError::UnknownSchema(s)) if s == "eval-job/v9"

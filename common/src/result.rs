@@ -89,7 +89,10 @@ pub struct FailureReason {
 
 impl FailureReason {
     pub fn new(code: FailureCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -180,7 +183,12 @@ mod tests {
             job_id: job_id(),
             profile: "v1".into(),
             outcome: Outcome::Completed(Scores {
-                components: ComponentScores { similarity: 0.5, vibe: 0.25, latency: 0.75, size: 0.125 },
+                components: ComponentScores {
+                    similarity: 0.5,
+                    vibe: 0.25,
+                    latency: 0.75,
+                    size: 0.125,
+                },
                 total: 0.4775,
                 weights_fingerprint: "f".repeat(64),
                 dataset_sha256: "d".repeat(64),
@@ -201,20 +209,38 @@ mod tests {
             ..completed.result().clone()
         });
         for (message, golden) in [
-            (completed, include_str!("../testdata/result.v1.completed.json")),
+            (
+                completed,
+                include_str!("../testdata/result.v1.completed.json"),
+            ),
             (failed, include_str!("../testdata/result.v1.failed.json")),
         ] {
             let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
-            assert_eq!(serde_json::to_value(&message).unwrap(), expected, "wire format changed");
+            assert_eq!(
+                serde_json::to_value(&message).unwrap(),
+                expected,
+                "wire format changed"
+            );
             assert_eq!(ResultMessage::decode(golden.as_bytes()).unwrap(), message);
         }
     }
 
     #[test]
     fn component_scores_range_check() {
-        let ok = ComponentScores { similarity: 0.0, vibe: 1.0, latency: 0.5, size: 0.5 };
+        let ok = ComponentScores {
+            similarity: 0.0,
+            vibe: 1.0,
+            latency: 0.5,
+            size: 0.5,
+        };
         assert!(ok.is_well_formed());
-        assert!(!ComponentScores { similarity: f64::NAN, ..ok }.is_well_formed());
+        assert!(
+            !ComponentScores {
+                similarity: f64::NAN,
+                ..ok
+            }
+            .is_well_formed()
+        );
         assert!(!ComponentScores { size: 1.5, ..ok }.is_well_formed());
     }
 }

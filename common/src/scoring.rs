@@ -62,7 +62,12 @@ impl ScoringProfile {
     pub fn v1() -> Self {
         Self {
             version: "v1".into(),
-            weights: ComponentWeights { similarity: 0.82, vibe: 0.06, latency: 0.06, size: 0.06 },
+            weights: ComponentWeights {
+                similarity: 0.82,
+                vibe: 0.06,
+                latency: 0.06,
+                size: 0.06,
+            },
             sample_seed: 11,
             similarity_samples: 64,
             vibe_samples: 16,
@@ -87,7 +92,10 @@ impl ScoringProfile {
             return Err("component weights must be finite and non-negative".into());
         }
         if (parts.iter().sum::<f64>() - 1.0).abs() > 1e-9 {
-            return Err(format!("component weights sum to {}, not 1", parts.iter().sum::<f64>()));
+            return Err(format!(
+                "component weights sum to {}, not 1",
+                parts.iter().sum::<f64>()
+            ));
         }
         if self.similarity_samples == 0 || self.top_k == 0 || self.max_ngram == 0 {
             return Err("similarity_samples, top_k and max_ngram must be positive".into());
@@ -120,7 +128,10 @@ impl ScoringProfile {
             return 0.0;
         }
         let per_n = (1..=self.max_ngram).map(|n| {
-            let sum: f64 = probabilities.windows(n).map(|w| w.iter().product::<f64>()).sum();
+            let sum: f64 = probabilities
+                .windows(n)
+                .map(|w| w.iter().product::<f64>())
+                .sum();
             sum / len as f64
         });
         per_n.sum::<f64>() / self.max_ngram as f64
@@ -129,7 +140,11 @@ impl ScoringProfile {
     /// The probability a reference token counts with: its own if it ranks in
     /// the top-k of its position, else the floor.
     pub fn counted_probability(&self, probability: f64, rank: usize) -> f64 {
-        if rank < self.top_k { probability } else { self.floor_probability }
+        if rank < self.top_k {
+            probability
+        } else {
+            self.floor_probability
+        }
     }
 
     /// Generation budget in tokens for a last user message of `user_tokens`.
@@ -158,7 +173,11 @@ pub fn sample_vibe(reply_chars: usize, user_chars: usize) -> f64 {
 
 /// Mean of per-sample scores, 0 when there are none.
 pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
 }
 
 fn clamp01(v: f64) -> f64 {
@@ -177,10 +196,20 @@ mod tests {
     fn v1_profile_is_valid_and_totals_as_designed() {
         let p = ScoringProfile::v1();
         p.validate().unwrap();
-        let c = ComponentScores { similarity: 0.5, vibe: 0.25, latency: 0.75, size: 0.125 };
+        let c = ComponentScores {
+            similarity: 0.5,
+            vibe: 0.25,
+            latency: 0.75,
+            size: 0.125,
+        };
         // 0.82*0.5 + 0.06*0.25 + 0.06*0.75 + 0.06*0.125 = 0.41 + 0.015 + 0.045 + 0.0075
         assert!(close(p.total(&c), 0.4775));
-        let perfect = ComponentScores { similarity: 1.0, vibe: 1.0, latency: 1.0, size: 1.0 };
+        let perfect = ComponentScores {
+            similarity: 1.0,
+            vibe: 1.0,
+            latency: 1.0,
+            size: 1.0,
+        };
         assert!(close(p.total(&perfect), 1.0));
     }
 

@@ -44,7 +44,9 @@ pub enum CommitParseError {
     TooLong { len: usize },
     #[error("commitment is not valid UTF-8")]
     NotUtf8,
-    #[error("commitment has {found} ':'-separated fields, expected 6 (namespace:name:chat_template:hotkey:hash:competition_id)")]
+    #[error(
+        "commitment has {found} ':'-separated fields, expected 6 (namespace:name:chat_template:hotkey:hash:competition_id)"
+    )]
     FieldCount { found: usize },
     #[error("field `{field}` is empty or None, but it is required")]
     MissingField { field: &'static str },
@@ -63,8 +65,12 @@ impl CommitString {
         hotkey: impl Into<String>,
         competition_id: Option<String>,
     ) -> Self {
-        let (namespace, name, chat_template, hotkey) =
-            (namespace.into(), name.into(), chat_template.into(), hotkey.into());
+        let (namespace, name, chat_template, hotkey) = (
+            namespace.into(),
+            name.into(),
+            chat_template.into(),
+            hotkey.into(),
+        );
         let hash = hotkey_hash(&namespace, &name, &chat_template, &hotkey);
         Self {
             namespace,
@@ -92,7 +98,9 @@ impl CommitString {
         }
         let fields: Vec<&str> = text.split(':').collect();
         let [namespace, name, chat_template, hotkey, hash, competition_id] = fields[..] else {
-            return Err(CommitParseError::FieldCount { found: fields.len() });
+            return Err(CommitParseError::FieldCount {
+                found: fields.len(),
+            });
         };
         let required = |field: &'static str, value: &str| -> Result<String, CommitParseError> {
             let value = optional(field, value)?;
@@ -100,9 +108,13 @@ impl CommitString {
         };
         let hash = match optional("hash", hash)? {
             None => None,
-            Some(value) => Some(value.parse::<u64>().map_err(|_| CommitParseError::BadHash {
-                value: value.clone(),
-            })?),
+            Some(value) => Some(
+                value
+                    .parse::<u64>()
+                    .map_err(|_| CommitParseError::BadHash {
+                        value: value.clone(),
+                    })?,
+            ),
         };
         Ok(Self {
             namespace: required("namespace", namespace)?,
@@ -184,14 +196,20 @@ pub enum InvalidReason {
     NoCommitment,
     #[error("commitment could not be parsed: {message}")]
     Malformed { message: String },
-    #[error("commitment is bound to another hotkey or its hash is wrong (expected {expected} for this hotkey)")]
+    #[error(
+        "commitment is bound to another hotkey or its hash is wrong (expected {expected} for this hotkey)"
+    )]
     HashMismatch { expected: u64 },
     #[error("commitment block {block} is after the current block {current}")]
     FutureBlock { block: u64, current: u64 },
     #[error("commitment block {block} is before the epoch start block {epoch_start}")]
     BeforeEpochStart { block: u64, epoch_start: u64 },
     #[error("uid {earlier_uid} committed the same {what} earlier (block {earlier_block})")]
-    Duplicate { what: DuplicateKind, earlier_uid: u16, earlier_block: u64 },
+    Duplicate {
+        what: DuplicateKind,
+        earlier_uid: u16,
+        earlier_block: u64,
+    },
 }
 
 /// Which duplicate rule a later submission fell under.
@@ -274,26 +292,33 @@ pub fn validate_submissions(
         .collect();
 
     // Earliest first; the first holder of a hash or repository keeps it.
-    let mut order: Vec<usize> = (0..verdicts.len()).filter(|&i| verdicts[i].valid().is_some()).collect();
+    let mut order: Vec<usize> = (0..verdicts.len())
+        .filter(|&i| verdicts[i].valid().is_some())
+        .collect();
     order.sort_by_key(|&i| (verdicts[i].block, verdicts[i].uid));
     let mut hash_holder: HashMap<u64, (u16, u64)> = HashMap::new();
     let mut repo_holder: HashMap<String, (u16, u64)> = HashMap::new();
     for i in order {
         let (uid, block) = (verdicts[i].uid, verdicts[i].block.unwrap_or_default());
-        let Some(commit) = verdicts[i].valid() else { continue };
+        let Some(commit) = verdicts[i].valid() else {
+            continue;
+        };
         let hash = commit.hash.unwrap_or_default();
         let repo = commit.repo_id().to_lowercase();
         let duplicate = if let Some(&(earlier_uid, earlier_block)) = hash_holder.get(&hash) {
             Some((DuplicateKind::Hash, earlier_uid, earlier_block))
         } else {
-            repo_holder
-                .get(&repo)
-                .map(|&(earlier_uid, earlier_block)| (DuplicateKind::Repository, earlier_uid, earlier_block))
+            repo_holder.get(&repo).map(|&(earlier_uid, earlier_block)| {
+                (DuplicateKind::Repository, earlier_uid, earlier_block)
+            })
         };
         match duplicate {
             Some((what, earlier_uid, earlier_block)) => {
-                verdicts[i].outcome =
-                    Err(InvalidReason::Duplicate { what, earlier_uid, earlier_block });
+                verdicts[i].outcome = Err(InvalidReason::Duplicate {
+                    what,
+                    earlier_uid,
+                    earlier_block,
+                });
             }
             None => {
                 hash_holder.insert(hash, (uid, block));
@@ -305,13 +330,19 @@ pub fn validate_submissions(
 }
 
 fn judge_one(raw: &RawCommitment, ctx: ValidationContext) -> Result<CommitString, InvalidReason> {
-    let commit = CommitString::parse_bytes(&raw.data)
-        .map_err(|e| InvalidReason::Malformed { message: e.to_string() })?;
+    let commit = CommitString::parse_bytes(&raw.data).map_err(|e| InvalidReason::Malformed {
+        message: e.to_string(),
+    })?;
     if !commit.is_bound_to(&raw.hotkey) {
-        return Err(InvalidReason::HashMismatch { expected: commit.expected_hash(&raw.hotkey) });
+        return Err(InvalidReason::HashMismatch {
+            expected: commit.expected_hash(&raw.hotkey),
+        });
     }
     if raw.block > ctx.current_block {
-        return Err(InvalidReason::FutureBlock { block: raw.block, current: ctx.current_block });
+        return Err(InvalidReason::FutureBlock {
+            block: raw.block,
+            current: ctx.current_block,
+        });
     }
     if raw.block < ctx.epoch_start_block {
         return Err(InvalidReason::BeforeEpochStart {
@@ -367,7 +398,10 @@ mod tests {
         .unwrap();
         assert_eq!(hotkey_hash("ns", "model", "chatml", "5Hot"), expected);
         // A value computed independently with Python's hashlib.
-        assert_eq!(hotkey_hash("ns", "model", "chatml", "5Hot"), 13011967591168046407);
+        assert_eq!(
+            hotkey_hash("ns", "model", "chatml", "5Hot"),
+            13011967591168046407
+        );
     }
 
     #[test]
@@ -396,14 +430,19 @@ mod tests {
         );
         assert_eq!(
             CommitString::parse("a:b:chatml:hk:0x12:None"),
-            Err(CommitParseError::BadHash { value: "0x12".into() })
+            Err(CommitParseError::BadHash {
+                value: "0x12".into()
+            })
         );
         assert_eq!(
             CommitString::parse("a:b c:chatml:hk:1:None"),
             Err(CommitParseError::BadCharacters { field: "name" })
         );
         let long = format!("{}:b:chatml:hk:1:None", "a".repeat(120));
-        assert_eq!(CommitString::parse(&long), Err(CommitParseError::TooLong { len: long.len() }));
+        assert_eq!(
+            CommitString::parse(&long),
+            Err(CommitParseError::TooLong { len: long.len() })
+        );
         assert_eq!(
             CommitString::parse_bytes(&[b'a', b':', 0xff, 0xfe]),
             Err(CommitParseError::NotUtf8)
@@ -411,17 +450,28 @@ mod tests {
     }
 
     fn commit(uid: u16, hotkey: &str, block: u64, text: &str) -> RawCommitment {
-        RawCommitment { uid, hotkey: hotkey.into(), block, data: text.as_bytes().to_vec() }
+        RawCommitment {
+            uid,
+            hotkey: hotkey.into(),
+            block,
+            data: text.as_bytes().to_vec(),
+        }
     }
 
     fn bound(ns: &str, name: &str, hotkey: &str) -> String {
         CommitString::bound_to(ns, name, "chatml", hotkey, None).to_string()
     }
 
-    const CTX: ValidationContext = ValidationContext { current_block: 1_000, epoch_start_block: 100 };
+    const CTX: ValidationContext = ValidationContext {
+        current_block: 1_000,
+        epoch_start_block: 100,
+    };
 
     fn hotkeys(keys: &[&str]) -> BTreeMap<u16, String> {
-        keys.iter().enumerate().map(|(uid, k)| (uid as u16, (*k).to_owned())).collect()
+        keys.iter()
+            .enumerate()
+            .map(|(uid, k)| (uid as u16, (*k).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -452,18 +502,26 @@ mod tests {
         let original = bound("alice", "rp", "hk0");
         let verdicts = validate_submissions(
             &keys,
-            &[commit(0, "hk0", 500, &original), commit(1, "hk1", 600, &original)],
+            &[
+                commit(0, "hk0", 500, &original),
+                commit(1, "hk1", 600, &original),
+            ],
             CTX,
         );
         assert!(verdicts[0].valid().is_some());
         assert_eq!(
             verdicts[1].outcome,
-            Err(InvalidReason::HashMismatch { expected: hotkey_hash("alice", "rp", "chatml", "hk1") })
+            Err(InvalidReason::HashMismatch {
+                expected: hotkey_hash("alice", "rp", "chatml", "hk1")
+            })
         );
         // The same string with only the hotkey field swapped still carries hk0's hash.
         let swapped = original.replace(":hk0:", ":hk1:");
         let verdicts = validate_submissions(&keys, &[commit(1, "hk1", 600, &swapped)], CTX);
-        assert!(matches!(verdicts[1].outcome, Err(InvalidReason::HashMismatch { .. })));
+        assert!(matches!(
+            verdicts[1].outcome,
+            Err(InvalidReason::HashMismatch { .. })
+        ));
     }
 
     #[test]
@@ -483,13 +541,22 @@ mod tests {
         );
         assert_eq!(
             verdicts[0].outcome,
-            Err(InvalidReason::FutureBlock { block: 1_001, current: 1_000 })
+            Err(InvalidReason::FutureBlock {
+                block: 1_001,
+                current: 1_000
+            })
         );
         assert_eq!(
             verdicts[1].outcome,
-            Err(InvalidReason::BeforeEpochStart { block: 99, epoch_start: 100 })
+            Err(InvalidReason::BeforeEpochStart {
+                block: 99,
+                epoch_start: 100
+            })
         );
-        assert!(matches!(verdicts[2].outcome, Err(InvalidReason::Malformed { .. })));
+        assert!(matches!(
+            verdicts[2].outcome,
+            Err(InvalidReason::Malformed { .. })
+        ));
         assert_eq!(verdicts[3].valid().map(|c| c.name.as_str()), Some("ok"));
         assert_eq!(verdicts[4].outcome, Err(InvalidReason::NoCommitment));
     }
@@ -514,7 +581,12 @@ mod tests {
 
     #[test]
     fn fingerprint_copies_zero_the_later_submission() {
-        let copies = fingerprint_copies(&[(3, 700, "f1"), (1, 500, "f1"), (2, 600, "f2"), (4, 500, "f1")]);
+        let copies = fingerprint_copies(&[
+            (3, 700, "f1"),
+            (1, 500, "f1"),
+            (2, 600, "f2"),
+            (4, 500, "f1"),
+        ]);
         assert_eq!(copies, vec![4, 3]);
         let a = weights_fingerprint(b"{}", &["b".into(), "a".into()]);
         let b = weights_fingerprint(b"{}", &["a".into(), "b".into()]);

@@ -49,7 +49,11 @@ pub struct WeightsParams {
 
 impl Default for WeightsParams {
     fn default() -> Self {
-        Self { temperature: 0.075, earlier_advantage: 0.03, burn: None }
+        Self {
+            temperature: 0.075,
+            earlier_advantage: 0.03,
+            burn: None,
+        }
     }
 }
 
@@ -61,10 +65,10 @@ impl WeightsParams {
         if !(0.0..1.0).contains(&self.earlier_advantage) {
             return Err("earlier_advantage must be in [0, 1)".into());
         }
-        if let Some(burn) = self.burn {
-            if !(0.0..=1.0).contains(&burn.fraction) {
-                return Err("burn fraction must be in [0, 1]".into());
-            }
+        if let Some(burn) = self.burn
+            && !(0.0..=1.0).contains(&burn.fraction)
+        {
+            return Err("burn fraction must be in [0, 1]".into());
         }
         Ok(())
     }
@@ -73,8 +77,16 @@ impl WeightsParams {
 /// Whether `a` beats `b` in their match.
 fn beats(a: &Contender, b: &Contender, advantage: f64) -> bool {
     let penalty = 1.0 - advantage;
-    let a_score = if a.block > b.block { a.score * penalty } else { a.score };
-    let b_score = if b.block > a.block { b.score * penalty } else { b.score };
+    let a_score = if a.block > b.block {
+        a.score * penalty
+    } else {
+        a.score
+    };
+    let b_score = if b.block > a.block {
+        b.score * penalty
+    } else {
+        b.score
+    };
     a_score > b_score
 }
 
@@ -105,8 +117,10 @@ pub fn compute_weights(contenders: &[Contender], params: &WeightsParams) -> BTre
     if !rates.is_empty() {
         // Subtract the max before exponentiating: same result, no overflow.
         let max = rates.values().fold(f64::NEG_INFINITY, |m, r| m.max(*r));
-        let exps: Vec<(u16, f64)> =
-            rates.iter().map(|(&uid, r)| (uid, ((r - max) / params.temperature).exp())).collect();
+        let exps: Vec<(u16, f64)> = rates
+            .iter()
+            .map(|(&uid, r)| (uid, ((r - max) / params.temperature).exp()))
+            .collect();
         let sum: f64 = exps.iter().map(|(_, e)| e).sum();
         weights.extend(exps.into_iter().map(|(uid, e)| (uid, e / sum)));
     }
@@ -157,7 +171,12 @@ mod tests {
     use super::*;
 
     fn c(uid: u16, score: f64, block: u64) -> Contender {
-        Contender { uid, score, block, valid: true }
+        Contender {
+            uid,
+            score,
+            block,
+            valid: true,
+        }
     }
 
     #[test]
@@ -171,12 +190,26 @@ mod tests {
         assert_eq!(rates, BTreeMap::from([(0, 1.0), (1, 0.5), (2, 0.0)]));
         // softmax([1, .5, 0] / 0.075), computed independently in Python.
         let w = compute_weights(&contenders, &params);
-        let expected = [0.9987273682571907, 0.0012710142071672508, 1.6175356420241606e-06];
+        let expected = [
+            0.9987273682571907,
+            0.0012710142071672508,
+            1.6175356420241606e-06,
+        ];
         for (uid, e) in expected.iter().enumerate() {
-            assert!((w[&(uid as u16)] - e).abs() < 1e-15, "uid {uid}: {} vs {e}", w[&(uid as u16)]);
+            assert!(
+                (w[&(uid as u16)] - e).abs() < 1e-15,
+                "uid {uid}: {} vs {e}",
+                w[&(uid as u16)]
+            );
         }
         // 65535 * 1.6e-6 / 0.9987 rounds to 0: uid 2 is dropped.
-        assert_eq!(to_u16(&w), U16Weights { uids: vec![0, 1], weights: vec![65535, 83] });
+        assert_eq!(
+            to_u16(&w),
+            U16Weights {
+                uids: vec![0, 1],
+                weights: vec![65535, 83]
+            }
+        );
     }
 
     #[test]
@@ -194,15 +227,27 @@ mod tests {
     fn invalid_and_zero_scores_get_nothing_and_burn_takes_its_share() {
         let contenders = [
             c(0, 0.5, 1),
-            Contender { valid: false, ..c(1, 0.9, 1) },
+            Contender {
+                valid: false,
+                ..c(1, 0.9, 1)
+            },
             c(2, 0.0, 1),
             c(3, f64::NAN, 1),
         ];
-        let params = WeightsParams { burn: Some(Burn { uid: 9, fraction: 0.25 }), ..Default::default() };
+        let params = WeightsParams {
+            burn: Some(Burn {
+                uid: 9,
+                fraction: 0.25,
+            }),
+            ..Default::default()
+        };
         let w = compute_weights(&contenders, &params);
         assert_eq!(w, BTreeMap::from([(0, 0.75), (9, 0.25)]));
         // Nobody eligible: everything burns; without burn, nothing to set.
-        assert_eq!(compute_weights(&contenders[1..], &params), BTreeMap::from([(9, 1.0)]));
+        assert_eq!(
+            compute_weights(&contenders[1..], &params),
+            BTreeMap::from([(9, 1.0)])
+        );
         assert!(compute_weights(&contenders[1..], &WeightsParams::default()).is_empty());
         assert_eq!(to_u16(&BTreeMap::new()), U16Weights::default());
     }
@@ -211,7 +256,12 @@ mod tests {
         proptest::collection::vec((0.0f64..1.0, 0u64..1_000, any::<bool>()), 1..24).prop_map(|v| {
             v.into_iter()
                 .enumerate()
-                .map(|(uid, (score, block, valid))| Contender { uid: uid as u16, score, block, valid })
+                .map(|(uid, (score, block, valid))| Contender {
+                    uid: uid as u16,
+                    score,
+                    block,
+                    valid,
+                })
                 .collect()
         })
     }

@@ -34,7 +34,10 @@ impl MemoryChain {
         Self {
             validator_hotkey: validator_hotkey.to_owned(),
             weights_rate_limit,
-            state: Mutex::new(State { block, ..State::default() }),
+            state: Mutex::new(State {
+                block,
+                ..State::default()
+            }),
         }
     }
 
@@ -60,13 +63,19 @@ impl MemoryChain {
     pub fn commit(&self, hotkey: &str, data: &[u8]) -> Result<u64, ChainError> {
         let mut state = self.state.lock();
         if !state.neurons.values().any(|n| n.hotkey == hotkey) {
-            return Err(ChainError::Refused("Commitments.AccountNotAllowedCommit".into()));
+            return Err(ChainError::Refused(
+                "Commitments.AccountNotAllowedCommit".into(),
+            ));
         }
         if data.len() > MAX_COMMIT_BYTES {
-            return Err(ChainError::Refused("Commitments.TooManyFieldsInCommitmentInfo".into()));
+            return Err(ChainError::Refused(
+                "Commitments.TooManyFieldsInCommitmentInfo".into(),
+            ));
         }
         let block = state.block;
-        state.commitments.insert(hotkey.to_owned(), (block, data.to_vec()));
+        state
+            .commitments
+            .insert(hotkey.to_owned(), (block, data.to_vec()));
         Ok(block)
     }
 
@@ -91,13 +100,26 @@ impl Chain for MemoryChain {
             .values()
             .filter_map(|n| {
                 let (block, data) = state.commitments.get(&n.hotkey)?;
-                Some(RawCommitment { uid: n.uid, hotkey: n.hotkey.clone(), block: *block, data: data.clone() })
+                Some(RawCommitment {
+                    uid: n.uid,
+                    hotkey: n.hotkey.clone(),
+                    block: *block,
+                    data: data.clone(),
+                })
             })
             .collect();
-        Ok(ChainSnapshot { block: state.block, neurons: state.neurons.values().cloned().collect(), commitments })
+        Ok(ChainSnapshot {
+            block: state.block,
+            neurons: state.neurons.values().cloned().collect(),
+            commitments,
+        })
     }
 
-    async fn set_weights(&self, weights: &U16Weights, _version_key: u64) -> Result<WeightsReceipt, ChainError> {
+    async fn set_weights(
+        &self,
+        weights: &U16Weights,
+        _version_key: u64,
+    ) -> Result<WeightsReceipt, ChainError> {
         let mut state = self.state.lock();
         let block = state.block;
         let n = state.neurons.len() as u16;
@@ -105,15 +127,23 @@ impl Chain for MemoryChain {
             .neurons
             .values_mut()
             .find(|n| n.hotkey == self.validator_hotkey)
-            .ok_or_else(|| ChainError::Refused("SubtensorModule.HotKeyNotRegisteredInSubNet".into()))?;
+            .ok_or_else(|| {
+                ChainError::Refused("SubtensorModule.HotKeyNotRegisteredInSubNet".into())
+            })?;
         if !validator.validator_permit {
-            return Err(ChainError::Refused("SubtensorModule.NeuronNoValidatorPermit".into()));
+            return Err(ChainError::Refused(
+                "SubtensorModule.NeuronNoValidatorPermit".into(),
+            ));
         }
         if validator.last_update != 0 && block < validator.last_update + self.weights_rate_limit {
-            return Err(ChainError::Refused("SubtensorModule.SettingWeightsTooFast".into()));
+            return Err(ChainError::Refused(
+                "SubtensorModule.SettingWeightsTooFast".into(),
+            ));
         }
         if weights.uids.len() != weights.weights.len() || weights.uids.iter().any(|&u| u >= n) {
-            return Err(ChainError::Refused("SubtensorModule.UidVecContainInvalidOne".into()));
+            return Err(ChainError::Refused(
+                "SubtensorModule.UidVecContainInvalidOne".into(),
+            ));
         }
         validator.last_update = block;
         state.weights.push((block, weights.clone()));
@@ -132,12 +162,17 @@ mod tests {
         chain.register("miner", false);
         assert!(chain.commit("stranger", b"x").is_err());
         assert_eq!(chain.commit("miner", b"x").unwrap(), 10);
-        let w = U16Weights { uids: vec![1], weights: vec![65535] };
+        let w = U16Weights {
+            uids: vec![1],
+            weights: vec![65535],
+        };
         assert_eq!(chain.set_weights(&w, 1).await.unwrap().block, 10);
         chain.advance(50);
         assert_eq!(
             chain.set_weights(&w, 1).await,
-            Err(ChainError::Refused("SubtensorModule.SettingWeightsTooFast".into()))
+            Err(ChainError::Refused(
+                "SubtensorModule.SettingWeightsTooFast".into()
+            ))
         );
         chain.advance(50);
         assert!(chain.set_weights(&w, 1).await.is_ok());

@@ -36,7 +36,10 @@ pub struct ChainSnapshot {
 
 impl ChainSnapshot {
     pub fn hotkeys(&self) -> BTreeMap<u16, String> {
-        self.neurons.iter().map(|n| (n.uid, n.hotkey.clone())).collect()
+        self.neurons
+            .iter()
+            .map(|n| (n.uid, n.hotkey.clone()))
+            .collect()
     }
 }
 
@@ -72,5 +75,9 @@ pub trait Chain: Send + Sync + 'static {
     async fn snapshot(&self) -> Result<ChainSnapshot, ChainError>;
 
     /// Sets this validator's weights on the subnet.
-    async fn set_weights(&self, weights: &U16Weights, version_key: u64) -> Result<WeightsReceipt, ChainError>;
+    async fn set_weights(
+        &self,
+        weights: &U16Weights,
+        version_key: u64,
+    ) -> Result<WeightsReceipt, ChainError>;
 }

@@ -104,7 +104,10 @@ impl JobQueue for MemoryQueue {
 
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         let state = self.shared.state.lock();
-        Ok(QueueDepth { ready: state.ready.len() as u64, in_flight: state.in_flight })
+        Ok(QueueDepth {
+            ready: state.ready.len() as u64,
+            in_flight: state.in_flight,
+        })
     }
 }
 

@@ -75,7 +75,11 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(body: Vec<u8>, delivery_count: u32, settle: Box<dyn Settle>) -> Self {
-        Self { body, delivery_count, settle }
+        Self {
+            body,
+            delivery_count,
+            settle,
+        }
     }
 
     pub async fn ack(self) -> Result<(), QueueError> {

@@ -17,7 +17,9 @@ pub fn job(name: &str) -> JobMessage {
             chat_template: "chatml".into(),
         },
         "v1",
-        JobOrigin::Operator { requested_by: "testsuite".into() },
+        JobOrigin::Operator {
+            requested_by: "testsuite".into(),
+        },
         0,
     )
 }

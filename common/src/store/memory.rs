@@ -46,19 +46,30 @@ impl ResultStore for MemoryStore {
         Ok(self.jobs.lock().get(id).cloned())
     }
 
-    async fn claim(&self, job: &JobV1, worker: &str, lease: Duration, now_ms: u64) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        job: &JobV1,
+        worker: &str,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<Claim, StoreError> {
         let mut jobs = self.jobs.lock();
         let recreated = !jobs.contains_key(&job.job_id);
-        let record = jobs.entry(job.job_id.clone()).or_insert_with(|| JobRecord::queued(job));
+        let record = jobs
+            .entry(job.job_id.clone())
+            .or_insert_with(|| JobRecord::queued(job));
         if record.status.is_final() {
             return Ok(Claim::Finished);
         }
-        if record.status == JobStatus::Running && !record.lease_expired(now_ms) {
-            if let (Some(holder), Some(until_ms)) = (&record.worker, record.lease_expires_at_ms) {
-                if holder != worker {
-                    return Ok(Claim::Leased { worker: holder.clone(), until_ms });
-                }
-            }
+        if record.status == JobStatus::Running
+            && !record.lease_expired(now_ms)
+            && let (Some(holder), Some(until_ms)) = (&record.worker, record.lease_expires_at_ms)
+            && holder != worker
+        {
+            return Ok(Claim::Leased {
+                worker: holder.clone(),
+                until_ms,
+            });
         }
         record.status = JobStatus::Running;
         record.attempts += 1;
@@ -66,7 +77,13 @@ impl ResultStore for MemoryStore {
         record.started_at_ms = Some(now_ms);
         record.lease_expires_at_ms = Some(lease_until(now_ms, lease));
         record.progress = 0.0;
-        Ok(if recreated { Claim::Recreated } else { Claim::Claimed { attempt: record.attempts } })
+        Ok(if recreated {
+            Claim::Recreated
+        } else {
+            Claim::Claimed {
+                attempt: record.attempts,
+            }
+        })
     }
 
     async fn heartbeat(
@@ -78,7 +95,9 @@ impl ResultStore for MemoryStore {
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         let mut jobs = self.jobs.lock();
-        let Some(record) = jobs.get_mut(id) else { return Ok(false) };
+        let Some(record) = jobs.get_mut(id) else {
+            return Ok(false);
+        };
         if record.status != JobStatus::Running || record.worker.as_deref() != Some(worker) {
             return Ok(false);
         }
@@ -89,12 +108,13 @@ impl ResultStore for MemoryStore {
 
     async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
         let mut jobs = self.jobs.lock();
-        if let Some(record) = jobs.get_mut(id) {
-            if record.status == JobStatus::Running && record.worker.as_deref() == Some(worker) {
-                record.status = JobStatus::Queued;
-                record.lease_expires_at_ms = None;
-                record.progress = 0.0;
-            }
+        if let Some(record) = jobs.get_mut(id)
+            && record.status == JobStatus::Running
+            && record.worker.as_deref() == Some(worker)
+        {
+            record.status = JobStatus::Queued;
+            record.lease_expires_at_ms = None;
+            record.progress = 0.0;
         }
         Ok(())
     }
@@ -125,7 +145,11 @@ impl ResultStore for MemoryStore {
 
     async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
         let jobs = self.jobs.lock();
-        let mut out: Vec<JobRecord> = jobs.values().filter(|r| r.status == status).cloned().collect();
+        let mut out: Vec<JobRecord> = jobs
+            .values()
+            .filter(|r| r.status == status)
+            .cloned()
+            .collect();
         out.sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
         Ok(out)
     }
@@ -134,9 +158,18 @@ impl ResultStore for MemoryStore {
         let jobs = self.jobs.lock();
         let mut ranked: Vec<RankedJob> = jobs
             .values()
-            .filter_map(|r| Some(RankedJob { job_id: r.job.job_id.clone(), total: r.total()? }))
+            .filter_map(|r| {
+                Some(RankedJob {
+                    job_id: r.job.job_id.clone(),
+                    total: r.total()?,
+                })
+            })
             .collect();
-        ranked.sort_by(|a, b| b.total.total_cmp(&a.total).then_with(|| a.job_id.cmp(&b.job_id)));
+        ranked.sort_by(|a, b| {
+            b.total
+                .total_cmp(&a.total)
+                .then_with(|| a.job_id.cmp(&b.job_id))
+        });
         ranked.truncate(limit);
         Ok(ranked)
     }

@@ -127,7 +127,13 @@ pub trait ResultStore: Send + Sync + 'static {
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
 
     /// Starts an attempt by `worker`, leased until `now_ms + lease`.
-    async fn claim(&self, job: &JobV1, worker: &str, lease: Duration, now_ms: u64) -> Result<Claim, StoreError>;
+    async fn claim(
+        &self,
+        job: &JobV1,
+        worker: &str,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<Claim, StoreError>;
 
     /// Reports progress and renews the lease. `false`: the job is no longer
     /// this worker's (finished elsewhere, or reclaimed).
