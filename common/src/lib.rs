@@ -17,10 +17,11 @@
 //! - [`queue::JobQueue`]: at-least-once job delivery.
 //! - [`store::ResultStore`]: job state, leases, results, leaderboard.
 //!
-//! Process plumbing both binaries use: [`shutdown`], [`telemetry`], [`clock`].
+//! Process plumbing both binaries use: [`config`], [`shutdown`], [`telemetry`], [`clock`].
 
 pub mod chain;
 pub mod clock;
+pub mod config;
 pub mod job;
 pub mod queue;
 pub mod result;

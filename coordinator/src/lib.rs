@@ -1,1 +1,14 @@
-//! placeholder
+//! The coordinator: the validator's long-running process.
+//!
+//! # Layout
+//! - [`service`]: the loop — read the chain, judge submissions, publish jobs,
+//!   reclaim expired leases, aggregate results and set weights.
+//! - [`leaderboard`]: the pure step from verdicts and results to a ranked
+//!   leaderboard and weights.
+//! - [`view`]: what the coordinator last saw and did, shared with the API.
+//! - [`metrics`]: the coordinator's Prometheus metrics.
+
+pub mod leaderboard;
+pub mod metrics;
+pub mod service;
+pub mod view;

@@ -1,1 +1,17 @@
-//! placeholder
+//! The evaluation worker: consumes jobs, fetches models, scores them with
+//! mistral.rs and stores the results.
+//!
+//! # Layout
+//! - [`consumer`]: the job loop (claim, fetch, evaluate, finish, ack) and its
+//!   failure handling.
+//! - [`source`]: the [`source::ModelSource`] trait, the prechecks every
+//!   source runs before downloading weights, and the local-directory source.
+//! - [`eval`]: the [`eval::Evaluator`] trait.
+//! - [`error`]: job errors classified by what happens next.
+//! - [`metrics`]: the worker's Prometheus metrics.
+
+pub mod consumer;
+pub mod error;
+pub mod eval;
+pub mod metrics;
+pub mod source;

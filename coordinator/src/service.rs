@@ -1,0 +1,299 @@
+//! The coordinator's loop: read the chain, schedule jobs, reclaim stuck ones,
+//! aggregate results into a leaderboard and set weights.
+//!
+//! Each [`Coordinator::tick`] is one pass and is safe to repeat: job ids come
+//! from content, `enqueue` is idempotent, and publishing a job twice only
+//! costs a duplicate delivery that workers drop (the store knows it is done).
+//! That makes a coordinator restart, or a Redis wipe, harmless: the next tick
+//! re-creates whatever records are missing and re-publishes their jobs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::chain::{Chain, ChainError, ChainSnapshot};
+use common::clock::now_ms;
+use common::job::{JobId, JobMessage, JobOrigin, JobStatus};
+use common::queue::{JobQueue, QueueError};
+use common::store::{Enqueued, JobRecord, ResultStore, StoreError};
+use common::submission::{ValidationContext, Verdict, validate_submissions};
+use common::weights::WeightsParams;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::leaderboard::{self, Leaderboard, model_of};
+use crate::metrics;
+use crate::view::SharedView;
+
+/// Settings of the loop.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// Version of the scoring profile jobs are evaluated with.
+    pub profile_version: String,
+    pub epoch_start_block: u64,
+    /// Aggregate and set weights every this many blocks.
+    pub aggregate_every_blocks: u64,
+    pub weights: WeightsParams,
+    pub version_key: u64,
+    /// Compute and show weights without setting them.
+    pub dry_run: bool,
+    /// Pause between ticks.
+    pub poll_interval: Duration,
+}
+
+/// Why a tick failed; every cause is transient and the next tick retries.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one tick did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub block: u64,
+    pub valid: usize,
+    pub published: Vec<JobId>,
+    pub reclaimed: Vec<JobId>,
+    pub aggregated: bool,
+}
+
+/// See the module docs.
+pub struct Coordinator {
+    pub chain: Arc<dyn Chain>,
+    pub queue: Arc<dyn JobQueue>,
+    pub store: Arc<dyn ResultStore>,
+    pub settings: LoopSettings,
+    pub view: SharedView,
+    last_aggregated_block: Option<u64>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    pub fn new(
+        chain: Arc<dyn Chain>,
+        queue: Arc<dyn JobQueue>,
+        store: Arc<dyn ResultStore>,
+        settings: LoopSettings,
+        view: SharedView,
+    ) -> Self {
+        Self {
+            chain,
+            queue,
+            store,
+            settings,
+            view,
+            last_aggregated_block: None,
+        }
+    }
+
+    /// Ticks until `shutdown`; a failed tick is logged and retried.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        info!(profile = %self.settings.profile_version, dry_run = self.settings.dry_run, "coordinator loop started");
+        loop {
+            match self.tick().await {
+                Ok(report)
+                    if !report.published.is_empty()
+                        || !report.reclaimed.is_empty()
+                        || report.aggregated =>
+                {
+                    info!(
+                        block = report.block,
+                        valid = report.valid,
+                        published = report.published.len(),
+                        reclaimed = report.reclaimed.len(),
+                        aggregated = report.aggregated,
+                        "tick"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "tick failed, retrying next interval"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+        info!("coordinator loop stopped");
+    }
+
+    /// One pass: schedule, reclaim, and aggregate when due.
+    pub async fn tick(&mut self) -> Result<TickReport, TickError> {
+        let snapshot = self.chain.snapshot().await?;
+        metrics::CHAIN_BLOCK.set(snapshot.block as i64);
+        let verdicts = self.judge(&snapshot);
+        let mut report = TickReport {
+            block: snapshot.block,
+            valid: verdicts.iter().filter(|v| v.valid().is_some()).count(),
+            ..TickReport::default()
+        };
+        report.published = self.schedule(&verdicts).await?;
+        report.reclaimed = self.reclaim().await?;
+        if let Ok(depth) = self.queue.depth().await {
+            metrics::QUEUE_DEPTH.set(depth.ready as i64);
+        }
+        let due = self
+            .last_aggregated_block
+            .is_none_or(|last| snapshot.block >= last + self.settings.aggregate_every_blocks);
+        if due {
+            self.aggregate(snapshot.block, &verdicts).await?;
+            self.last_aggregated_block = Some(snapshot.block);
+            report.aggregated = true;
+        }
+        self.view.update(|view| {
+            view.block = snapshot.block;
+            view.verdicts = verdicts;
+        });
+        Ok(report)
+    }
+
+    fn judge(&self, snapshot: &ChainSnapshot) -> Vec<Verdict> {
+        let ctx = ValidationContext {
+            current_block: snapshot.block,
+            epoch_start_block: self.settings.epoch_start_block,
+        };
+        let verdicts = validate_submissions(&snapshot.hotkeys(), &snapshot.commitments, ctx);
+        metrics::SUBMISSIONS.reset();
+        for verdict in &verdicts {
+            let label = match &verdict.outcome {
+                Ok(_) => "valid".to_owned(),
+                Err(reason) => serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| "invalid".into()),
+            };
+            metrics::SUBMISSIONS.with_label_values(&[&label]).inc();
+        }
+        verdicts
+    }
+
+    /// Enqueues and publishes the job of every valid submission the store
+    /// does not know yet. Already known jobs (any status) are left alone:
+    /// a model is evaluated once per profile.
+    async fn schedule(&self, verdicts: &[Verdict]) -> Result<Vec<JobId>, TickError> {
+        let mut published = Vec::new();
+        for verdict in verdicts {
+            let Some(commit) = verdict.valid() else {
+                continue;
+            };
+            let message = JobMessage::v1(
+                model_of(commit),
+                &self.settings.profile_version,
+                JobOrigin::Chain {
+                    uid: verdict.uid,
+                    hotkey: verdict.hotkey.clone(),
+                    block: verdict.block.unwrap_or_default(),
+                },
+                now_ms(),
+            );
+            if self.store.enqueue(message.job()).await? == Enqueued::Created {
+                self.queue.publish(&message).await?;
+                info!(job_id = %message.id(), uid = verdict.uid, model = %message.job().model, "job published");
+                metrics::JOBS_PUBLISHED.with_label_values(&["new"]).inc();
+                published.push(message.id().clone());
+            }
+        }
+        Ok(published)
+    }
+
+    /// Re-publishes jobs whose worker stopped renewing its lease.
+    async fn reclaim(&self) -> Result<Vec<JobId>, TickError> {
+        let now = now_ms();
+        let mut reclaimed = Vec::new();
+        for record in self.store.jobs_with_status(JobStatus::Running).await? {
+            if !record.lease_expired(now) {
+                continue;
+            }
+            let message = JobMessage::V1(record.job.clone());
+            self.queue.publish(&message).await?;
+            warn!(job_id = %message.id(), worker = ?record.worker, attempts = record.attempts, "lease expired, job re-published");
+            metrics::JOBS_PUBLISHED
+                .with_label_values(&["reclaimed"])
+                .inc();
+            reclaimed.push(message.id().clone());
+        }
+        Ok(reclaimed)
+    }
+
+    /// Builds the leaderboard from stored results and sets weights.
+    pub async fn aggregate(
+        &self,
+        block: u64,
+        verdicts: &[Verdict],
+    ) -> Result<Leaderboard, TickError> {
+        let mut records: HashMap<JobId, JobRecord> = HashMap::new();
+        for verdict in verdicts {
+            let Some(commit) = verdict.valid() else {
+                continue;
+            };
+            let id = JobId::for_model(&model_of(commit), &self.settings.profile_version);
+            if let Some(record) = self.store.get(&id).await? {
+                records.insert(id, record);
+            }
+        }
+        let board = leaderboard::build(
+            block,
+            verdicts,
+            &records,
+            &self.settings.profile_version,
+            &self.settings.weights,
+        );
+        self.set_weights(block, &board).await;
+        self.view.update(|view| view.leaderboard = board.clone());
+        Ok(board)
+    }
+
+    async fn set_weights(&self, block: u64, board: &Leaderboard) {
+        let weights = &board.u16_weights;
+        self.view.update(|view| {
+            view.weights.computed = Some(weights.clone());
+            view.weights.computed_at_block = Some(block);
+        });
+        let result = if weights.uids.is_empty() {
+            info!(block, "no model scored yet, no weights to set");
+            "empty"
+        } else if self.settings.dry_run {
+            info!(block, uids = ?weights.uids, weights = ?weights.weights, "dry run: weights not set");
+            "dry_run"
+        } else {
+            match self
+                .chain
+                .set_weights(weights, self.settings.version_key)
+                .await
+            {
+                Ok(receipt) => {
+                    info!(block = receipt.block, uids = ?weights.uids, weights = ?weights.weights, "weights set");
+                    metrics::LAST_WEIGHTS_BLOCK.set(receipt.block as i64);
+                    self.view.update(|view| {
+                        view.weights.set = Some(weights.clone());
+                        view.weights.set_at_block = Some(receipt.block);
+                        view.weights.last_error = None;
+                    });
+                    "set"
+                }
+                Err(e) => {
+                    warn!(error = %e, "setting weights failed");
+                    self.view
+                        .update(|view| view.weights.last_error = Some(e.to_string()));
+                    if e.is_transient() {
+                        "unavailable"
+                    } else {
+                        "refused"
+                    }
+                }
+            }
+        };
+        metrics::WEIGHT_SETS.with_label_values(&[result]).inc();
+    }
+}
