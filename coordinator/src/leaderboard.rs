@@ -153,6 +153,54 @@ pub fn build(
     }
 }
 
+/// The leaderboard as a plain-text table for terminals.
+pub fn render_table(board: &Leaderboard) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>4} {:>4}  {:<12} {:<28} {:<10} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7}",
+        "rank", "uid", "hotkey", "model", "status", "sim", "vibe", "lat", "size", "total", "weight"
+    );
+    for (rank, e) in board.entries.iter().enumerate() {
+        let model = e
+            .model
+            .as_ref()
+            .map(ModelRef::repo_id)
+            .unwrap_or_else(|| "-".into());
+        let status = e.status.map(|s| s.as_str()).unwrap_or("INVALID");
+        let num = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+        let c = e.components;
+        let _ = writeln!(
+            out,
+            "{:>4} {:>4}  {:<12} {:<28} {:<10} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7.4}",
+            rank + 1,
+            e.uid,
+            truncate(&e.hotkey, 12),
+            truncate(&model, 28),
+            status,
+            num(c.map(|c| c.similarity)),
+            num(c.map(|c| c.vibe)),
+            num(c.map(|c| c.latency)),
+            num(c.map(|c| c.size)),
+            num(e.total),
+            e.weight,
+        );
+        if let Some(reason) = &e.reason {
+            let _ = writeln!(out, "{:>11}└ {reason}", "");
+        }
+    }
+    out
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        s.chars().take(max - 1).chain(['…']).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use common::job::{JobMessage, JobOrigin};

@@ -1,13 +1,18 @@
 //! The coordinator: the validator's long-running process.
 //!
 //! # Layout
+//! - [`config`]: layered, validated configuration.
 //! - [`service`]: the loop — read the chain, judge submissions, publish jobs,
 //!   reclaim expired leases, aggregate results and set weights.
 //! - [`leaderboard`]: the pure step from verdicts and results to a ranked
 //!   leaderboard and weights.
 //! - [`view`]: what the coordinator last saw and did, shared with the API.
+//! - [`embedded`] (feature `embedded`): the whole validator in one process.
 //! - [`metrics`]: the coordinator's Prometheus metrics.
 
+pub mod config;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod leaderboard;
 pub mod metrics;
 pub mod service;

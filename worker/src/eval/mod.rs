@@ -6,6 +6,9 @@
 //! async runtime, report progress through [`Progress`], and stop between
 //! steps when the cancellation token fires (deadline, lost lease, shutdown).
 
+pub mod dataset;
+pub mod template;
+
 use async_trait::async_trait;
 use common::job::JobV1;
 use common::result::ComponentScores;

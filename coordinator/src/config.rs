@@ -1,0 +1,227 @@
+//! The coordinator's configuration: a TOML file (`--config`), then `EVAL_*`
+//! environment variables, then flags, validated into [`CoordinatorConfig`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::config::{ConfigError, Layered, load_toml};
+use common::layered;
+use common::scoring::ScoringProfile;
+use common::weights::{Burn, WeightsParams};
+use serde::Deserialize;
+
+use crate::service::LoopSettings;
+
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorOptions {
+    /// Subnet id [default: 11]
+    #[arg(long, env = "EVAL_NETUID")]
+    pub netuid: Option<u16>,
+    /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f
+    #[arg(long, env = "EVAL_AMQP_URL")]
+    pub amqp_url: Option<String>,
+    /// Redis URL, e.g. redis://127.0.0.1:6379/0
+    #[arg(long, env = "EVAL_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key [default: eval]
+    #[arg(long, env = "EVAL_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Job queue name [default: eval.jobs]
+    #[arg(long, env = "EVAL_QUEUE")]
+    pub queue: Option<String>,
+    /// Scoring profile file (TOML) [default: the built-in v1 profile]
+    #[arg(long, env = "EVAL_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Commitments before this block are ignored [default: 0]
+    #[arg(long, env = "EVAL_EPOCH_START_BLOCK")]
+    pub epoch_start_block: Option<u64>,
+    /// Aggregate results and set weights every this many blocks [default: 100]
+    #[arg(long, env = "EVAL_AGGREGATE_EVERY_BLOCKS")]
+    pub aggregate_every_blocks: Option<u64>,
+    /// Pause between reads of the chain [default: 12s]
+    #[arg(long, env = "EVAL_POLL_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub poll_interval: Option<Duration>,
+    /// Softmax temperature over win rates [default: 0.075]
+    #[arg(long, env = "EVAL_TEMPERATURE")]
+    pub temperature: Option<f64>,
+    /// Score factor taken off the later of two submissions [default: 0.03]
+    #[arg(long, env = "EVAL_EARLIER_ADVANTAGE")]
+    pub earlier_advantage: Option<f64>,
+    /// Uid that receives `burn_fraction` of the weights
+    #[arg(long, env = "EVAL_BURN_UID")]
+    pub burn_uid: Option<u16>,
+    /// Fraction of the weights given to `burn_uid` [default: 0]
+    #[arg(long, env = "EVAL_BURN_FRACTION")]
+    pub burn_fraction: Option<f64>,
+    /// Version key sent with weights [default: 1]
+    #[arg(long, env = "EVAL_VERSION_KEY")]
+    pub version_key: Option<u64>,
+    /// Compute and show weights without setting them on chain
+    #[arg(long, env = "EVAL_DRY_RUN")]
+    pub dry_run: Option<bool>,
+}
+
+layered!(CoordinatorOptions {
+    netuid,
+    amqp_url,
+    redis_url,
+    redis_prefix,
+    queue,
+    profile,
+    epoch_start_block,
+    aggregate_every_blocks,
+    poll_interval,
+    temperature,
+    earlier_advantage,
+    burn_uid,
+    burn_fraction,
+    version_key,
+    dry_run,
+});
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub netuid: u16,
+    pub amqp_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub queue: String,
+    pub profile: ScoringProfile,
+    pub settings: LoopSettings,
+}
+
+impl CoordinatorOptions {
+    /// Merges flags/environment (`self`) over the file at `file`, if any.
+    pub fn with_file(self, file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Ok(match file {
+            Some(path) => self.over(load_toml(path)?),
+            None => self,
+        })
+    }
+
+    pub fn validate(self) -> Result<CoordinatorConfig, ConfigError> {
+        let profile = match &self.profile {
+            Some(path) => {
+                let profile: ScoringProfile = load_toml(path)?;
+                profile
+                    .validate()
+                    .map_err(|m| ConfigError::invalid("profile", m))?;
+                profile
+            }
+            None => ScoringProfile::v1(),
+        };
+        let defaults = WeightsParams::default();
+        let burn = match (self.burn_uid, self.burn_fraction) {
+            (Some(uid), fraction) => Some(Burn {
+                uid,
+                fraction: fraction.unwrap_or(0.0),
+            }),
+            (None, Some(f)) if f > 0.0 => {
+                return Err(ConfigError::invalid(
+                    "burn_fraction",
+                    "is set but burn_uid is not",
+                ));
+            }
+            (None, _) => None,
+        };
+        let weights = WeightsParams {
+            temperature: self.temperature.unwrap_or(defaults.temperature),
+            earlier_advantage: self.earlier_advantage.unwrap_or(defaults.earlier_advantage),
+            burn,
+        };
+        weights
+            .validate()
+            .map_err(|m| ConfigError::invalid("weights", m))?;
+        let aggregate_every_blocks = self.aggregate_every_blocks.unwrap_or(100);
+        if aggregate_every_blocks == 0 {
+            return Err(ConfigError::invalid(
+                "aggregate_every_blocks",
+                "must be at least 1",
+            ));
+        }
+        let poll_interval = self.poll_interval.unwrap_or(Duration::from_secs(12));
+        if poll_interval.is_zero() {
+            return Err(ConfigError::invalid("poll_interval", "must be positive"));
+        }
+        for (field, url, schemes) in [
+            ("amqp_url", &self.amqp_url, ["amqp://", "amqps://"]),
+            ("redis_url", &self.redis_url, ["redis://", "rediss://"]),
+        ] {
+            if let Some(url) = url
+                && !schemes.iter().any(|s| url.starts_with(s))
+            {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must start with {}", schemes.join(" or ")),
+                ));
+            }
+        }
+        Ok(CoordinatorConfig {
+            netuid: self.netuid.unwrap_or(11),
+            amqp_url: self.amqp_url,
+            redis_url: self.redis_url,
+            redis_prefix: self.redis_prefix.unwrap_or_else(|| "eval".into()),
+            queue: self.queue.unwrap_or_else(|| "eval.jobs".into()),
+            settings: LoopSettings {
+                profile_version: profile.version.clone(),
+                epoch_start_block: self.epoch_start_block.unwrap_or(0),
+                aggregate_every_blocks,
+                weights,
+                version_key: self.version_key.unwrap_or(1),
+                dry_run: self.dry_run.unwrap_or(false),
+                poll_interval,
+            },
+            profile,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_and_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &file,
+            "netuid = 5\ntemperature = 0.1\npoll_interval = \"30s\"\n",
+        )
+        .unwrap();
+        let flags = CoordinatorOptions {
+            temperature: Some(0.2),
+            ..Default::default()
+        };
+        let config = flags.with_file(Some(&file)).unwrap().validate().unwrap();
+        assert_eq!(config.netuid, 5);
+        assert_eq!(config.settings.weights.temperature, 0.2);
+        assert_eq!(config.settings.poll_interval, Duration::from_secs(30));
+        assert_eq!(config.settings.profile_version, "v1");
+
+        let err = CoordinatorOptions {
+            burn_fraction: Some(0.5),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("burn_uid"), "{err}");
+        let err = CoordinatorOptions {
+            temperature: Some(0.0),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("temperature"), "{err}");
+        let err = CoordinatorOptions {
+            redis_url: Some("localhost:6379".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("redis_url"), "{err}");
+    }
+}

@@ -1,0 +1,73 @@
+//! The coordinator binary: parses flags, sets up logging, and hands over to
+//! the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use common::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Validator coordinator of the roleplay-LLM evaluation cluster"
+)]
+struct Cli {
+    /// Log format: human or json (json for Kubernetes)
+    #[arg(long, global = true, env = "EVAL_LOG_FORMAT", default_value = "human")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole validator in this process (in-memory chain, queue and
+    /// store; generated tiny models) and print the leaderboard and weights
+    #[cfg(feature = "embedded")]
+    Embedded(coordinator::embedded::EmbeddedOptions),
+    /// Print the effective configuration (file < environment < flags) and exit
+    Config {
+        /// TOML config file
+        #[arg(long, env = "EVAL_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: coordinator::config::CoordinatorOptions,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(
+        cli.log_format,
+        "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        #[cfg(feature = "embedded")]
+        Command::Embedded(options) => {
+            let shutdown = common::shutdown::on_signals();
+            let report = coordinator::embedded::run_with_engine(&options, shutdown).await?;
+            print!("{}", coordinator::embedded::render(&report));
+            Ok(())
+        }
+        Command::Config { config, options } => {
+            let config = options.with_file(config.as_deref())?.validate()?;
+            println!("{config:#?}");
+            Ok(())
+        }
+    }
+}

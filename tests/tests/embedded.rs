@@ -1,0 +1,103 @@
+//! The embedded cluster end to end: generated miners commit on the in-memory
+//! chain, the coordinator schedules, a worker evaluates the generated tiny
+//! models with mistral.rs, and weights land on the chain.
+
+use std::time::Duration;
+
+use common::job::JobStatus;
+use common::weights::WeightsParams;
+use coordinator::embedded::{EmbeddedOptions, run_with_engine};
+use tokio_util::sync::CancellationToken;
+
+fn options(seed: u64) -> EmbeddedOptions {
+    EmbeddedOptions {
+        miners: 2,
+        workers: 1,
+        seed,
+        work_dir: None,
+        samples: 2,
+        timeout: Duration::from_secs(600),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_cluster_scores_miners_refuses_bad_ones_and_sets_weights() {
+    let report = run_with_engine(&options(7), CancellationToken::new())
+        .await
+        .unwrap();
+    let board = &report.leaderboard;
+    let by_hotkey = |hotkey: &str| board.entries.iter().find(|e| e.hotkey == hotkey).unwrap();
+
+    let honest: Vec<_> = ["5Miner00", "5Miner01"]
+        .map(by_hotkey)
+        .into_iter()
+        .collect();
+    for entry in &honest {
+        assert_eq!(entry.status, Some(JobStatus::Completed), "{entry:?}");
+        let c = entry.components.unwrap();
+        assert!(c.is_well_formed(), "{c:?}");
+        assert!(
+            c.similarity > 0.0 && entry.total.unwrap() > 0.0,
+            "{entry:?}"
+        );
+    }
+    assert_ne!(
+        honest[0].total, honest[1].total,
+        "different models must score differently"
+    );
+
+    let copycat = by_hotkey("5Copycat");
+    assert_eq!(copycat.status, None);
+    assert!(
+        copycat
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("bound to another hotkey"),
+        "{copycat:?}"
+    );
+    let mallory = by_hotkey("5Mallory");
+    assert_eq!(mallory.status, Some(JobStatus::Failed));
+    assert!(
+        mallory
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("pytorch_model.bin"),
+        "{mallory:?}"
+    );
+
+    // The weights on chain are exactly what common's pure functions give.
+    let (_, on_chain) = report.weights_on_chain.clone().expect("weights were set");
+    assert_eq!(
+        on_chain,
+        tests::expected_weights(board, &WeightsParams::default())
+    );
+    assert_eq!(on_chain, board.u16_weights);
+    assert_eq!(on_chain.uids.len(), 2);
+    assert_eq!(on_chain.weights.iter().max(), Some(&u16::MAX));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_scores_are_deterministic() {
+    let first = run_with_engine(&options(21), CancellationToken::new())
+        .await
+        .unwrap();
+    let second = run_with_engine(&options(21), CancellationToken::new())
+        .await
+        .unwrap();
+    let totals = |r: &coordinator::embedded::EmbeddedReport| {
+        r.leaderboard
+            .entries
+            .iter()
+            .map(|e| (e.hotkey.clone(), e.components))
+            .collect::<Vec<_>>()
+    };
+    // Latency is measured wall time; every other component must match exactly.
+    let strip = |v: Vec<(String, Option<common::result::ComponentScores>)>| {
+        v.into_iter()
+            .map(|(h, c)| (h, c.map(|c| (c.similarity, c.vibe, c.size))))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(totals(&first)), strip(totals(&second)));
+}

@@ -1,0 +1,188 @@
+//! The worker's configuration: a TOML file (`--config`), then `EVAL_*`
+//! environment variables, then flags, validated into [`WorkerConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::config::{ConfigError, Layered, load_toml};
+use common::layered;
+use common::scoring::ScoringProfile;
+use serde::Deserialize;
+
+use crate::consumer::LoopTimings;
+
+/// Settings shared by every worker command; each may also come from the
+/// config file or the environment.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerOptions {
+    /// Name recorded with results [default: <hostname>-<pid>]
+    #[arg(long, env = "EVAL_WORKER_NAME")]
+    pub name: Option<String>,
+    /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f
+    #[arg(long, env = "EVAL_AMQP_URL")]
+    pub amqp_url: Option<String>,
+    /// Redis URL, e.g. redis://127.0.0.1:6379/0
+    #[arg(long, env = "EVAL_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key [default: eval]
+    #[arg(long, env = "EVAL_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Job queue name [default: eval.jobs]
+    #[arg(long, env = "EVAL_QUEUE")]
+    pub queue: Option<String>,
+    /// Directory of local models laid out as <namespace>/<name>/
+    #[arg(long, env = "EVAL_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Scoring profile file (TOML) [default: the built-in v1 profile]
+    #[arg(long, env = "EVAL_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Evaluation dataset (JSONL) [default: the built-in sample set]
+    #[arg(long, env = "EVAL_DATASET")]
+    pub dataset: Option<PathBuf>,
+    /// Lease on a running job, renewed by heartbeats [default: 2m]
+    #[arg(long, env = "EVAL_LEASE", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub lease: Option<Duration>,
+    /// Interval of lease renewals and progress reports [default: 15s]
+    #[arg(long, env = "EVAL_HEARTBEAT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat: Option<Duration>,
+    /// Address of the /metrics endpoint [default: 0.0.0.0:9101]
+    #[arg(long, env = "EVAL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+layered!(WorkerOptions {
+    name,
+    amqp_url,
+    redis_url,
+    redis_prefix,
+    queue,
+    models_dir,
+    profile,
+    dataset,
+    lease,
+    heartbeat,
+    metrics_listen,
+});
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub name: String,
+    pub amqp_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub queue: String,
+    pub models_dir: Option<PathBuf>,
+    pub profile: ScoringProfile,
+    pub dataset: Option<PathBuf>,
+    pub timings: LoopTimings,
+    pub metrics_listen: SocketAddr,
+}
+
+impl WorkerOptions {
+    /// Merges flags/environment (`self`) over the file at `file`, if any.
+    pub fn with_file(self, file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Ok(match file {
+            Some(path) => self.over(load_toml(path)?),
+            None => self,
+        })
+    }
+
+    pub fn validate(self) -> Result<WorkerConfig, ConfigError> {
+        let defaults = LoopTimings::default();
+        let lease = self.lease.unwrap_or(defaults.lease);
+        let heartbeat = self.heartbeat.unwrap_or(defaults.heartbeat);
+        if heartbeat.is_zero() || heartbeat * 2 > lease {
+            return Err(ConfigError::invalid(
+                "heartbeat",
+                format!(
+                    "must be positive and at most half the lease ({}), or the lease expires between renewals",
+                    humantime::format_duration(lease)
+                ),
+            ));
+        }
+        let profile = match &self.profile {
+            Some(path) => {
+                let profile: ScoringProfile = load_toml(path)?;
+                profile.validate().map_err(|m| ConfigError::invalid("profile", m))?;
+                profile
+            }
+            None => ScoringProfile::v1(),
+        };
+        if let Some(url) = &self.amqp_url
+            && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
+        {
+            return Err(ConfigError::invalid("amqp_url", "must start with amqp:// or amqps://"));
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::invalid("redis_url", "must start with redis:// or rediss://"));
+        }
+        if let Some(dir) = &self.models_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::invalid("models_dir", format!("{} is not a directory", dir.display())));
+        }
+        Ok(WorkerConfig {
+            name: self.name.unwrap_or_else(default_name),
+            amqp_url: self.amqp_url,
+            redis_url: self.redis_url,
+            redis_prefix: self.redis_prefix.unwrap_or_else(|| "eval".into()),
+            queue: self.queue.unwrap_or_else(|| "eval.jobs".into()),
+            models_dir: self.models_dir,
+            profile,
+            dataset: self.dataset,
+            timings: LoopTimings { lease, heartbeat, ..defaults },
+            metrics_listen: self.metrics_listen.unwrap_or_else(|| ([0, 0, 0, 0], 9101).into()),
+        })
+    }
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("{}-{}", if host.is_empty() { "worker" } else { host }, std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(&file, "name = \"from-file\"\nqueue = \"q.file\"\nlease = \"10m\"\n").unwrap();
+        let flags = WorkerOptions { name: Some("from-flag".into()), ..Default::default() };
+        let config = flags.with_file(Some(&file)).unwrap().validate().unwrap();
+        assert_eq!(config.name, "from-flag");
+        assert_eq!(config.queue, "q.file");
+        assert_eq!(config.timings.lease, Duration::from_secs(600));
+        assert_eq!(config.redis_prefix, "eval");
+        assert_eq!(config.profile, ScoringProfile::v1());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("worker.toml");
+        std::fs::write(&file, "nmae = \"typo\"\n").unwrap();
+        let err = WorkerOptions::default().with_file(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("nmae"), "{err}");
+        let err = WorkerOptions { heartbeat: Some(Duration::from_secs(90)), ..Default::default() }
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heartbeat"), "{err}");
+        let err = WorkerOptions { amqp_url: Some("http://x".into()), ..Default::default() }
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("amqp_url"), "{err}");
+    }
+}
