@@ -260,6 +260,28 @@ async fn corrupt_records_are_reported_not_panicked_on() {
         matches!(err, common::store::StoreError::Corrupt { key: ref k, .. } if *k == key),
         "{err:?}"
     );
+    let _: () = redis::cmd("SADD")
+        .arg(format!("{}:status:RUNNING", store.config().prefix))
+        .arg(a.job_id.as_str())
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let b = job("b");
+    store.enqueue(&b).await.unwrap();
+    store
+        .claim(&b, "w1", Duration::from_secs(60), 1_000)
+        .await
+        .unwrap();
+    let running = store
+        .jobs_with_status(common::job::JobStatus::Running)
+        .await
+        .unwrap();
+    assert_eq!(
+        running.len(),
+        1,
+        "the corrupt record is skipped, the good one listed"
+    );
+    assert_eq!(running[0].job, b);
     cleanup(&store).await;
 }
 

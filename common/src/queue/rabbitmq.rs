@@ -26,11 +26,20 @@
 //!   message is dead-lettered when it has been returned more often than the
 //!   limit), so the queue is declared with `delivery_limit - 1`. RabbitMQ 3.10
 //!   has no default limit; 4.x defaults to 20, which the argument overrides.
+//!   Publishing is itself at-least-once: a publish whose confirm was lost is
+//!   retried and may put the job on the queue twice, which is harmless because
+//!   job ids are content-derived and the store's `claim`/`finish` absorb the
+//!   repeat.
 //! - **Delivery count** is read from the quorum queue's `x-delivery-count`
 //!   header plus one (absent on a first delivery). A message marked
 //!   `redelivered` without that header counts as at least its second delivery.
-//!   On RabbitMQ 4.3+ only `basic.reject` (not `basic.nack`) counts towards the
-//!   limit, which is why [`Settle::retry`] rejects.
+//!   On RabbitMQ 4.3+ the header counts *failed* deliveries only:
+//!   `basic.reject` counts, `basic.nack` does not (which is why
+//!   [`Settle::retry`] rejects), and 4.3 adds `x-acquired-count` for every
+//!   acquisition. That newer header is not used here because its exact
+//!   semantics could not be checked against the 3.10 broker available; the
+//!   store's `attempts` counter (one per `claim`) is the authoritative count of
+//!   attempts on every version, and workers should bound crash loops with it.
 //! - **Settling**: `ack`, `retry` = `basic.reject(requeue=true)`, `dead_letter`
 //!   = `basic.reject(requeue=false)`. lapin reports `Ok(false)` when the
 //!   delivery's channel is gone; that surfaces as [`QueueError::Unavailable`]
@@ -412,6 +421,8 @@ impl RabbitQueue {
     }
 
     /// Closes the connection. Unsettled deliveries go back to the queue.
+    /// Waits for a concurrent `next_delivery` to return or be cancelled, so
+    /// cancel that first (a worker's shutdown does).
     pub async fn close(&self) {
         let inner = &self.inner;
         inner.consumer.lock().await.take();

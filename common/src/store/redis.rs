@@ -59,6 +59,10 @@
 //! The 500 ms default response timeout of the redis crate is raised to
 //! [`RedisConfig::response_timeout`] (5 s by default).
 //!
+//! A record that cannot be decoded is a [`StoreError::Corrupt`] from `get`;
+//! `jobs_with_status` logs and skips it, so one bad record does not hide the
+//! others from the coordinator.
+//!
 //! The scripts touch several keys; they need a single Redis node (or
 //! Sentinel), not Redis Cluster.
 
@@ -74,7 +78,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, RedisResult, RetryMethod, Script};
 use serde::{Deserialize, Serialize};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
 use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1};
@@ -891,9 +895,12 @@ impl ResultStore for RedisStore {
                 warn!(key = %key, %status, "status set names a missing job record");
                 continue;
             }
-            let record = decode_record(key, fields)?;
-            if record.status == status {
-                records.push(record);
+            // One undecodable record must not hide every other job from the
+            // coordinator's reconciliation: report it and go on.
+            match decode_record(key, fields) {
+                Ok(record) if record.status == status => records.push(record),
+                Ok(_) => {}
+                Err(e) => error!(key = %key, error = %e, "skipping a corrupt job record"),
             }
         }
         records
