@@ -26,6 +26,8 @@ pub mod job;
 pub mod queue;
 pub mod result;
 pub mod scoring;
+#[cfg(any(feature = "rabbitmq", feature = "redis"))]
+mod secret_url;
 pub mod shutdown;
 pub mod store;
 pub mod submission;

@@ -11,15 +11,20 @@
 //! - **Cancel-safe receive**: dropping the future of [`JobQueue::next_delivery`]
 //!   loses nothing, so a worker can `select!` it against shutdown.
 //!
-//! [`MemoryQueue`] backs the embedded mode; RabbitMQ backs the cluster.
+//! [`MemoryQueue`] backs the embedded mode; RabbitMQ backs the cluster
+//! (module `rabbitmq`, feature `rabbitmq`).
 
 mod memory;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
 use async_trait::async_trait;
 
 pub use self::memory::MemoryQueue;
+#[cfg(feature = "rabbitmq")]
+pub use self::rabbitmq::{RabbitConfig, RabbitQueue};
 use crate::job::JobMessage;
 
 /// Queue failures. All of them are transient from the caller's view: the

@@ -12,9 +12,12 @@
 //!   together, once. A second `finish` of the same job changes nothing and
 //!   reports [`Finish::AlreadyFinished`].
 //!
-//! [`MemoryStore`] backs the embedded mode; Redis backs the cluster.
+//! [`MemoryStore`] backs the embedded mode; Redis backs the cluster (module
+//! `redis`, feature `redis`, which documents the key schema).
 
 mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
@@ -24,6 +27,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConfig, RedisStore};
 use crate::job::{JobId, JobStatus, JobV1};
 use crate::result::{Outcome, ResultMessage, ResultV1};
 

@@ -1,0 +1,1006 @@
+//! The [`ResultStore`] on Redis (feature `redis`). This module is the one
+//! place that documents the key schema.
+//!
+//! # Keys
+//! Every key starts with a configurable prefix ([`RedisConfig::prefix`],
+//! default `eval`), so several clusters (or parallel tests) can share a
+//! server. `{id}` is a job id (32 lowercase hex digits).
+//!
+//! | key | type | holds |
+//! |-----|------|-------|
+//! | `{prefix}:job:{id}` | hash | the job record, fields below |
+//! | `{prefix}:status:{STATUS}` | set | ids of jobs in QUEUED, RUNNING, COMPLETED or FAILED (`jobs_with_status`) |
+//! | `{prefix}:leaderboard` | sorted set | id → total score of every COMPLETED job |
+//! | `{prefix}:idx:hotkey:{hotkey}` | set | ids of jobs that came from this miner hotkey |
+//! | `{prefix}:idx:model:{namespace}/{name}` | set | ids of jobs of this repository (lowercased, as job ids are) |
+//! | `{prefix}:done:{id}` | string | idempotency key of `finish`: the token of the call that recorded the result |
+//!
+//! **TTLs: none.** A finished job is the memory that stops a model from
+//! being evaluated twice, and the leaderboard is built from these records, so
+//! nothing expires on its own. Leases are *fields* (`lease_expires_at_ms`),
+//! not key TTLs, so that an expired lease stays visible to the coordinator,
+//! which re-publishes the job. Without persistence (as configured here) a
+//! Redis restart forgets everything: `claim` then recreates the record
+//! ([`Claim::Recreated`]) and the coordinator re-enqueues what the chain
+//! still names.
+//!
+//! # Fields of `{prefix}:job:{id}`
+//! - `job`: the job as versioned JSON ([`JobMessage`], `eval-job/v1`);
+//!   `job_id`, `namespace`, `name`, `revision`, `chat_template`, `profile`,
+//!   `hotkey` (chain jobs only): flat copies for people and `redis-cli`.
+//! - `status` (`QUEUED` | `RUNNING` | `COMPLETED` | `FAILED`), `attempts`
+//!   (claims so far), `worker`, `queued_at_ms`, `started_at_ms`,
+//!   `finished_at_ms`, `lease_expires_at_ms` (unix ms; absent unless RUNNING),
+//!   `progress` (`0`..`1`).
+//! - `result`: the result as versioned JSON ([`ResultMessage`],
+//!   `eval-result/v1`), once final; flat copies `score_similarity`,
+//!   `score_vibe`, `score_latency`, `score_size`, `total` (COMPLETED) or
+//!   `reason_code`, `reason` (FAILED).
+//! - `enqueue_token`, `claim_token`, `claim_recreated`: bookkeeping that makes
+//!   a retried `enqueue` or `claim` (see below) answer what the first try did.
+//!
+//! # Atomicity and idempotency
+//! `enqueue`, `claim`, `heartbeat`, `release` and `finish` are each one Lua
+//! script, so the hash, the status sets, the indexes and the leaderboard
+//! change together. `enqueue` creates the record only if the hash does not
+//! exist. `finish` is guarded by `{prefix}:done:{id}`: the first call writes
+//! its token there and records the result; every later call changes nothing
+//! and reports [`Finish::AlreadyFinished`].
+//!
+//! # Dropped connections
+//! The store talks through a [`ConnectionManager`], which reconnects on its
+//! own, but the command that met the dropped connection still fails. Every
+//! operation is therefore retried (with backoff, up to
+//! [`RedisConfig::retry_attempts`] tries) on I/O errors and timeouts. Retrying
+//! is safe because each operation is idempotent *per call*: the mutating
+//! scripts carry a token unique to the call, so a retry whose first attempt
+//! did land answers exactly as that attempt would have (`Created`, `Claimed`,
+//! `Recorded`) instead of counting a second claim or misreporting a finish.
+//! The 500 ms default response timeout of the redis crate is raised to
+//! [`RedisConfig::response_timeout`] (5 s by default).
+//!
+//! A record that cannot be decoded is a [`StoreError::Corrupt`] from `get`;
+//! `jobs_with_status` logs and skips it, so one bad record does not hide the
+//! others from the coordinator.
+//!
+//! The scripts touch several keys; they need a single Redis node (or
+//! Sentinel), not Redis Cluster.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, RedisResult, RetryMethod, Script};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, error, warn};
+
+use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
+use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1};
+use crate::result::{Outcome, ResultMessage};
+use crate::secret_url::redact_url;
+
+/// How to reach Redis and where the keys live.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:6379/db`.
+    pub url: String,
+    /// Prefix of every key (see the module docs).
+    pub prefix: String,
+    /// How long one command may take before it counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// How long one connection attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub connection_timeout: Duration,
+    /// Tries per operation when the connection drops or times out (at least 1).
+    pub retry_attempts: u32,
+    /// The longest pause between two tries.
+    #[serde(with = "humantime_serde")]
+    pub retry_max_backoff: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/".into(),
+            prefix: "eval".into(),
+            response_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(5),
+            retry_attempts: 6,
+            retry_max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("response_timeout", &self.response_timeout)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("retry_attempts", &self.retry_attempts)
+            .field("retry_max_backoff", &self.retry_max_backoff)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.prefix.is_empty()
+            || !self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return Err(format!(
+                "redis.prefix `{}` must be non-empty ASCII letters, digits, `-`, `_`, `.` or `:`",
+                self.prefix
+            ));
+        }
+        if self.retry_attempts == 0 {
+            return Err("redis.retry_attempts must be at least 1".into());
+        }
+        if self.response_timeout.is_zero() || self.connection_timeout.is_zero() {
+            return Err("redis timeouts must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Key names; the one place that spells them.
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn job(&self, id: &JobId) -> String {
+        format!("{}:job:{id}", self.prefix)
+    }
+    fn done(&self, id: &JobId) -> String {
+        format!("{}:done:{id}", self.prefix)
+    }
+    fn leaderboard(&self) -> String {
+        format!("{}:leaderboard", self.prefix)
+    }
+    fn status(&self, status: JobStatus) -> String {
+        format!("{}:status:{status}", self.prefix)
+    }
+    fn hotkey(&self, hotkey: &str) -> String {
+        format!("{}:idx:hotkey:{hotkey}", self.prefix)
+    }
+    fn model(&self, namespace: &str, name: &str) -> String {
+        format!(
+            "{}:idx:model:{}/{}",
+            self.prefix,
+            namespace.to_lowercase(),
+            name.to_lowercase()
+        )
+    }
+    /// The status sets in the order the scripts expect them (KEYS[2..5]).
+    fn statuses(&self) -> [String; 4] {
+        [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Completed,
+            JobStatus::Failed,
+        ]
+        .map(|s| self.status(s))
+    }
+}
+
+/// Lua shared by the scripts. KEYS[1] is the job hash, KEYS[2..5] the status
+/// sets (QUEUED, RUNNING, COMPLETED, FAILED); for scripts that may create the
+/// record, KEYS[6] is the model index and KEYS[7], when present, the hotkey
+/// index.
+const PRELUDE: &str = r#"
+local function set_status(id, status)
+  local sets = {QUEUED = KEYS[2], RUNNING = KEYS[3], COMPLETED = KEYS[4], FAILED = KEYS[5]}
+  for name, key in pairs(sets) do
+    if name == status then
+      redis.call('SADD', key, id)
+    else
+      redis.call('SREM', key, id)
+    end
+  end
+  redis.call('HSET', KEYS[1], 'status', status)
+end
+-- Creates a QUEUED record from the field/value pairs in ARGV[first..].
+local function create(id, first)
+  redis.call('HSET', KEYS[1], unpack(ARGV, first))
+  set_status(id, 'QUEUED')
+  redis.call('SADD', KEYS[6], id)
+  if KEYS[7] then
+    redis.call('SADD', KEYS[7], id)
+  end
+end
+"#;
+
+/// ARGV: id, token, record fields…
+/// Returns {'created'} or {'exists', field, value, …}.
+const ENQUEUE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'enqueue_token') == ARGV[2] then
+    return {'created'}
+  end
+  local out = redis.call('HGETALL', KEYS[1])
+  table.insert(out, 1, 'exists')
+  return out
+end
+create(ARGV[1], 3)
+return {'created'}
+"#;
+
+/// ARGV: id, token, worker, now_ms, lease_until_ms, record fields…
+/// Returns {'finished'}, {'leased', worker, until_ms} or {'claimed', attempts, recreated}.
+const CLAIM: &str = r#"
+local recreated = '0'
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  create(ARGV[1], 6)
+  recreated = '1'
+else
+  local f = redis.call('HMGET', KEYS[1], 'status', 'worker', 'lease_expires_at_ms',
+                       'claim_token', 'attempts', 'claim_recreated')
+  if f[1] == 'COMPLETED' or f[1] == 'FAILED' then
+    return {'finished'}
+  end
+  if f[1] == 'RUNNING' then
+    if f[4] == ARGV[2] then
+      return {'claimed', f[5], f[6] or '0'}
+    end
+    local until_ms = tonumber(f[3])
+    if f[2] and until_ms and until_ms >= tonumber(ARGV[4]) and f[2] ~= ARGV[3] then
+      return {'leased', f[2], f[3]}
+    end
+  end
+end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'worker', ARGV[3], 'started_at_ms', ARGV[4],
+           'lease_expires_at_ms', ARGV[5], 'progress', '0',
+           'claim_token', ARGV[2], 'claim_recreated', recreated)
+set_status(ARGV[1], 'RUNNING')
+return {'claimed', tostring(attempts), recreated}
+"#;
+
+/// ARGV: worker, progress, lease_until_ms. Returns 1 when renewed.
+const HEARTBEAT: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'status', 'worker')
+if f[1] ~= 'RUNNING' or f[2] ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'progress', ARGV[2], 'lease_expires_at_ms', ARGV[3])
+return 1
+"#;
+
+/// ARGV: id, worker.
+const RELEASE: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'status', 'worker')
+if f[1] == 'RUNNING' and f[2] == ARGV[2] then
+  redis.call('HDEL', KEYS[1], 'lease_expires_at_ms')
+  redis.call('HSET', KEYS[1], 'progress', '0')
+  set_status(ARGV[1], 'QUEUED')
+end
+return 1
+"#;
+
+/// KEYS[6]: done key, KEYS[7]: leaderboard.
+/// ARGV: id, token, final status, total, result fields…
+/// Returns 'recorded', 'already' or 'missing'.
+const FINISH: &str = r#"
+local done = redis.call('GET', KEYS[6])
+if done then
+  if done == ARGV[2] then
+    return 'recorded'
+  end
+  return 'already'
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 'missing'
+end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'COMPLETED' or status == 'FAILED' then
+  return 'already'
+end
+redis.call('SET', KEYS[6], ARGV[2])
+redis.call('HDEL', KEYS[1], 'lease_expires_at_ms')
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+set_status(ARGV[1], ARGV[3])
+if ARGV[3] == 'COMPLETED' then
+  redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
+end
+return 'recorded'
+"#;
+
+#[derive(Debug)]
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    heartbeat: Script,
+    release: Script,
+    finish: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
+        Self {
+            enqueue: with_prelude(ENQUEUE),
+            claim: with_prelude(CLAIM),
+            heartbeat: Script::new(HEARTBEAT),
+            release: with_prelude(RELEASE),
+            finish: with_prelude(FINISH),
+        }
+    }
+}
+
+/// A token unique to one call, so a retried script can recognise its own
+/// earlier attempt. 128 bits from the std hasher's per-process random keys.
+fn call_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let half = |salt: u64| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(count);
+        hasher.write_u64(salt);
+        hasher.write_u128(crate::clock::now_ms().into());
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+/// `f64` as Redis and the record keep it: the shortest exact decimal.
+fn float(value: f64) -> String {
+    value.to_string()
+}
+
+fn lease_until(now_ms: u64, lease: Duration) -> u64 {
+    now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn hotkey_of(job: &JobV1) -> Option<&str> {
+    match &job.origin {
+        JobOrigin::Chain { hotkey, .. } => Some(hotkey),
+        JobOrigin::Operator { .. } => None,
+    }
+}
+
+/// Errors worth another try on a (re)connected connection.
+fn retryable(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.retry_method(),
+            RetryMethod::Reconnect
+                | RetryMethod::ReconnectFromInitialConnections
+                | RetryMethod::RetryImmediately
+                | RetryMethod::WaitAndRetry
+        )
+}
+
+fn unavailable(op: &str, e: &RedisError) -> StoreError {
+    StoreError::Unavailable(format!("{op}: {e}"))
+}
+
+fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The Redis result store. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    keys: Keys,
+    scripts: std::sync::Arc<Scripts>,
+    config: RedisConfig,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects (retrying like any other operation) and returns the store.
+    pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        config.validate().map_err(StoreError::Unavailable)?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(config.connection_timeout))
+            .set_max_delay(config.retry_max_backoff);
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 1;
+        let connection = loop {
+            match ConnectionManager::new_with_config(client.clone(), manager_config.clone()).await {
+                Ok(connection) => break connection,
+                Err(e) if retryable(&e) && attempt < config.retry_attempts => {
+                    warn!(error = %e, attempt, "connecting to redis failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.retry_max_backoff);
+                    attempt += 1;
+                }
+                Err(e) => return Err(unavailable("connect", &e)),
+            }
+        };
+        Ok(Self {
+            connection,
+            keys: Keys {
+                prefix: config.prefix.clone(),
+            },
+            scripts: std::sync::Arc::new(Scripts::new()),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Runs `op` on the connection, retrying dropped connections and timeouts.
+    async fn retrying<T, F, Fut>(&self, op: &'static str, mut run: F) -> Result<T, StoreError>
+    where
+        F: FnMut(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            match run(self.connection.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) if retryable(&e) && attempt < self.config.retry_attempts => {
+                    warn!(op, attempt, error = %e, "redis command failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.retry_max_backoff);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    warn!(op, attempt, error = %e, "redis command failed");
+                    return Err(unavailable(op, &e));
+                }
+            }
+        }
+    }
+
+    /// Round trip to the server (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.retrying("ping", |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The server's id of the connection currently in use (`CLIENT ID`), for
+    /// diagnostics: it changes when the connection manager reconnects.
+    pub async fn connection_id(&self) -> Result<u64, StoreError> {
+        self.retrying("client id", |mut c| async move {
+            redis::cmd("CLIENT").arg("ID").query_async(&mut c).await
+        })
+        .await
+    }
+
+    /// Ids of the jobs that came from a miner hotkey.
+    pub async fn job_ids_for_hotkey(&self, hotkey: &str) -> Result<Vec<JobId>, StoreError> {
+        self.ids_in_set(&self.keys.hotkey(hotkey)).await
+    }
+
+    /// Ids of the jobs of a repository (any revision, template or profile).
+    pub async fn job_ids_for_model(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<JobId>, StoreError> {
+        self.ids_in_set(&self.keys.model(namespace, name)).await
+    }
+
+    async fn ids_in_set(&self, key: &str) -> Result<Vec<JobId>, StoreError> {
+        let members: Vec<String> = self
+            .retrying("smembers", |mut c| async move {
+                redis::cmd("SMEMBERS").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        let mut ids = members
+            .iter()
+            .map(|m| {
+                m.parse::<JobId>()
+                    .map_err(|e| corrupt(key, format!("member `{m}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Deletes every key under the prefix (tests, decommissioning). Never
+    /// call this on a live cluster's prefix.
+    pub async fn delete_everything(&self) -> Result<u64, StoreError> {
+        let pattern = format!("{}:*", self.keys.prefix);
+        let keys: Vec<String> = self
+            .retrying("scan", |mut c| {
+                let pattern = pattern.clone();
+                async move {
+                    let mut keys = Vec::new();
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(500)
+                            .query_async(&mut c)
+                            .await?;
+                        keys.extend(batch);
+                        if next == 0 {
+                            break Ok(keys);
+                        }
+                        cursor = next;
+                    }
+                }
+            })
+            .await?;
+        let mut deleted = 0;
+        for chunk in keys.chunks(500) {
+            let n: u64 = self
+                .retrying("del", |mut c| async move {
+                    redis::cmd("DEL").arg(chunk).query_async(&mut c).await
+                })
+                .await?;
+            deleted += n;
+        }
+        Ok(deleted)
+    }
+
+    /// The field/value pairs of a new QUEUED record.
+    fn record_fields(job: &JobV1, token: &str) -> Vec<(&'static str, String)> {
+        let message = JobMessage::V1(job.clone());
+        let mut fields = vec![
+            (
+                "job",
+                String::from_utf8(message.encode()).unwrap_or_default(),
+            ),
+            ("job_id", job.job_id.to_string()),
+            ("namespace", job.model.namespace.clone()),
+            ("name", job.model.name.clone()),
+            ("revision", job.model.revision.clone()),
+            ("chat_template", job.model.chat_template.clone()),
+            ("profile", job.profile.clone()),
+            ("queued_at_ms", job.queued_at_ms.to_string()),
+            ("attempts", "0".into()),
+            ("progress", "0".into()),
+            ("enqueue_token", token.to_owned()),
+        ];
+        if let Some(hotkey) = hotkey_of(job) {
+            fields.push(("hotkey", hotkey.to_owned()));
+        }
+        fields
+    }
+
+    /// KEYS of the scripts that may create a record.
+    fn creating_keys(&self, job: &JobV1) -> Vec<String> {
+        let mut keys = vec![self.keys.job(&job.job_id)];
+        keys.extend(self.keys.statuses());
+        keys.push(self.keys.model(&job.model.namespace, &job.model.name));
+        if let Some(hotkey) = hotkey_of(job) {
+            keys.push(self.keys.hotkey(hotkey));
+        }
+        keys
+    }
+
+    async fn fetch(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let key = self.keys.job(id);
+        let fields: HashMap<String, String> = self
+            .retrying("hgetall", |mut c| {
+                let key = &key;
+                async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
+            })
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        decode_record(&key, &fields).map(Some)
+    }
+}
+
+/// Builds a record from the hash's fields.
+fn decode_record(key: &str, fields: &HashMap<String, String>) -> Result<JobRecord, StoreError> {
+    let text = |name: &str| fields.get(name).filter(|v| !v.is_empty());
+    fn number<T: FromStr>(
+        key: &str,
+        name: &str,
+        value: Option<&String>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T::Err: fmt::Display,
+    {
+        value
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| corrupt(key, format!("field `{name}` = `{v}`: {e}")))
+            })
+            .transpose()
+    }
+    let job = text("job").ok_or_else(|| corrupt(key, "field `job` is missing"))?;
+    let job = JobMessage::decode(job.as_bytes())
+        .map_err(|e| corrupt(key, format!("field `job`: {e}")))?
+        .job()
+        .clone();
+    let status = text("status")
+        .ok_or_else(|| corrupt(key, "field `status` is missing"))?
+        .parse::<JobStatus>()
+        .map_err(|e| corrupt(key, e))?;
+    let result = text("result")
+        .map(|r| {
+            ResultMessage::decode(r.as_bytes())
+                .map(|m| m.result().clone())
+                .map_err(|e| corrupt(key, format!("field `result`: {e}")))
+        })
+        .transpose()?;
+    Ok(JobRecord {
+        status,
+        attempts: number(key, "attempts", text("attempts"))?.unwrap_or(0),
+        worker: text("worker").cloned(),
+        queued_at_ms: number(key, "queued_at_ms", text("queued_at_ms"))?
+            .unwrap_or(job.queued_at_ms),
+        started_at_ms: number(key, "started_at_ms", text("started_at_ms"))?,
+        finished_at_ms: number(key, "finished_at_ms", text("finished_at_ms"))?,
+        lease_expires_at_ms: number(key, "lease_expires_at_ms", text("lease_expires_at_ms"))?,
+        progress: number(key, "progress", text("progress"))?.unwrap_or(0.0),
+        result,
+        job,
+    })
+}
+
+/// Pairs a flat `[field, value, field, value, …]` reply.
+fn pairs(flat: &[String]) -> HashMap<String, String> {
+    flat.chunks_exact(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect()
+}
+
+#[async_trait]
+impl ResultStore for RedisStore {
+    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued, StoreError> {
+        let token = call_token();
+        let keys = self.creating_keys(job);
+        let mut invocation = self.scripts.enqueue.prepare_invoke();
+        invocation.key(&keys).arg(job.job_id.as_str()).arg(&token);
+        for (field, value) in Self::record_fields(job, &token) {
+            invocation.arg(field).arg(value);
+        }
+        let reply: Vec<String> = self
+            .retrying("enqueue", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        match reply.split_first() {
+            Some((tag, _)) if tag == "created" => {
+                debug!(job_id = %job.job_id, "job enqueued");
+                Ok(Enqueued::Created)
+            }
+            Some((tag, rest)) if tag == "exists" => {
+                let record = decode_record(&keys[0], &pairs(rest))?;
+                Ok(Enqueued::Exists(Box::new(record)))
+            }
+            _ => Err(corrupt(
+                &keys[0],
+                format!("unexpected enqueue reply {reply:?}"),
+            )),
+        }
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.fetch(id).await
+    }
+
+    async fn claim(
+        &self,
+        job: &JobV1,
+        worker: &str,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<Claim, StoreError> {
+        let token = call_token();
+        let keys = self.creating_keys(job);
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        invocation
+            .key(&keys)
+            .arg(job.job_id.as_str())
+            .arg(&token)
+            .arg(worker)
+            .arg(now_ms)
+            .arg(lease_until(now_ms, lease));
+        for (field, value) in Self::record_fields(job, &token) {
+            invocation.arg(field).arg(value);
+        }
+        let reply: Vec<String> = self
+            .retrying("claim", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        let bad = || corrupt(&keys[0], format!("unexpected claim reply {reply:?}"));
+        match reply
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["finished"] => Ok(Claim::Finished),
+            ["leased", holder, until_ms] => Ok(Claim::Leased {
+                worker: (*holder).to_owned(),
+                until_ms: until_ms.parse().map_err(|_| bad())?,
+            }),
+            ["claimed", _, "1"] => Ok(Claim::Recreated),
+            ["claimed", attempt, _] => Ok(Claim::Claimed {
+                attempt: attempt.parse().map_err(|_| bad())?,
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &JobId,
+        worker: &str,
+        progress: f64,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.job(id);
+        let progress = if progress.is_nan() {
+            0.0
+        } else {
+            progress.clamp(0.0, 1.0)
+        };
+        let mut invocation = self.scripts.heartbeat.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(worker)
+            .arg(float(progress))
+            .arg(lease_until(now_ms, lease));
+        let renewed: i64 = self
+            .retrying("heartbeat", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
+        let mut keys = vec![self.keys.job(id)];
+        keys.extend(self.keys.statuses());
+        let mut invocation = self.scripts.release.prepare_invoke();
+        invocation.key(&keys).arg(id.as_str()).arg(worker);
+        let _: i64 = self
+            .retrying("release", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(&self, message: &ResultMessage) -> Result<Finish, StoreError> {
+        let result = message.result();
+        let id = &result.job_id;
+        let job_key = self.keys.job(id);
+        let token = call_token();
+        let mut fields: Vec<(&str, String)> = vec![
+            (
+                "result",
+                String::from_utf8(message.encode()).unwrap_or_default(),
+            ),
+            ("worker", result.worker.clone()),
+            ("finished_at_ms", result.finished_at_ms.to_string()),
+            ("progress", "1".into()),
+        ];
+        let (status, total) = match &result.outcome {
+            Outcome::Completed(scores) => {
+                if !scores.total.is_finite() {
+                    return Err(corrupt(
+                        &job_key,
+                        format!("refusing a non-finite total score {}", scores.total),
+                    ));
+                }
+                let c = &scores.components;
+                fields.extend([
+                    ("score_similarity", float(c.similarity)),
+                    ("score_vibe", float(c.vibe)),
+                    ("score_latency", float(c.latency)),
+                    ("score_size", float(c.size)),
+                    ("total", float(scores.total)),
+                ]);
+                (JobStatus::Completed, float(scores.total))
+            }
+            Outcome::Failed(reason) => {
+                fields.extend([
+                    ("reason_code", reason.code.to_string()),
+                    ("reason", reason.message.clone()),
+                ]);
+                (JobStatus::Failed, String::new())
+            }
+        };
+        let mut keys = vec![job_key.clone()];
+        keys.extend(self.keys.statuses());
+        keys.push(self.keys.done(id));
+        keys.push(self.keys.leaderboard());
+        let mut invocation = self.scripts.finish.prepare_invoke();
+        invocation
+            .key(&keys)
+            .arg(id.as_str())
+            .arg(&token)
+            .arg(status.as_str())
+            .arg(&total);
+        for (field, value) in fields {
+            invocation.arg(field).arg(value);
+        }
+        let reply: String = self
+            .retrying("finish", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        match reply.as_str() {
+            "recorded" => Ok(Finish::Recorded),
+            "already" => Ok(Finish::AlreadyFinished),
+            "missing" => Err(corrupt(
+                &job_key,
+                "finishing a job the store has never seen",
+            )),
+            other => Err(corrupt(
+                &job_key,
+                format!("unexpected finish reply `{other}`"),
+            )),
+        }
+    }
+
+    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
+        let ids = self.ids_in_set(&self.keys.status(status)).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job_keys: Vec<String> = ids.iter().map(|id| self.keys.job(id)).collect();
+        let hashes: Vec<HashMap<String, String>> = self
+            .retrying("hgetall (pipelined)", |mut c| {
+                let mut pipe = redis::pipe();
+                for key in &job_keys {
+                    pipe.cmd("HGETALL").arg(key);
+                }
+                async move { pipe.query_async(&mut c).await }
+            })
+            .await?;
+        let mut records = Vec::with_capacity(hashes.len());
+        for (key, fields) in job_keys.iter().zip(&hashes) {
+            if fields.is_empty() {
+                // Deleted by hand between the two reads; nothing to report.
+                warn!(key = %key, %status, "status set names a missing job record");
+                continue;
+            }
+            // One undecodable record must not hide every other job from the
+            // coordinator's reconciliation: report it and go on.
+            match decode_record(key, fields) {
+                Ok(record) if record.status == status => records.push(record),
+                Ok(_) => {}
+                Err(e) => error!(key = %key, error = %e, "skipping a corrupt job record"),
+            }
+        }
+        records
+            .sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+        Ok(records)
+    }
+
+    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>, StoreError> {
+        let key = self.keys.leaderboard();
+        // The whole set (one entry per evaluated model: small), so ties are
+        // ordered exactly like the in-memory store before truncating.
+        let entries: Vec<(String, f64)> = self
+            .retrying("zrange", |mut c| {
+                let key = &key;
+                async move {
+                    redis::cmd("ZRANGE")
+                        .arg(key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let mut ranked = entries
+            .into_iter()
+            .map(|(member, total)| {
+                let job_id = member
+                    .parse::<JobId>()
+                    .map_err(|e| corrupt(&key, format!("member `{member}`: {e}")))?;
+                Ok(RankedJob { job_id, total })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        ranked.sort_by(|a, b| {
+            b.total
+                .total_cmp(&a.total)
+                .then_with(|| a.job_id.cmp(&b.job_id))
+        });
+        ranked.truncate(limit);
+        Ok(ranked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_schema() {
+        let keys = Keys {
+            prefix: "eval".into(),
+        };
+        let id: JobId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+        assert_eq!(keys.job(&id), "eval:job:0123456789abcdef0123456789abcdef");
+        assert_eq!(keys.done(&id), "eval:done:0123456789abcdef0123456789abcdef");
+        assert_eq!(keys.leaderboard(), "eval:leaderboard");
+        assert_eq!(keys.status(JobStatus::Running), "eval:status:RUNNING");
+        assert_eq!(keys.hotkey("5Abc"), "eval:idx:hotkey:5Abc");
+        assert_eq!(keys.model("Alice", "RP-7b"), "eval:idx:model:alice/rp-7b");
+    }
+
+    #[test]
+    fn tokens_differ() {
+        let tokens: std::collections::HashSet<_> = (0..1000).map(|_| call_token()).collect();
+        assert_eq!(tokens.len(), 1000);
+        assert!(tokens.iter().all(|t| t.len() == 32));
+    }
+
+    #[test]
+    fn floats_round_trip() {
+        for value in [0.0, 0.5, 0.75, 1.0, 0.1 + 0.2, 1e-9, 0.4775] {
+            assert_eq!(float(value).parse::<f64>().unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn config_validation_and_redaction() {
+        assert!(RedisConfig::default().validate().is_ok());
+        for prefix in ["", "has space", "a{b}"] {
+            let config = RedisConfig {
+                prefix: prefix.into(),
+                ..RedisConfig::default()
+            };
+            assert!(config.validate().is_err(), "{prefix:?}");
+        }
+        let config = RedisConfig {
+            url: "redis://:hunter2@h:6379/0".into(),
+            ..RedisConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn corrupt_records_are_reported() {
+        let mut fields = HashMap::new();
+        fields.insert("status".to_owned(), "RUNNING".to_owned());
+        let err = decode_record("k", &fields).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { ref key, .. } if key == "k"));
+        fields.insert("job".to_owned(), "{not json".to_owned());
+        assert!(decode_record("k", &fields).is_err());
+    }
+}
