@@ -137,16 +137,6 @@ impl ScoringProfile {
         per_n.sum::<f64>() / self.max_ngram as f64
     }
 
-    /// The probability a reference token counts with: its own if it ranks in
-    /// the top-k of its position, else the floor.
-    pub fn counted_probability(&self, probability: f64, rank: usize) -> f64 {
-        if rank < self.top_k {
-            probability
-        } else {
-            self.floor_probability
-        }
-    }
-
     /// Generation budget in tokens for a last user message of `user_tokens`.
     pub fn vibe_budget(&self, user_tokens: usize) -> usize {
         ((user_tokens as f64 * self.vibe_budget_factor).ceil() as usize).max(1)
@@ -159,6 +149,41 @@ impl ScoringProfile {
     pub fn size_score(&self, bytes_on_disk: u64) -> f64 {
         clamp01(1.0 - bytes_on_disk as f64 / self.max_model_bytes as f64)
     }
+}
+
+/// A logits row contained NaN or an infinity: the model is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("logits contain a non-finite value at vocabulary index {index}")]
+pub struct NonFiniteLogits {
+    /// First vocabulary index whose logit is not finite.
+    pub index: usize,
+}
+
+/// The model's probability of `target` at one position if `target` ranks in
+/// the top `k` of that position's logits, else `floor`.
+///
+/// The probability is the full-vocabulary softmax (not renormalised over the
+/// top k), computed in f64. "In the top k" means fewer than `k` tokens have a
+/// strictly larger logit, so ties at the boundary count for the target. A
+/// target outside the row counts as outside the top k.
+pub fn top_k_probability(
+    logits: &[f32],
+    target: u32,
+    k: usize,
+    floor: f64,
+) -> Result<f64, NonFiniteLogits> {
+    if let Some(index) = logits.iter().position(|x| !x.is_finite()) {
+        return Err(NonFiniteLogits { index });
+    }
+    let Some(&target_logit) = usize::try_from(target).ok().and_then(|t| logits.get(t)) else {
+        return Ok(floor);
+    };
+    if logits.iter().filter(|&&x| x > target_logit).count() >= k {
+        return Ok(floor);
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&x| f64::from(x - max).exp()).sum();
+    Ok(f64::from(target_logit - max).exp() / sum)
 }
 
 /// Vibe of one sample: `exp(-2 |len(reply) - len(user)| / len(user))` in
@@ -226,11 +251,30 @@ mod tests {
     }
 
     #[test]
-    fn top_k_floor() {
-        let p = ScoringProfile::v1();
-        assert_eq!(p.counted_probability(0.3, 0), 0.3);
-        assert_eq!(p.counted_probability(0.3, 9), 0.3);
-        assert_eq!(p.counted_probability(0.3, 10), 1e-9);
+    fn top_k_probability_hand_computed() {
+        // logits [0, ln 2, ln 3, ln 4] -> softmax [0.1, 0.2, 0.3, 0.4]
+        let logits = [0.0, 2f32.ln(), 3f32.ln(), 4f32.ln()];
+        let p = |t, k| top_k_probability(&logits, t, k, 1e-9).unwrap();
+        assert!((p(3, 1) - 0.4).abs() < 1e-6);
+        assert!((p(1, 3) - 0.2).abs() < 1e-6);
+        assert_eq!(p(1, 2), 1e-9);
+        assert_eq!(p(0, 0), 1e-9);
+        assert_eq!(p(9, 10), 1e-9);
+        // Ties at the boundary count for the target.
+        assert!(
+            (top_k_probability(&[1.0, 1.0, 1.0], 2, 1, 1e-9).unwrap() - 1.0 / 3.0).abs() < 1e-9
+        );
+        // Stable for large logits.
+        let p = top_k_probability(&[1000.0, 999.0], 0, 1, 1e-9).unwrap();
+        assert!((p - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-9);
+        assert_eq!(
+            top_k_probability(&[0.0, f32::NAN], 0, 10, 1e-9),
+            Err(NonFiniteLogits { index: 1 })
+        );
+        assert_eq!(
+            top_k_probability(&[f32::INFINITY, 0.0], 1, 10, 1e-9),
+            Err(NonFiniteLogits { index: 0 })
+        );
     }
 
     #[test]

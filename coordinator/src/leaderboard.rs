@@ -169,7 +169,12 @@ pub fn render_table(board: &Leaderboard) -> String {
             .map(ModelRef::repo_id)
             .unwrap_or_else(|| "-".into());
         let status = e.status.map(|s| s.as_str()).unwrap_or("INVALID");
-        let num = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+        // Random or weak models score similarities far below 1e-4: keep them visible.
+        let num = |v: Option<f64>| match v {
+            Some(v) if v > 0.0 && v < 1e-3 => format!("{v:.0e}"),
+            Some(v) => format!("{v:.4}"),
+            None => "-".into(),
+        };
         let c = e.components;
         let _ = writeln!(
             out,

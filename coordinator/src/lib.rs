@@ -8,12 +8,14 @@
 //!   leaderboard and weights.
 //! - [`view`]: what the coordinator last saw and did, shared with the API.
 //! - [`embedded`] (feature `embedded`): the whole validator in one process.
+//! - [`local`]: `coordinator run` on RabbitMQ and Redis with submissions from a file.
 //! - [`metrics`]: the coordinator's Prometheus metrics.
 
 pub mod config;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod leaderboard;
+pub mod local;
 pub mod metrics;
 pub mod service;
 pub mod view;

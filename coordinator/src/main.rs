@@ -22,6 +22,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the coordinator on RabbitMQ and Redis, with submissions from a
+    /// local file (see `local` in the library docs) until SIGTERM
+    Run {
+        /// TOML config file
+        #[arg(long, env = "EVAL_CONFIG")]
+        config: Option<PathBuf>,
+        /// TOML file of local submissions ([[miner]] hotkey, commit)
+        #[arg(long, env = "EVAL_SUBMISSIONS")]
+        submissions: PathBuf,
+        /// Block time of the local chain
+        #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
+        block_time: std::time::Duration,
+        #[command(flatten)]
+        options: coordinator::config::CoordinatorOptions,
+    },
     /// Run the whole validator in this process (in-memory chain, queue and
     /// store; generated tiny models) and print the leaderboard and weights
     #[cfg(feature = "embedded")]
@@ -57,6 +72,21 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run {
+            config,
+            submissions,
+            block_time,
+            options,
+        } => {
+            let config = options.with_file(config.as_deref())?.validate()?;
+            coordinator::local::run(
+                config,
+                &submissions,
+                block_time,
+                common::shutdown::on_signals(),
+            )
+            .await
+        }
         #[cfg(feature = "embedded")]
         Command::Embedded(options) => {
             let shutdown = common::shutdown::on_signals();

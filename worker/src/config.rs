@@ -108,7 +108,9 @@ impl WorkerOptions {
         let profile = match &self.profile {
             Some(path) => {
                 let profile: ScoringProfile = load_toml(path)?;
-                profile.validate().map_err(|m| ConfigError::invalid("profile", m))?;
+                profile
+                    .validate()
+                    .map_err(|m| ConfigError::invalid("profile", m))?;
                 profile
             }
             None => ScoringProfile::v1(),
@@ -116,17 +118,26 @@ impl WorkerOptions {
         if let Some(url) = &self.amqp_url
             && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
         {
-            return Err(ConfigError::invalid("amqp_url", "must start with amqp:// or amqps://"));
+            return Err(ConfigError::invalid(
+                "amqp_url",
+                "must start with amqp:// or amqps://",
+            ));
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
-            return Err(ConfigError::invalid("redis_url", "must start with redis:// or rediss://"));
+            return Err(ConfigError::invalid(
+                "redis_url",
+                "must start with redis:// or rediss://",
+            ));
         }
         if let Some(dir) = &self.models_dir
             && !dir.is_dir()
         {
-            return Err(ConfigError::invalid("models_dir", format!("{} is not a directory", dir.display())));
+            return Err(ConfigError::invalid(
+                "models_dir",
+                format!("{} is not a directory", dir.display()),
+            ));
         }
         Ok(WorkerConfig {
             name: self.name.unwrap_or_else(default_name),
@@ -137,8 +148,14 @@ impl WorkerOptions {
             models_dir: self.models_dir,
             profile,
             dataset: self.dataset,
-            timings: LoopTimings { lease, heartbeat, ..defaults },
-            metrics_listen: self.metrics_listen.unwrap_or_else(|| ([0, 0, 0, 0], 9101).into()),
+            timings: LoopTimings {
+                lease,
+                heartbeat,
+                ..defaults
+            },
+            metrics_listen: self
+                .metrics_listen
+                .unwrap_or_else(|| ([0, 0, 0, 0], 9101).into()),
         })
     }
 }
@@ -146,7 +163,11 @@ impl WorkerOptions {
 fn default_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let host = host.trim();
-    format!("{}-{}", if host.is_empty() { "worker" } else { host }, std::process::id())
+    format!(
+        "{}-{}",
+        if host.is_empty() { "worker" } else { host },
+        std::process::id()
+    )
 }
 
 #[cfg(test)]
@@ -157,8 +178,15 @@ mod tests {
     fn flags_override_file_and_defaults_fill_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("worker.toml");
-        std::fs::write(&file, "name = \"from-file\"\nqueue = \"q.file\"\nlease = \"10m\"\n").unwrap();
-        let flags = WorkerOptions { name: Some("from-flag".into()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "name = \"from-file\"\nqueue = \"q.file\"\nlease = \"10m\"\n",
+        )
+        .unwrap();
+        let flags = WorkerOptions {
+            name: Some("from-flag".into()),
+            ..Default::default()
+        };
         let config = flags.with_file(Some(&file)).unwrap().validate().unwrap();
         assert_eq!(config.name, "from-flag");
         assert_eq!(config.queue, "q.file");
@@ -172,17 +200,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("worker.toml");
         std::fs::write(&file, "nmae = \"typo\"\n").unwrap();
-        let err = WorkerOptions::default().with_file(Some(&file)).unwrap_err().to_string();
+        let err = WorkerOptions::default()
+            .with_file(Some(&file))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nmae"), "{err}");
-        let err = WorkerOptions { heartbeat: Some(Duration::from_secs(90)), ..Default::default() }
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let err = WorkerOptions {
+            heartbeat: Some(Duration::from_secs(90)),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("heartbeat"), "{err}");
-        let err = WorkerOptions { amqp_url: Some("http://x".into()), ..Default::default() }
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let err = WorkerOptions {
+            amqp_url: Some("http://x".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("amqp_url"), "{err}");
     }
 }

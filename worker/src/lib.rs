@@ -2,6 +2,10 @@
 //! mistral.rs and stores the results.
 //!
 //! # Layout
+//! - [`cluster`]: `worker run`, the deployed worker on RabbitMQ and Redis.
+//! - [`cli`]: `worker eval`, a miner's local scoring.
+//! - [`engine`]: the mistral.rs evaluator.
+//! - [`fixtures`]: generated tiny models for tests and demos.
 //! - [`consumer`]: the job loop (claim, fetch, evaluate, finish, ack) and its
 //!   failure handling.
 //! - [`source`]: the [`source::ModelSource`] trait, the prechecks every
@@ -10,8 +14,13 @@
 //! - [`error`]: job errors classified by what happens next.
 //! - [`metrics`]: the worker's Prometheus metrics.
 
+pub mod cli;
+pub mod cluster;
+pub mod config;
 pub mod consumer;
+pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod fixtures;
 pub mod metrics;
 pub mod source;

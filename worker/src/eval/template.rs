@@ -21,7 +21,7 @@ pub const FROM_TOKENIZER: &str = "tokenizer";
 
 /// Instructions a template may execute per render; plenty for any real
 /// template, and a quick stop for a looping one.
-const FUEL: u64 = 200_000;
+const FUEL: u64 = 1_000_000;
 
 /// Largest rendered prompt accepted, in bytes.
 const MAX_RENDERED_BYTES: usize = 1 << 20;
@@ -120,6 +120,9 @@ impl ChatTemplate {
         };
         let mut env = Environment::new();
         env.set_fuel(Some(FUEL));
+        // Hugging Face renders templates with these; so must we, or prompts differ.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         env.set_recursion_limit(64);
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);

@@ -1,0 +1,127 @@
+//! `coordinator run`: the coordinator against RabbitMQ and Redis, with the
+//! submissions read from a local file instead of the chain (for running the
+//! cluster's parts separately before connecting a chain, and for tests).
+//!
+//! The file lists miners and their commit strings:
+//!
+//! ```toml
+//! [[miner]]
+//! hotkey = "5Alice"
+//! commit = "alice:rp-7b:chatml:5Alice:1234567890:None"
+//! ```
+//!
+//! A local chain starts at block 1000 and advances one block every
+//! `block_time`; weights it is given are logged, not sent anywhere.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use common::chain::MemoryChain;
+use common::queue::{RabbitConfig, RabbitQueue};
+use common::store::{RedisConfig, RedisStore};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::CoordinatorConfig;
+use crate::service::Coordinator;
+use crate::view::SharedView;
+
+/// The validator's hotkey on a local chain.
+pub const LOCAL_VALIDATOR: &str = "5LocalValidator";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmissionsFile {
+    #[serde(default)]
+    miner: Vec<LocalMiner>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalMiner {
+    hotkey: String,
+    commit: String,
+}
+
+/// A local chain holding the submissions of `path`.
+pub fn local_chain(path: &Path) -> anyhow::Result<MemoryChain> {
+    let file: SubmissionsFile = common::config::load_toml(path)?;
+    let chain = MemoryChain::new(1_000, LOCAL_VALIDATOR, 1);
+    chain.register(LOCAL_VALIDATOR, true);
+    for miner in &file.miner {
+        chain.register(&miner.hotkey, false);
+        chain
+            .commit(&miner.hotkey, miner.commit.as_bytes())
+            .with_context(|| format!("miner {}", miner.hotkey))?;
+        chain.advance(1);
+    }
+    Ok(chain)
+}
+
+/// Runs the coordinator on RabbitMQ and Redis with a local chain until `shutdown`.
+pub async fn run(
+    config: CoordinatorConfig,
+    submissions: &Path,
+    block_time: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let amqp_url = config
+        .amqp_url
+        .clone()
+        .context("amqp_url (EVAL_AMQP_URL) is required by `coordinator run`")?;
+    let redis_url = config
+        .redis_url
+        .clone()
+        .context("redis_url (EVAL_REDIS_URL) is required by `coordinator run`")?;
+    let chain = Arc::new(local_chain(submissions)?);
+    let queue = Arc::new(
+        RabbitQueue::connect(RabbitConfig {
+            url: amqp_url,
+            dead_letter_exchange: format!("{}.dlx", config.queue),
+            dead_letter_queue: format!("{}.dead", config.queue),
+            queue: config.queue.clone(),
+            consumer_tag: "coordinator".into(),
+            ..RabbitConfig::default()
+        })
+        .await
+        .context("connecting to RabbitMQ")?,
+    );
+    let store = Arc::new(
+        RedisStore::connect(RedisConfig {
+            url: redis_url,
+            prefix: config.redis_prefix.clone(),
+            ..RedisConfig::default()
+        })
+        .await
+        .context("connecting to Redis")?,
+    );
+    let blocks = {
+        let (chain, stop) = (chain.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(block_time);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => { chain.advance(1); }
+                }
+            }
+        })
+    };
+    info!(netuid = config.netuid, submissions = %submissions.display(), "coordinator running on a local chain");
+    Coordinator::new(
+        chain,
+        queue.clone(),
+        store,
+        config.settings,
+        SharedView::default(),
+    )
+    .run(shutdown)
+    .await;
+    blocks.abort();
+    queue.close().await;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `worker eval`: a miner scores a model locally with the cluster's code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use common::job::{JobMessage, JobOrigin, ModelRef};
+use common::scoring::ScoringProfile;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::JobError;
+use crate::eval::dataset::Dataset;
+use crate::eval::{Evaluator, Progress};
+use crate::source::inspect_dir;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Model directory (config.json, tokenizer, safetensors)
+    pub model: PathBuf,
+    /// Chat template: a built-in name or `tokenizer`
+    #[arg(long, default_value = "chatml")]
+    pub chat_template: String,
+    /// Evaluation dataset (JSONL) [default: the built-in sample set]
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Scoring profile file (TOML) [default: v1]
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Conversations to score (overrides the profile's counts)
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut profile = match &args.profile {
+        Some(path) => common::config::load_toml::<ScoringProfile>(path)?,
+        None => ScoringProfile::v1(),
+    };
+    if let Some(samples) = args.samples {
+        profile.similarity_samples = samples;
+        profile.vibe_samples = samples;
+    }
+    profile
+        .validate()
+        .map_err(|m| anyhow::anyhow!("invalid profile: {m}"))?;
+    let dataset = match &args.dataset {
+        Some(path) => Dataset::load(path)?,
+        None => Dataset::builtin(),
+    };
+    let dir = args.model.clone();
+    let max = profile.max_model_bytes;
+    let model = tokio::task::spawn_blocking(move || inspect_dir(&dir, max))
+        .await?
+        .map_err(describe)?;
+    let name = args
+        .model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let message = JobMessage::v1(
+        ModelRef {
+            namespace: "local".into(),
+            name,
+            revision: model.revision_sha.clone(),
+            chat_template: args.chat_template,
+        },
+        &profile.version,
+        JobOrigin::Operator {
+            requested_by: "worker eval".into(),
+        },
+        common::clock::now_ms(),
+    );
+    let evaluator: Arc<dyn Evaluator> = Arc::new(crate::engine::MistralEvaluator::new(dataset));
+    let (progress, _) = Progress::new();
+    let evaluation = evaluator
+        .evaluate(message.job(), &model, &profile, progress, shutdown)
+        .await
+        .map_err(describe)
+        .context("evaluation failed")?;
+    let total = profile.total(&evaluation.components);
+    let c = evaluation.components;
+    if args.json {
+        let out = serde_json::json!({
+            "components": c,
+            "total": total,
+            "profile": profile.version,
+            "dataset_sha256": evaluation.dataset_sha256,
+            "weights_fingerprint": model.weights_fingerprint,
+            "tokens": evaluation.tokens,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let w = profile.weights;
+        println!("component    score   weight");
+        for (name, score, weight) in [
+            ("similarity", c.similarity, w.similarity),
+            ("vibe", c.vibe, w.vibe),
+            ("latency", c.latency, w.latency),
+            ("size", c.size, w.size),
+        ] {
+            println!("{name:<10} {score:>7.4} {weight:>8.2}");
+        }
+        println!("total      {total:>7.4}   (profile {})", profile.version);
+    }
+    Ok(())
+}
+
+fn describe(e: JobError) -> anyhow::Error {
+    match e {
+        JobError::Model(reason) => anyhow::anyhow!("the model was refused: {reason}"),
+        other => anyhow::anyhow!(other),
+    }
+}

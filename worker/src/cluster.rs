@@ -1,0 +1,69 @@
+//! `worker run`: the worker as deployed, consuming from RabbitMQ and writing
+//! to Redis until SIGTERM, then handing its in-flight job back.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use common::queue::{RabbitConfig, RabbitQueue};
+use common::store::{RedisConfig, RedisStore};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::WorkerConfig;
+use crate::consumer::Worker;
+use crate::engine::MistralEvaluator;
+use crate::eval::dataset::Dataset;
+use crate::source::LocalDirSource;
+
+/// Connects to the cluster and consumes jobs until `shutdown`.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let amqp_url = config
+        .amqp_url
+        .clone()
+        .context("amqp_url (EVAL_AMQP_URL) is required by `worker run`")?;
+    let redis_url = config
+        .redis_url
+        .clone()
+        .context("redis_url (EVAL_REDIS_URL) is required by `worker run`")?;
+    let models_dir = config.models_dir.clone().context(
+        "models_dir (EVAL_MODELS_DIR) is required: models are read from a local directory",
+    )?;
+    let dataset = match &config.dataset {
+        Some(path) => Dataset::load(path)?,
+        None => Dataset::builtin(),
+    };
+    info!(worker = %config.name, dataset_sha256 = %dataset.sha256, "connecting");
+    let queue = Arc::new(
+        RabbitQueue::connect(RabbitConfig {
+            url: amqp_url,
+            dead_letter_exchange: format!("{}.dlx", config.queue),
+            dead_letter_queue: format!("{}.dead", config.queue),
+            queue: config.queue.clone(),
+            consumer_tag: config.name.clone(),
+            ..RabbitConfig::default()
+        })
+        .await
+        .context("connecting to RabbitMQ")?,
+    );
+    let store = Arc::new(
+        RedisStore::connect(RedisConfig {
+            url: redis_url,
+            prefix: config.redis_prefix.clone(),
+            ..RedisConfig::default()
+        })
+        .await
+        .context("connecting to Redis")?,
+    );
+    let worker = Worker {
+        name: config.name,
+        queue: queue.clone(),
+        store,
+        source: Arc::new(LocalDirSource::new(models_dir)),
+        evaluator: Arc::new(MistralEvaluator::new(dataset)),
+        profile: config.profile,
+        timings: config.timings,
+    };
+    worker.run(shutdown).await;
+    queue.close().await;
+    Ok(())
+}

@@ -1,0 +1,684 @@
+//! A model loaded with mistral.rs on the CPU, and the operations the v1 scoring profile needs:
+//! teacher-forced top-k probabilities, greedy generation and forward-pass latency.
+//!
+//! Notes that shape this module (DESIGN §11, mistral.rs 0.8.1):
+//! - A model path that does not exist is taken as a hub repo id, so [`LoadedModel::load`]
+//!   checks the directory first and never lets mistral.rs reach for the network
+//!   (`TokenSource::None`).
+//! - CPU needs `F32`: BF16 fails at the first matmul and `Auto` picks F16, which gave NaN.
+//! - The prefix cache is off: with it on, raw-logit rows of cached tokens went missing.
+//! - Batched generation on CPU returns wrong continuations, and mixing a scoring request with
+//!   a generation request in one batch panicked the engine thread. By default the scheduler
+//!   runs one sequence at a time and this module sends one request at a time per model.
+//! - Every request is sent as token ids (`RequestMessage::CompletionTokens`): mistral.rs
+//!   adds nothing (no BOS), so what is scored is exactly what was rendered and tokenized here.
+//!
+//! mistral.rs runs inference on its own engine thread; the public API here is async and
+//! keeps CPU-heavy work of its own (model loading, logits post-processing, `malloc_trim`) on
+//! the blocking pool, never on the runtime's worker threads.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mistralrs::core::{NormalRequest, Request, RequestMessage, Response};
+use mistralrs::{DType, ModelDType, SamplingParams, Tensor, TextModelBuilder, TokenSource};
+use serde::Deserialize;
+use tokenizers::Tokenizer;
+use tokio::sync::{Mutex, mpsc};
+
+use common::scoring::{NonFiniteLogits, top_k_probability};
+
+/// How long [`LoadedModel::unload`] waits for the engine thread to let go of the weights.
+const ENGINE_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors of the inference engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model directory is missing (mistral.rs would treat the path as a hub repo id).
+    #[error("model directory {0} does not exist or is not a directory")]
+    MissingModelDir(PathBuf),
+    /// A file of the model directory could not be read or parsed.
+    #[error("model file {path}: {reason}")]
+    ModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// mistral.rs failed to load the model.
+    #[error("loading the model failed: {0}")]
+    Load(String),
+    /// Tokenizing or detokenizing failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// An input that must not be empty was empty.
+    #[error("{0} must not be empty")]
+    EmptyInput(&'static str),
+    /// The request is longer than the model's context.
+    #[error("{len} tokens exceed the model's maximum sequence length of {max}")]
+    SequenceTooLong {
+        /// Tokens requested.
+        len: usize,
+        /// The model's limit.
+        max: usize,
+    },
+    /// A token id is outside the model's vocabulary.
+    #[error("token id {id} is outside the vocabulary of {vocab_size}")]
+    TokenOutOfVocabulary {
+        /// The id.
+        id: u32,
+        /// The model's vocabulary size.
+        vocab_size: usize,
+    },
+    /// The model produced NaN or infinite logits (a broken or hostile model).
+    #[error("non-finite logits at reference position {position} (vocabulary index {index})")]
+    NonFiniteLogits {
+        /// Index into the reference tokens.
+        position: usize,
+        /// First offending vocabulary index in that row.
+        index: usize,
+    },
+    /// The raw logits did not have the expected shape.
+    #[error("unexpected logits: {0}")]
+    LogitsShape(String),
+    /// mistral.rs reported an error for the request.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// mistral.rs answered with a response of the wrong kind.
+    #[error("unexpected response from the engine (expected {0})")]
+    UnexpectedResponse(&'static str),
+    /// The engine thread is gone (it exited or panicked).
+    #[error("the engine thread is gone")]
+    EngineGone,
+    /// A tensor operation on the logits failed.
+    #[error("tensor: {0}")]
+    Tensor(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("blocking task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// How a model is run.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Sequences the scheduler may batch together. Keep 1 on CPU (DESIGN §11: batched
+    /// generations came back with another sequence's continuation).
+    pub max_num_seqs: usize,
+    /// Send one request at a time to the model. Keep `true`: mixing a scoring request with
+    /// a generation request panicked the engine thread. `false` exists only so a test can
+    /// observe the batching bug.
+    pub serialize_requests: bool,
+    /// Logit rows converted to host `f32` at a time while scoring, which bounds the extra
+    /// memory to `rows * vocab * 4` bytes.
+    pub logits_rows_per_step: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            max_num_seqs: 1,
+            serialize_requests: true,
+            logits_rows_per_step: 32,
+        }
+    }
+}
+
+/// What the model directory says about the model, beyond what mistral.rs exposes.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// The (canonical) model directory.
+    pub dir: PathBuf,
+    /// Rows of the output layer.
+    pub vocab_size: usize,
+    /// Longest sequence (context plus reference or generation) the model accepts.
+    pub max_seq_len: usize,
+    /// The chat template from `tokenizer_config.json`, if any.
+    pub chat_template: Option<String>,
+    /// `bos_token` string for the template, empty if the model has none.
+    pub bos_token: String,
+    /// `eos_token` string for the template, empty if the model has none.
+    pub eos_token: String,
+}
+
+/// A model loaded with mistral.rs on the CPU.
+pub struct LoadedModel {
+    model: mistralrs::Model,
+    tokenizer: Tokenizer,
+    info: ModelInfo,
+    options: EngineOptions,
+    request_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("info", &self.info)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedModel {
+    /// Loads the Hugging Face-layout model in `dir` on the CPU in F32.
+    pub async fn load(dir: &Path, options: EngineOptions) -> Result<Self, EngineError> {
+        let is_dir = tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            return Err(EngineError::MissingModelDir(dir.to_path_buf()));
+        }
+        let dir = tokio::fs::canonicalize(dir)
+            .await
+            .map_err(|_| EngineError::MissingModelDir(dir.to_path_buf()))?;
+        let runtime = tokio::runtime::Handle::current();
+        let max_num_seqs = options.max_num_seqs.max(1);
+        let started = Instant::now();
+
+        // Reading the tokenizer and mistral.rs's loading are blocking; so is its warm-up
+        // run at the end of `build` (it uses `block_in_place`, fine on a blocking thread).
+        let (model, tokenizer, mut info) = tokio::task::spawn_blocking(move || {
+            let info = read_model_info(&dir)?;
+            let tokenizer_path = dir.join("tokenizer.json");
+            let tokenizer =
+                Tokenizer::from_file(&tokenizer_path).map_err(|e| EngineError::ModelFile {
+                    path: tokenizer_path,
+                    reason: e.to_string(),
+                })?;
+            let model_id = dir.to_str().ok_or_else(|| EngineError::ModelFile {
+                path: dir.clone(),
+                reason: "path is not UTF-8".into(),
+            })?;
+            let builder = TextModelBuilder::new(model_id)
+                .with_force_cpu()
+                .with_dtype(ModelDType::F32)
+                .with_token_source(TokenSource::None)
+                .with_prefix_cache_n(None)
+                .with_max_num_seqs(max_num_seqs);
+            let model = runtime
+                .block_on(builder.build())
+                .map_err(|e| EngineError::Load(format!("{e:#}")))?;
+            Ok::<_, EngineError>((model, tokenizer, info))
+        })
+        .await??;
+
+        if let Ok(Some(max)) = model.max_sequence_length() {
+            info.max_seq_len = info.max_seq_len.min(max);
+        }
+        tracing::info!(
+            dir = %info.dir.display(),
+            vocab_size = info.vocab_size,
+            max_seq_len = info.max_seq_len,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        Ok(Self {
+            model,
+            tokenizer,
+            info,
+            options,
+            request_lock: Mutex::new(()),
+        })
+    }
+
+    /// What the model directory says about the model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The model's tokenizer (its `tokenizer.json`).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids of `text`, without adding special tokens: a rendered chat template already
+    /// contains whatever BOS the model expects, so adding one would double it.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Text of `ids`, special tokens included.
+    pub fn detokenize(&self, ids: &[u32]) -> Result<String, EngineError> {
+        self.tokenizer
+            .decode(ids, false)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))
+    }
+
+    /// For each reference position, the model's probability of the reference token if it is
+    /// within the top `k` of that position, else `floor` (DESIGN §6).
+    ///
+    /// One forward pass over `context ++ reference` with raw logits; row `i` of the logits
+    /// predicts token `i + 1`, so reference token `j` is read from row `context.len() - 1 + j`.
+    pub async fn teacher_forced_top_k_probs(
+        &self,
+        context_tokens: &[u32],
+        reference_tokens: &[u32],
+        k: usize,
+        floor: f64,
+    ) -> Result<Vec<f64>, EngineError> {
+        if context_tokens.is_empty() {
+            return Err(EngineError::EmptyInput("the context"));
+        }
+        if reference_tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tokens = [context_tokens, reference_tokens].concat();
+        self.check_tokens(&tokens, 0)?;
+
+        let response = self
+            .send(
+                RequestMessage::CompletionTokens(tokens.clone()),
+                raw_sampling(),
+                true,
+            )
+            .await?;
+        let (logits_chunks, echoed) = match response {
+            Response::Raw {
+                logits_chunks,
+                tokens,
+            } => (logits_chunks, tokens),
+            other => return Err(response_error(other, "raw logits")),
+        };
+        if echoed != tokens {
+            return Err(EngineError::LogitsShape(format!(
+                "the engine ran {} tokens, {} were sent",
+                echoed.len(),
+                tokens.len()
+            )));
+        }
+
+        let first_row = context_tokens.len() - 1;
+        let reference = reference_tokens.to_vec();
+        let rows_per_step = self.options.logits_rows_per_step.max(1);
+        tokio::task::spawn_blocking(move || {
+            reference_probabilities(
+                &logits_chunks,
+                tokens.len(),
+                first_row,
+                &reference,
+                k,
+                floor,
+                rows_per_step,
+            )
+        })
+        .await?
+    }
+
+    /// Greedy (temperature 0) continuation of `prompt_tokens`, at most `max_tokens` tokens,
+    /// stopping at the model's EOS tokens. `max_tokens` is cut to what fits in the context.
+    pub async fn generate_greedy(
+        &self,
+        prompt_tokens: &[u32],
+        max_tokens: usize,
+    ) -> Result<String, EngineError> {
+        if prompt_tokens.is_empty() {
+            return Err(EngineError::EmptyInput("the prompt"));
+        }
+        self.check_tokens(prompt_tokens, 1)?;
+        let max_tokens = max_tokens.min(self.info.max_seq_len - prompt_tokens.len());
+        if max_tokens == 0 {
+            return Ok(String::new());
+        }
+        let sampling = SamplingParams {
+            max_len: Some(max_tokens),
+            ..SamplingParams::deterministic()
+        };
+        let response = self
+            .send(
+                RequestMessage::CompletionTokens(prompt_tokens.to_vec()),
+                sampling,
+                false,
+            )
+            .await?;
+        match response {
+            Response::CompletionDone(done) => done
+                .choices
+                .into_iter()
+                .next()
+                .map(|choice| choice.text)
+                .ok_or(EngineError::UnexpectedResponse("a completion choice")),
+            other => Err(response_error(other, "a completion")),
+        }
+    }
+
+    /// Mean wall-clock latency, in milliseconds, of a forward pass over a fixed prompt of
+    /// `n_tokens` tokens (a one-token greedy completion), over `repeats` runs after one
+    /// untimed warm-up run.
+    pub async fn forward_latency_ms(
+        &self,
+        n_tokens: usize,
+        repeats: usize,
+    ) -> Result<f64, EngineError> {
+        if n_tokens == 0 || repeats == 0 {
+            return Err(EngineError::EmptyInput("the latency probe"));
+        }
+        let prompt = latency_prompt(n_tokens, self.info.vocab_size);
+        self.check_tokens(&prompt, 1)?;
+        self.generate_greedy(&prompt, 1).await?;
+        let mut total = Duration::ZERO;
+        for _ in 0..repeats {
+            let start = Instant::now();
+            self.generate_greedy(&prompt, 1).await?;
+            total += start.elapsed();
+        }
+        Ok(total.as_secs_f64() * 1000.0 / repeats as f64)
+    }
+
+    /// Drops the model, waits for mistral.rs's engine thread to exit (it owns the weights),
+    /// then returns freed heap to the OS (glibc kept ~1 GB of a 1.7 GB model otherwise).
+    pub async fn unload(self) {
+        let Self { model, .. } = self;
+        let sender = model.inner().get_sender(None).ok();
+        drop(model); // sends `Terminate` to the engine thread
+        if let Some(sender) = sender {
+            // The engine's receiver is dropped when its thread exits.
+            if tokio::time::timeout(ENGINE_EXIT_TIMEOUT, sender.closed())
+                .await
+                .is_err()
+            {
+                tracing::warn!("engine thread still running after unload; trimming anyway");
+            }
+        }
+        if let Err(e) = tokio::task::spawn_blocking(release_freed_memory).await {
+            tracing::warn!(error = %e, "malloc_trim task failed");
+        }
+        tracing::info!("model unloaded");
+    }
+
+    /// Rejects empty, too long (leaving `reserve` positions free) or out-of-vocabulary input.
+    fn check_tokens(&self, tokens: &[u32], reserve: usize) -> Result<(), EngineError> {
+        let max = self.info.max_seq_len;
+        if tokens.len() + reserve > max {
+            return Err(EngineError::SequenceTooLong {
+                len: tokens.len() + reserve,
+                max,
+            });
+        }
+        let vocab_size = self.info.vocab_size;
+        match tokens.iter().find(|&&id| id as usize >= vocab_size) {
+            Some(&id) => Err(EngineError::TokenOutOfVocabulary { id, vocab_size }),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends one request to the engine thread and waits for its single response.
+    async fn send(
+        &self,
+        message: RequestMessage,
+        sampling: SamplingParams,
+        return_raw_logits: bool,
+    ) -> Result<Response, EngineError> {
+        let _guard = if self.options.serialize_requests {
+            Some(self.request_lock.lock().await)
+        } else {
+            None
+        };
+        let runner = self.model.inner();
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut request =
+            NormalRequest::new_simple(message, sampling, tx, runner.next_request_id(), None, None);
+        request.return_raw_logits = return_raw_logits;
+        let sender = runner
+            .get_sender(None)
+            .map_err(|_| EngineError::EngineGone)?;
+        sender
+            .send(Request::Normal(Box::new(request)))
+            .await
+            .map_err(|_| EngineError::EngineGone)?;
+        rx.recv().await.ok_or(EngineError::EngineGone)
+    }
+}
+
+/// Sampling for a raw-logits request: the logits come back after the prompt step, before any
+/// sampling, so this only has to be valid.
+fn raw_sampling() -> SamplingParams {
+    SamplingParams {
+        max_len: Some(1),
+        ..SamplingParams::deterministic()
+    }
+}
+
+/// Maps a response of the wrong kind (usually an error) to an [`EngineError`].
+fn response_error(response: Response, expected: &'static str) -> EngineError {
+    match response {
+        Response::InternalError(e) | Response::ValidationError(e) => {
+            EngineError::Inference(e.to_string())
+        }
+        Response::ModelError(msg, _) | Response::CompletionModelError(msg, _) => {
+            EngineError::Inference(msg)
+        }
+        _ => EngineError::UnexpectedResponse(expected),
+    }
+}
+
+/// Reads the reference probabilities out of raw logits: `chunks` together are
+/// `[total_rows, vocab]` (mistral.rs may split a long prompt into several chunks; a leading
+/// batch dimension of 1 is tolerated), converted `rows_per_step` rows at a time.
+fn reference_probabilities(
+    chunks: &[Tensor],
+    total_rows: usize,
+    first_row: usize,
+    reference: &[u32],
+    k: usize,
+    floor: f64,
+    rows_per_step: usize,
+) -> Result<Vec<f64>, EngineError> {
+    let chunks = chunks
+        .iter()
+        .map(|chunk| match chunk.dims() {
+            [_, _] => Ok(chunk.clone()),
+            [1, _, _] => chunk.squeeze(0).map_err(tensor_error),
+            dims => Err(EngineError::LogitsShape(format!(
+                "a chunk has shape {dims:?}"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows: usize = chunks.iter().map(|c| c.dims()[0]).sum();
+    if rows != total_rows {
+        return Err(EngineError::LogitsShape(format!(
+            "{rows} rows of logits for {total_rows} tokens"
+        )));
+    }
+
+    let wanted = first_row..first_row + reference.len();
+    let mut probs = Vec::with_capacity(reference.len());
+    let mut chunk_start = 0;
+    for chunk in &chunks {
+        let chunk_rows = chunk.dims()[0];
+        let mut row = wanted.start.max(chunk_start);
+        let end = wanted.end.min(chunk_start + chunk_rows);
+        while row < end {
+            let take = rows_per_step.min(end - row);
+            let block = chunk
+                .narrow(0, row - chunk_start, take)
+                .and_then(|b| b.to_dtype(DType::F32))
+                .and_then(|b| b.to_vec2::<f32>())
+                .map_err(tensor_error)?;
+            for (offset, logits) in block.iter().enumerate() {
+                let position = row + offset - first_row;
+                let p = top_k_probability(logits, reference[position], k, floor).map_err(
+                    |NonFiniteLogits { index }| EngineError::NonFiniteLogits { position, index },
+                )?;
+                probs.push(p);
+            }
+            row += take;
+        }
+        chunk_start += chunk_rows;
+    }
+    Ok(probs)
+}
+
+fn tensor_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Tensor(e.to_string())
+}
+
+/// The fixed latency probe: `n_tokens` ids spread over the vocabulary, the same for every
+/// model of a given vocabulary size.
+fn latency_prompt(n_tokens: usize, vocab_size: usize) -> Vec<u32> {
+    let vocab = vocab_size.max(1);
+    (0..n_tokens)
+        .map(|i| u32::try_from((i * 7919 + 17) % vocab).unwrap_or(0))
+        .collect()
+}
+
+/// Returns freed heap pages to the OS. glibc keeps them after a model is dropped otherwise.
+#[allow(unsafe_code)]
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `malloc_trim` has no preconditions; it only walks glibc's allocator
+        // state under glibc's own locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfigJson {
+    vocab_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+}
+
+/// A special token in `tokenizer_config.json`: a string or `{ "content": ... }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SpecialToken {
+    Text(String),
+    Object { content: String },
+}
+
+/// `chat_template` in `tokenizer_config.json`: a string or a list of named templates.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TemplateField {
+    Text(String),
+    Named(Vec<NamedTemplate>),
+}
+
+#[derive(Deserialize)]
+struct NamedTemplate {
+    name: String,
+    template: String,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenizerConfigJson {
+    chat_template: Option<TemplateField>,
+    bos_token: Option<SpecialToken>,
+    eos_token: Option<SpecialToken>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EngineError> {
+    let bytes = std::fs::read(path).map_err(|e| EngineError::ModelFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| EngineError::ModelFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads `config.json` and (if present) `tokenizer_config.json` and `chat_template.jinja`.
+fn read_model_info(dir: &Path) -> Result<ModelInfo, EngineError> {
+    let config_path = dir.join("config.json");
+    let config: ConfigJson = read_json(&config_path)?;
+    let missing = |field: &str| EngineError::ModelFile {
+        path: config_path.clone(),
+        reason: format!("`{field}` is missing"),
+    };
+    let vocab_size = config.vocab_size.ok_or_else(|| missing("vocab_size"))?;
+    let max_seq_len = config
+        .max_position_embeddings
+        .ok_or_else(|| missing("max_position_embeddings"))?;
+
+    let tokenizer_config_path = dir.join("tokenizer_config.json");
+    let tokenizer_config: TokenizerConfigJson = if tokenizer_config_path.is_file() {
+        read_json(&tokenizer_config_path)?
+    } else {
+        TokenizerConfigJson::default()
+    };
+    let token = |t: Option<SpecialToken>| match t {
+        Some(SpecialToken::Text(s) | SpecialToken::Object { content: s }) => s,
+        None => String::new(),
+    };
+    let jinja_path = dir.join("chat_template.jinja");
+    let chat_template = match tokenizer_config.chat_template {
+        Some(TemplateField::Text(t)) => Some(t),
+        Some(TemplateField::Named(list)) => list
+            .into_iter()
+            .find(|t| t.name == "default")
+            .map(|t| t.template),
+        None if jinja_path.is_file() => Some(std::fs::read_to_string(&jinja_path).map_err(
+            |e| EngineError::ModelFile {
+                path: jinja_path.clone(),
+                reason: e.to_string(),
+            },
+        )?),
+        None => None,
+    };
+    Ok(ModelInfo {
+        dir: dir.to_path_buf(),
+        vocab_size,
+        max_seq_len,
+        chat_template,
+        bos_token: token(tokenizer_config.bos_token),
+        eos_token: token(tokenizer_config.eos_token),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mistralrs::Device;
+
+    #[test]
+    fn reference_rows_are_read_across_chunks() {
+        // 5 tokens, vocab 3; row r puts all mass on token (r + 1) % 3.
+        let rows: Vec<f32> = (0..5)
+            .flat_map(|r| (0..3).map(move |v| if v == (r + 1) % 3 { 10.0 } else { 0.0 }))
+            .collect();
+        let full = Tensor::from_vec(rows, (5, 3), &Device::Cpu).unwrap();
+        let chunks = [
+            full.narrow(0, 0, 2).unwrap(),
+            full.narrow(0, 2, 3).unwrap().unsqueeze(0).unwrap(),
+        ];
+        // Context of 2 tokens, reference = tokens 2..5, predicted by rows 1..4.
+        let reference = [2, 0, 1];
+        for step in [1, 2, 32] {
+            let p = reference_probabilities(&chunks, 5, 1, &reference, 1, 1e-9, step).unwrap();
+            assert_eq!(p.len(), 3);
+            assert!(p.iter().all(|&x| x > 0.99), "{p:?}");
+        }
+        // A wrong reference token is outside the top 1.
+        let p = reference_probabilities(&chunks, 5, 1, &[0, 0, 1], 1, 1e-9, 4).unwrap();
+        assert_eq!(p[0], 1e-9);
+    }
+
+    #[test]
+    fn missing_rows_and_nan_are_typed_errors() {
+        let t = Tensor::zeros((3, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(matches!(
+            reference_probabilities(&[t], 4, 0, &[1], 1, 1e-9, 8),
+            Err(EngineError::LogitsShape(_))
+        ));
+        let nan = Tensor::from_vec(vec![0.0, f32::NAN, 0.0, 0.0], (2, 2), &Device::Cpu).unwrap();
+        assert!(matches!(
+            reference_probabilities(&[nan], 2, 0, &[1], 1, 1e-9, 8),
+            Err(EngineError::NonFiniteLogits {
+                position: 0,
+                index: 1
+            })
+        ));
+    }
+
+    #[test]
+    fn latency_prompt_is_fixed_and_in_vocabulary() {
+        let p = latency_prompt(64, 512);
+        assert_eq!(p, latency_prompt(64, 512));
+        assert_eq!(p.len(), 64);
+        assert!(p.iter().all(|&id| id < 512));
+    }
+}

@@ -1,0 +1,91 @@
+//! The worker binary: parses flags, sets up logging, and hands over to the
+//! library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use common::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "GPU worker of the roleplay-LLM evaluation cluster")]
+struct Cli {
+    /// Log format: human or json (json for Kubernetes)
+    #[arg(long, global = true, env = "EVAL_LOG_FORMAT", default_value = "human")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume jobs from RabbitMQ and store results in Redis until SIGTERM
+    Run {
+        /// TOML config file
+        #[arg(long, env = "EVAL_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: worker::config::WorkerOptions,
+    },
+    /// Score a local model directory with exactly the cluster's code
+    Eval(worker::cli::EvalArgs),
+    /// Write a generated tiny model (random weights, for tests and demos)
+    MakeModel {
+        /// Directory to write
+        dir: PathBuf,
+        /// Seed of the weights
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Print the effective configuration (file < environment < flags) and exit
+    Config {
+        /// TOML config file
+        #[arg(long, env = "EVAL_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: worker::config::WorkerOptions,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(
+        cli.log_format,
+        "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { config, options } => {
+            let config = options.with_file(config.as_deref())?.validate()?;
+            worker::cluster::run(config, common::shutdown::on_signals()).await
+        }
+        Command::Eval(args) => worker::cli::eval(args, common::shutdown::on_signals()).await,
+        Command::MakeModel { dir, seed } => {
+            let spec = worker::fixtures::TinyModelSpec {
+                seed,
+                ..Default::default()
+            };
+            tokio::task::spawn_blocking(move || worker::fixtures::write_tiny_model(&dir, &spec))
+                .await??;
+            Ok(())
+        }
+        Command::Config { config, options } => {
+            let config = options.with_file(config.as_deref())?.validate()?;
+            println!("{config:#?}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The mistral.rs evaluator on generated tiny models: the real load, score
+//! and generate path, on CPU.
+
+use std::path::Path;
+
+use common::job::{JobMessage, JobOrigin, ModelRef};
+use common::result::FailureCode;
+use common::scoring::ScoringProfile;
+use tokio_util::sync::CancellationToken;
+use worker::engine::{EngineOptions, LoadedModel, MistralEvaluator};
+use worker::error::JobError;
+use worker::eval::dataset::Dataset;
+use worker::eval::{Evaluation, Evaluator, Progress};
+use worker::fixtures::{TinyModelSpec, write_tiny_model};
+use worker::source::inspect_dir;
+
+fn profile() -> ScoringProfile {
+    let mut p = ScoringProfile::v1();
+    p.similarity_samples = 3;
+    p.vibe_samples = 2;
+    p.latency_input_tokens = 32;
+    p.latency_repeats = 2;
+    p
+}
+
+fn job(template: &str) -> JobMessage {
+    JobMessage::v1(
+        ModelRef {
+            namespace: "t".into(),
+            name: "tiny".into(),
+            revision: "main".into(),
+            chat_template: template.into(),
+        },
+        "v1",
+        JobOrigin::Operator {
+            requested_by: "test".into(),
+        },
+        0,
+    )
+}
+
+async fn evaluate(dir: &Path, template: &str) -> Result<Evaluation, JobError> {
+    let model = inspect_dir(dir, 1 << 30)?;
+    let (progress, rx) = Progress::new();
+    let evaluator = MistralEvaluator::new(Dataset::builtin());
+    let result = evaluator
+        .evaluate(
+            job(template).job(),
+            &model,
+            &profile(),
+            progress,
+            CancellationToken::new(),
+        )
+        .await;
+    if result.is_ok() {
+        assert!((*rx.borrow() - 1.0).abs() < 1e-9, "progress ends at 1");
+    }
+    result
+}
+
+fn model(seed: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path(), &TinyModelSpec::with_seed(seed)).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_are_deterministic_and_differ_between_models() {
+    let (a, b) = (model(1), model(2));
+    let a1 = evaluate(a.path(), "chatml").await.unwrap();
+    let a2 = evaluate(a.path(), "chatml").await.unwrap();
+    let b1 = evaluate(b.path(), "chatml").await.unwrap();
+    for e in [&a1, &b1] {
+        assert!(e.components.is_well_formed(), "{e:?}");
+        assert!(e.components.similarity > 0.0 && e.tokens > 0, "{e:?}");
+    }
+    // Latency is measured wall time; everything else must repeat exactly.
+    assert_eq!(a1.components.similarity, a2.components.similarity);
+    assert_eq!(a1.components.vibe, a2.components.vibe);
+    assert_eq!(a1.components.size, a2.components.size);
+    assert_eq!(a1.dataset_sha256, Dataset::builtin().sha256);
+    assert_ne!(a1.components.similarity, b1.components.similarity);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_template_and_builtins_both_work() {
+    let dir = model(3);
+    let own = evaluate(dir.path(), "tokenizer").await.unwrap();
+    let builtin = evaluate(dir.path(), "chatml").await.unwrap();
+    // The generated model ships a ChatML template: both render the same prompts.
+    assert_eq!(own.components.similarity, builtin.components.similarity);
+    let llama3 = evaluate(dir.path(), "llama3").await.unwrap();
+    assert!(llama3.components.is_well_formed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nan_weights_and_broken_templates_fail_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(
+        dir.path(),
+        &TinyModelSpec {
+            nan: true,
+            ..TinyModelSpec::with_seed(4)
+        },
+    )
+    .unwrap();
+    match evaluate(dir.path(), "chatml").await {
+        Err(JobError::Model(reason)) => assert_eq!(reason.code, FailureCode::NanOutput, "{reason}"),
+        other => panic!("expected a NaN failure, got {other:?}"),
+    }
+
+    let dir = model(5);
+    match evaluate(dir.path(), "no-such-template").await {
+        Err(JobError::Model(reason)) => {
+            assert_eq!(reason.code, FailureCode::BadTemplate);
+            assert!(reason.message.contains("no-such-template"), "{reason}");
+        }
+        other => panic!("expected a template failure, got {other:?}"),
+    }
+    // A repository template that raises.
+    let config = dir.path().join("tokenizer_config.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    value["chat_template"] = "{{ raise_exception('roles must alternate user/assistant') }}".into();
+    std::fs::write(&config, serde_json::to_vec(&value).unwrap()).unwrap();
+    match evaluate(dir.path(), "tokenizer").await {
+        Err(JobError::Model(reason)) => {
+            assert_eq!(reason.code, FailureCode::BadTemplate);
+            assert!(reason.message.contains("alternate"), "{reason}");
+        }
+        other => panic!("expected a template failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teacher_forcing_reads_the_row_that_predicts_each_token() {
+    let dir = model(6);
+    let loaded = LoadedModel::load(dir.path(), EngineOptions::default())
+        .await
+        .unwrap();
+    let context = loaded
+        .tokenize("<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n")
+        .unwrap();
+    let reference = loaded.tokenize("general kenobi").unwrap();
+    // k = vocabulary size: every token is "in the top k", so these are plain probabilities.
+    let vocab = loaded.info().vocab_size;
+    let full = loaded
+        .teacher_forced_top_k_probs(&context, &reference, vocab, 1e-9)
+        .await
+        .unwrap();
+    assert_eq!(full.len(), reference.len());
+    assert!(full.iter().all(|p| *p > 0.0 && *p <= 1.0), "{full:?}");
+    // Scoring a prefix of the reference gives the same leading probabilities:
+    // position j depends only on the tokens before it.
+    let prefix = loaded
+        .teacher_forced_top_k_probs(&context, &reference[..1], vocab, 1e-9)
+        .await
+        .unwrap();
+    assert!((prefix[0] - full[0]).abs() < 1e-6, "{prefix:?} vs {full:?}");
+    // Greedy generation is deterministic.
+    let one = loaded.generate_greedy(&context, 8).await.unwrap();
+    let two = loaded.generate_greedy(&context, 8).await.unwrap();
+    assert_eq!(one, two);
+    loaded.unload().await;
+}
