@@ -1,5 +1,14 @@
 //! End-to-end tests of the assembled cluster live in `tests/`. This library
 //! holds what they share.
+//!
+//! # Layout
+//! - [`sandbox`]: a private queue and key prefix on the local RabbitMQ and
+//!   Redis, generated models, and real `worker run` processes (the fault
+//!   tests in `tests/faults.rs`).
+//! - [`expected_weights`]: weights recomputed independently of the aggregator.
+//! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
+
+pub mod sandbox;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,403 @@
+//! A cluster sandbox for cross-process tests: a private RabbitMQ queue and
+//! Redis prefix on the local servers, generated tiny models on disk, and real
+//! `worker run` processes started from the workspace's own binary.
+//!
+//! - [`Sandbox`]: one test's queue (random suffix), store prefix, models
+//!   directory and profile files; [`Sandbox::cleanup`] deletes the queues and
+//!   keys.
+//! - [`WorkerProcess`]: a `worker run` child process logging JSON to a file,
+//!   with SIGKILL / SIGTERM and a reader of its log events.
+//! - [`eventually`]: polls a condition until a deadline (no fixed sleeps).
+//! - [`redis_client_ports`]: the local ports of a process's connections to
+//!   Redis, so a test can `CLIENT KILL` exactly that process's connections.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use common::job::{JobId, JobMessage, JobOrigin, ModelRef};
+use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
+use common::scoring::ScoringProfile;
+use common::store::{JobRecord, RedisConfig, RedisStore, ResultStore};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// `AMQP_URL`, or the local broker.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// `REDIS_URL`, or the local server.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// A name no other test (in this or another process) uses.
+pub fn unique_name(test: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "test.{test}.{}.{nanos}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The `worker` binary next to this test executable
+/// (`target/<profile>/deps/<test>` → `target/<profile>/worker`).
+pub fn worker_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .with_context(|| format!("{} has no target/<profile> ancestor", exe.display()))?;
+    let worker = profile_dir.join(format!("worker{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        worker.is_file(),
+        "the worker binary is missing at {}: build it first with `cargo build -p worker` \
+         (`cargo test --workspace` builds it)",
+        worker.display()
+    );
+    Ok(worker)
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, failing with `what`
+/// after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One test's slice of the cluster. Drop does not clean up (it cannot
+/// await): call [`Sandbox::cleanup`] at the end of the test.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub name: String,
+    pub rabbit: RabbitConfig,
+    pub redis: RedisConfig,
+    /// The test's own connection, acting as the coordinator.
+    pub queue: RabbitQueue,
+    pub store: RedisStore,
+    pub dir: TempDir,
+}
+
+impl Sandbox {
+    pub async fn new(test: &str) -> Result<Self> {
+        let name = unique_name(test);
+        let rabbit = RabbitConfig {
+            url: amqp_url(),
+            queue: name.clone(),
+            dead_letter_exchange: format!("{name}.dlx"),
+            dead_letter_queue: format!("{name}.dead"),
+            consumer_tag: format!("{test}-publisher"),
+            operation_timeout: Duration::from_secs(120),
+            ..RabbitConfig::default()
+        };
+        let redis = RedisConfig {
+            url: redis_url(),
+            prefix: name.clone(),
+            ..RedisConfig::default()
+        };
+        let queue = RabbitQueue::connect(rabbit.clone())
+            .await
+            .context("RabbitMQ on 127.0.0.1:5672 (start it with `rabbitmq-server -detached`)")?;
+        let store = RedisStore::connect(redis.clone())
+            .await
+            .context("Redis on 127.0.0.1:6379")?;
+        let dir = tempfile::Builder::new().prefix("faults-").tempdir()?;
+        std::fs::create_dir_all(dir.path().join("models"))?;
+        Ok(Self {
+            name,
+            rabbit,
+            redis,
+            queue,
+            store,
+            dir,
+        })
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.dir.path().join("models")
+    }
+
+    /// Writes a generated tiny model at `<models>/<namespace>/<name>/` and
+    /// returns its reference.
+    pub async fn tiny_model(&self, namespace: &str, name: &str, seed: u64) -> Result<ModelRef> {
+        let dir = self.models_dir().join(namespace).join(name);
+        let spec = worker::fixtures::TinyModelSpec::with_seed(seed);
+        tokio::task::spawn_blocking(move || worker::fixtures::write_tiny_model(&dir, &spec))
+            .await??;
+        Ok(ModelRef {
+            namespace: namespace.into(),
+            name: name.into(),
+            revision: "main".into(),
+            chat_template: "chatml".into(),
+        })
+    }
+
+    /// Writes a profile `v1` file whose evaluations score `samples`
+    /// conversations of a dataset of `samples` conversations (the built-in
+    /// set, repeated), and returns `(profile, dataset)` paths. About 8 ms
+    /// per sample on the tiny model.
+    pub fn slow_profile(&self, label: &str, samples: usize) -> Result<(PathBuf, PathBuf)> {
+        let profile = ScoringProfile {
+            similarity_samples: samples,
+            vibe_samples: 1,
+            ..ScoringProfile::v1()
+        };
+        let profile_path = self.dir.path().join(format!("{label}.profile.toml"));
+        std::fs::write(&profile_path, toml::to_string(&profile)?)?;
+        let builtin: Vec<&str> = worker::eval::dataset::BUILTIN
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let dataset: String = builtin
+            .iter()
+            .cycle()
+            .take(samples.max(1))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let dataset_path = self.dir.path().join(format!("{label}.dataset.jsonl"));
+        std::fs::write(&dataset_path, dataset)?;
+        Ok((profile_path, dataset_path))
+    }
+
+    /// Acts as the coordinator: records the job as QUEUED and publishes it.
+    pub async fn submit(&self, model: ModelRef) -> Result<JobId> {
+        let message = JobMessage::v1(
+            model,
+            "v1",
+            JobOrigin::Operator {
+                requested_by: "faults-test".into(),
+            },
+            common::clock::now_ms(),
+        );
+        self.store.enqueue(message.job()).await?;
+        self.queue.publish(&message).await?;
+        Ok(message.id().clone())
+    }
+
+    pub async fn record(&self, id: &JobId) -> Result<JobRecord> {
+        self.store
+            .get(id)
+            .await?
+            .with_context(|| format!("no record of job {id}"))
+    }
+
+    /// Waits until `id` has a record that satisfies `accept`.
+    pub async fn wait_record(
+        &self,
+        id: &JobId,
+        what: &str,
+        timeout: Duration,
+        accept: impl Fn(&JobRecord) -> bool,
+    ) -> Result<JobRecord> {
+        eventually(what, timeout, || async {
+            Ok(self.store.get(id).await?.filter(|r| accept(r)))
+        })
+        .await
+    }
+
+    /// Starts `worker run` on this sandbox's queue and prefix.
+    pub fn spawn_worker(&self, name: &str, extra: &[&str]) -> Result<WorkerProcess> {
+        WorkerProcess::spawn(self, name, extra)
+    }
+
+    /// Deletes this sandbox's queues, exchange and keys.
+    pub async fn cleanup(self) -> Result<()> {
+        self.queue.delete_topology().await?;
+        self.store.delete_everything().await?;
+        Ok(())
+    }
+}
+
+/// A `worker run` child process. Killed (SIGKILL) on drop if still running.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    fn spawn(sandbox: &Sandbox, name: &str, extra: &[&str]) -> Result<Self> {
+        let log = sandbox.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(worker_binary()?)
+            .args(["--log-format", "json", "run"])
+            .arg("--name")
+            .arg(name)
+            .arg("--amqp-url")
+            .arg(&sandbox.rabbit.url)
+            .arg("--redis-url")
+            .arg(&sandbox.redis.url)
+            .arg("--redis-prefix")
+            .arg(&sandbox.redis.prefix)
+            .arg("--queue")
+            .arg(&sandbox.rabbit.queue)
+            .arg("--models-dir")
+            .arg(sandbox.models_dir())
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the worker binary")?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    pub fn pid(&self) -> Result<u32> {
+        self.child.id().context("the worker has exited")
+    }
+
+    /// SIGKILL, then reap.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
+    /// Sends SIGTERM (the graceful shutdown signal).
+    pub async fn terminate(&self) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid()?.to_string()])
+            .status()
+            .await?;
+        ensure!(status.success(), "kill -TERM failed: {status}");
+        Ok(())
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .with_context(|| format!("worker {} still running after {timeout:?}", self.name))?
+            .map_err(Into::into)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn stop(&mut self) -> Result<()> {
+        self.terminate().await?;
+        let status = self.wait_exit(Duration::from_secs(20)).await?;
+        ensure!(
+            status.success(),
+            "worker {} exited with {status}",
+            self.name
+        );
+        Ok(())
+    }
+
+    /// The process's log events so far (one JSON object per line; a partly
+    /// written last line is skipped).
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Log events with `message` about job `id` (from the job span).
+    pub fn job_events(&self, id: &JobId, message: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e["message"] == message && e["span"]["job_id"] == id.as_str())
+            .count()
+    }
+
+    /// Whether the log has an event with `message`.
+    pub fn logged(&self, message: &str) -> bool {
+        self.events().iter().any(|e| e["message"] == message)
+    }
+
+    /// Waits until the worker consumes from its queue.
+    pub async fn wait_consuming(&self) -> Result<()> {
+        eventually(
+            &format!("worker {} to consume", self.name),
+            Duration::from_secs(30),
+            || async { Ok(self.logged("consuming").then_some(())) },
+        )
+        .await
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+/// Local TCP ports of `pid`'s established connections to `remote_port`
+/// (Linux: socket inodes from `/proc/<pid>/fd` matched in `/proc/<pid>/net/tcp*`).
+pub fn redis_client_ports(pid: u32, remote_port: u16) -> Result<Vec<u16>> {
+    let mut inodes = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let Ok(target) = std::fs::read_link(entry?.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy();
+        if let Some(inode) = target
+            .strip_prefix("socket:[")
+            .and_then(|s| s.strip_suffix(']'))
+        {
+            inodes.insert(inode.to_owned());
+        }
+    }
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            if fields.len() < 10 || fields[3] != "01" || !inodes.contains(fields[9]) {
+                continue;
+            }
+            let port = |addr: &str| {
+                addr.rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            };
+            if port(fields[2]) == Some(remote_port)
+                && let Some(local) = port(fields[1])
+            {
+                ports.push(local);
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
+}
