@@ -41,6 +41,13 @@ enum Command {
     /// store; generated tiny models) and print the leaderboard and weights
     #[cfg(feature = "embedded")]
     Embedded(coordinator::embedded::EmbeddedOptions),
+    /// Print the commit string a miner commits for a model, bound to its hotkey
+    Commit {
+        namespace: String,
+        name: String,
+        chat_template: String,
+        hotkey: String,
+    },
     /// Print the effective configuration (file < environment < flags) and exit
     Config {
         /// TOML config file
@@ -92,6 +99,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let shutdown = common::shutdown::on_signals();
             let report = coordinator::embedded::run_with_engine(&options, shutdown).await?;
             print!("{}", coordinator::embedded::render(&report));
+            Ok(())
+        }
+        Command::Commit {
+            namespace,
+            name,
+            chat_template,
+            hotkey,
+        } => {
+            let commit = common::submission::CommitString::bound_to(
+                namespace,
+                name,
+                chat_template,
+                hotkey,
+                None,
+            );
+            let text = commit.to_string();
+            // Round-tripping applies the parser's checks: length, characters.
+            common::submission::CommitString::parse(&text)?;
+            println!("{text}");
             Ok(())
         }
         Command::Config { config, options } => {

@@ -21,7 +21,9 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = TinyModelSpec::with_seed(1);
     let files = write_tiny_model(dir.path(), &spec).expect("tiny model");
-    let model = LoadedModel::load(dir.path(), EngineOptions::default()).await.expect("load");
+    let model = LoadedModel::load(dir.path(), EngineOptions::default())
+        .await
+        .expect("load");
     let profile = ScoringProfile::v1();
     let dataset = Dataset::builtin();
     let template = ChatTemplate::select("chatml", None, "<s>", "<|im_end|>").expect("template");
@@ -29,24 +31,35 @@ async fn main() {
         .conversations
         .iter()
         .map(|c| {
-            let context = model.tokenize(&template.render(c.context(), true).expect("render")).expect("tokenize");
+            let context = model
+                .tokenize(&template.render(c.context(), true).expect("render"))
+                .expect("tokenize");
             let mut reference = model.tokenize(c.reference()).expect("tokenize");
             reference.truncate(profile.max_reference_tokens);
-            let budget = profile.vibe_budget(model.tokenize(c.last_user()).expect("tokenize").len());
+            let budget =
+                profile.vibe_budget(model.tokenize(c.last_user()).expect("tokenize").len());
             (context, reference, budget)
         })
         .collect();
 
     // Warm-up.
     let (context, reference, _) = &samples[0];
-    model.teacher_forced_top_k_probs(context, reference, profile.top_k, profile.floor_probability).await.expect("score");
+    model
+        .teacher_forced_top_k_probs(context, reference, profile.top_k, profile.floor_probability)
+        .await
+        .expect("score");
 
     let mut scored_tokens = 0usize;
     let start = Instant::now();
     for _ in 0..ROUNDS {
         for (context, reference, _) in &samples {
             model
-                .teacher_forced_top_k_probs(context, reference, profile.top_k, profile.floor_probability)
+                .teacher_forced_top_k_probs(
+                    context,
+                    reference,
+                    profile.top_k,
+                    profile.floor_probability,
+                )
                 .await
                 .expect("score");
             scored_tokens += context.len() + reference.len();
@@ -57,11 +70,17 @@ async fn main() {
     let mut decoded_tokens = 0usize;
     let start = Instant::now();
     for (context, _, budget) in &samples {
-        let reply = model.generate_greedy(context, *budget).await.expect("generate");
+        let reply = model
+            .generate_greedy(context, *budget)
+            .await
+            .expect("generate");
         decoded_tokens += model.tokenize(&reply).expect("tokenize").len();
     }
     let decoding = start.elapsed();
-    let latency = model.forward_latency_ms(profile.latency_input_tokens, 10).await.expect("latency");
+    let latency = model
+        .forward_latency_ms(profile.latency_input_tokens, 10)
+        .await
+        .expect("latency");
     model.unload().await;
 
     println!(
@@ -79,5 +98,8 @@ async fn main() {
         decoding.as_secs_f64(),
         decoded_tokens as f64 / decoding.as_secs_f64()
     );
-    println!("forward latency ({} tokens): {latency:.2} ms", profile.latency_input_tokens);
+    println!(
+        "forward latency ({} tokens): {latency:.2} ms",
+        profile.latency_input_tokens
+    );
 }
