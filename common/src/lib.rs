@@ -17,17 +17,18 @@
 //! - [`queue::JobQueue`]: at-least-once job delivery.
 //! - [`store::ResultStore`]: job state, leases, results, leaderboard.
 //!
-//! Process plumbing both binaries use: [`config`], [`shutdown`], [`telemetry`], [`clock`].
+//! Process plumbing both binaries use: [`config`], [`metrics`], [`secret_url`],
+//! [`shutdown`], [`telemetry`], [`clock`].
 
 pub mod chain;
 pub mod clock;
 pub mod config;
 pub mod job;
+pub mod metrics;
 pub mod queue;
 pub mod result;
 pub mod scoring;
-#[cfg(any(feature = "rabbitmq", feature = "redis"))]
-mod secret_url;
+pub mod secret_url;
 pub mod shutdown;
 pub mod store;
 pub mod submission;

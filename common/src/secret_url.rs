@@ -2,7 +2,7 @@
 
 /// `scheme://user:password@host/...` with the password replaced by `***`, so
 /// that configs holding credentials can be logged and `Debug`-printed.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -17,6 +17,34 @@ pub(crate) fn redact_url(url: &str) -> String {
         format!("{scheme}://{user}:***@{host}{tail}")
     } else {
         format!("{scheme}://{user}@{host}{tail}")
+    }
+}
+
+/// A connection URL that may carry a password: printed redacted (Debug and
+/// Display), handed out whole only through [`SecretUrl::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for the client that connects.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
     }
 }
 

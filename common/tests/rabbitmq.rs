@@ -42,15 +42,11 @@ fn config(name: &str, delivery_limit: u32) -> RabbitConfig {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
+    let url = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     RabbitConfig {
-        url: std::env::var("AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
-        dead_letter_exchange: format!("{queue}.dlx"),
-        dead_letter_queue: format!("{queue}.dead"),
-        queue,
         delivery_limit,
-        consumer_tag: format!("test-{name}"),
-        ..RabbitConfig::default()
+        ..RabbitConfig::for_queue(url, &queue, format!("test-{name}"))
     }
 }
 

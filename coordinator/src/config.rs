@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::config::{ConfigError, Layered, load_toml};
 use common::layered;
 use common::scoring::ScoringProfile;
+use common::secret_url::SecretUrl;
 use common::weights::{Burn, WeightsParams};
 use serde::Deserialize;
 
@@ -85,8 +86,8 @@ layered!(CoordinatorOptions {
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub netuid: u16,
-    pub amqp_url: Option<String>,
-    pub redis_url: Option<String>,
+    pub amqp_url: Option<SecretUrl>,
+    pub redis_url: Option<SecretUrl>,
     pub redis_prefix: String,
     pub queue: String,
     pub profile: ScoringProfile,
@@ -161,8 +162,8 @@ impl CoordinatorOptions {
         }
         Ok(CoordinatorConfig {
             netuid: self.netuid.unwrap_or(11),
-            amqp_url: self.amqp_url,
-            redis_url: self.redis_url,
+            amqp_url: self.amqp_url.map(SecretUrl::new),
+            redis_url: self.redis_url.map(SecretUrl::new),
             redis_prefix: self.redis_prefix.unwrap_or_else(|| "eval".into()),
             queue: self.queue.unwrap_or_else(|| "eval.jobs".into()),
             settings: LoopSettings {

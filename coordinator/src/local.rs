@@ -78,20 +78,17 @@ pub async fn run(
         .context("redis_url (EVAL_REDIS_URL) is required by `coordinator run`")?;
     let chain = Arc::new(local_chain(submissions)?);
     let queue = Arc::new(
-        RabbitQueue::connect(RabbitConfig {
-            url: amqp_url,
-            dead_letter_exchange: format!("{}.dlx", config.queue),
-            dead_letter_queue: format!("{}.dead", config.queue),
-            queue: config.queue.clone(),
-            consumer_tag: "coordinator".into(),
-            ..RabbitConfig::default()
-        })
+        RabbitQueue::connect(RabbitConfig::for_queue(
+            amqp_url.expose(),
+            &config.queue,
+            "coordinator",
+        ))
         .await
         .context("connecting to RabbitMQ")?,
     );
     let store = Arc::new(
         RedisStore::connect(RedisConfig {
-            url: redis_url,
+            url: redis_url.expose().to_owned(),
             prefix: config.redis_prefix.clone(),
             ..RedisConfig::default()
         })

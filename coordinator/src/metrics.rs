@@ -2,6 +2,7 @@
 
 use std::sync::LazyLock;
 
+use common::metrics::register;
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, opts};
 
 /// Jobs published to the queue, by why: `new` (first time) or `reclaimed`
@@ -61,13 +62,3 @@ pub static WEIGHT_SETS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["result"],
     ))
 });
-
-fn register<C: prometheus::core::Collector + Clone + 'static>(
-    collector: prometheus::Result<C>,
-) -> C {
-    let collector = collector.expect("metric options are valid");
-    prometheus::default_registry()
-        .register(Box::new(collector.clone()))
-        .expect("metric names are unique");
-    collector
-}

@@ -50,22 +50,27 @@ pub fn unique_name(test: &str) -> String {
     )
 }
 
-/// The `worker` binary next to this test executable
-/// (`target/<profile>/deps/<test>` → `target/<profile>/worker`).
+/// The `worker` binary next to this test executable.
 pub fn worker_binary() -> Result<PathBuf> {
+    binary("worker")
+}
+
+/// A workspace binary next to this test executable
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .with_context(|| format!("{} has no target/<profile> ancestor", exe.display()))?;
-    let worker = profile_dir.join(format!("worker{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     ensure!(
-        worker.is_file(),
-        "the worker binary is missing at {}: build it first with `cargo build -p worker` \
+        binary.is_file(),
+        "the {name} binary is missing at {}: build it first with `cargo build -p {name}` \
          (`cargo test --workspace` builds it)",
-        worker.display()
+        binary.display()
     );
-    Ok(worker)
+    Ok(binary)
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, failing with `what`
@@ -104,13 +109,8 @@ impl Sandbox {
     pub async fn new(test: &str) -> Result<Self> {
         let name = unique_name(test);
         let rabbit = RabbitConfig {
-            url: amqp_url(),
-            queue: name.clone(),
-            dead_letter_exchange: format!("{name}.dlx"),
-            dead_letter_queue: format!("{name}.dead"),
-            consumer_tag: format!("{test}-publisher"),
             operation_timeout: Duration::from_secs(120),
-            ..RabbitConfig::default()
+            ..RabbitConfig::for_queue(amqp_url(), &name, format!("{test}-publisher"))
         };
         let redis = RedisConfig {
             url: redis_url(),

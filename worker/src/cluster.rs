@@ -34,20 +34,17 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     };
     info!(worker = %config.name, dataset_sha256 = %dataset.sha256, "connecting");
     let queue = Arc::new(
-        RabbitQueue::connect(RabbitConfig {
-            url: amqp_url,
-            dead_letter_exchange: format!("{}.dlx", config.queue),
-            dead_letter_queue: format!("{}.dead", config.queue),
-            queue: config.queue.clone(),
-            consumer_tag: config.name.clone(),
-            ..RabbitConfig::default()
-        })
+        RabbitQueue::connect(RabbitConfig::for_queue(
+            amqp_url.expose(),
+            &config.queue,
+            config.name.clone(),
+        ))
         .await
         .context("connecting to RabbitMQ")?,
     );
     let store = Arc::new(
         RedisStore::connect(RedisConfig {
-            url: redis_url,
+            url: redis_url.expose().to_owned(),
             prefix: config.redis_prefix.clone(),
             ..RedisConfig::default()
         })

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::config::{ConfigError, Layered, load_toml};
 use common::layered;
 use common::scoring::ScoringProfile;
+use common::secret_url::SecretUrl;
 use serde::Deserialize;
 
 use crate::consumer::LoopTimings;
@@ -72,8 +73,8 @@ layered!(WorkerOptions {
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub name: String,
-    pub amqp_url: Option<String>,
-    pub redis_url: Option<String>,
+    pub amqp_url: Option<SecretUrl>,
+    pub redis_url: Option<SecretUrl>,
     pub redis_prefix: String,
     pub queue: String,
     pub models_dir: Option<PathBuf>,
@@ -141,8 +142,8 @@ impl WorkerOptions {
         }
         Ok(WorkerConfig {
             name: self.name.unwrap_or_else(default_name),
-            amqp_url: self.amqp_url,
-            redis_url: self.redis_url,
+            amqp_url: self.amqp_url.map(SecretUrl::new),
+            redis_url: self.redis_url.map(SecretUrl::new),
             redis_prefix: self.redis_prefix.unwrap_or_else(|| "eval".into()),
             queue: self.queue.unwrap_or_else(|| "eval.jobs".into()),
             models_dir: self.models_dir,

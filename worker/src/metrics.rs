@@ -2,6 +2,7 @@
 
 use std::sync::LazyLock;
 
+use common::metrics::register;
 use prometheus::{Histogram, IntCounter, IntCounterVec, histogram_opts, opts};
 
 /// Job deliveries handled, by outcome: `completed`, `failed_<code>`,
@@ -34,13 +35,3 @@ pub static TOKENS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Tokens scored or generated"
     )))
 });
-
-fn register<C: prometheus::core::Collector + Clone + 'static>(
-    collector: prometheus::Result<C>,
-) -> C {
-    let collector = collector.expect("metric options are valid");
-    prometheus::default_registry()
-        .register(Box::new(collector.clone()))
-        .expect("metric names are unique");
-    collector
-}

@@ -186,6 +186,19 @@ impl fmt::Debug for RabbitConfig {
 }
 
 impl RabbitConfig {
+    /// The defaults for queue `queue` at `url`, with its dead-letter exchange
+    /// and queue named `<queue>.dlx` and `<queue>.dead`.
+    pub fn for_queue(url: impl Into<String>, queue: &str, consumer_tag: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            queue: queue.to_owned(),
+            dead_letter_exchange: format!("{queue}.dlx"),
+            dead_letter_queue: format!("{queue}.dead"),
+            consumer_tag: consumer_tag.into(),
+            ..Self::default()
+        }
+    }
+
     /// Checks what the broker would refuse or what would loop forever.
     pub fn validate(&self) -> Result<(), String> {
         if self.delivery_limit == 0 {
