@@ -459,6 +459,98 @@ async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
     assert_eq!(sandbox.queue.depth().await?.ready, 0);
     sandbox.cleanup().await
 }
+/// Restores the broker's consumer timeout settings when dropped, even when
+/// the test fails half-way (other tests need the defaults).
+struct ConsumerTimeoutOverride;
+
+impl ConsumerTimeoutOverride {
+    /// New channels get `timeout_ms`, checked every `tick_ms` (RabbitMQ 3.x
+    /// reads both when a channel opens; 4.x would take a queue policy).
+    async fn set(timeout_ms: u64, tick_ms: u64) -> Result<Self> {
+        let guard = Self;
+        rabbitmqctl(&[
+            "eval",
+            &format!("application:set_env(rabbit, consumer_timeout, {timeout_ms})."),
+        ])
+        .await?;
+        rabbitmqctl(&[
+            "eval",
+            &format!("application:set_env(rabbit, channel_tick_interval, {tick_ms})."),
+        ])
+        .await?;
+        Ok(guard)
+    }
+}
+
+impl Drop for ConsumerTimeoutOverride {
+    fn drop(&mut self) {
+        for setting in ["consumer_timeout, 1800000", "channel_tick_interval, 60000"] {
+            let restored = std::process::Command::new("rabbitmqctl")
+                .args(["eval", &format!("application:set_env(rabbit, {setting}).")])
+                .stdout(std::process::Stdio::null())
+                .status();
+            if !restored.is_ok_and(|s| s.success()) {
+                eprintln!("could not restore the broker setting `{setting}`");
+            }
+        }
+    }
+}
+
+/// A job that outlives the broker's consumer timeout: the broker takes the
+/// delivery back and redelivers it while the first worker is still
+/// evaluating. The lease keeps the second worker from starting it, the first
+/// worker's result is stored once, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Result<()> {
+    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
+        eprintln!("SKIP_BROKER_RESTART is set: not changing broker settings");
+        return Ok(());
+    }
+    init_tracing();
+    let _broker = BROKER.write().await;
+    let sandbox = Sandbox::new("consumer-timeout").await?;
+    let model = sandbox.tiny_model("ns", "long", 8).await?;
+    let args = worker_args(&sandbox.slow_profile("long", SLOW_SAMPLES * 3)?);
+    let overridden = ConsumerTimeoutOverride::set(1_500, 500).await?;
+    let mut a = spawn(&sandbox, "timeout-a", &args)?;
+    a.wait_consuming().await?;
+    let id = sandbox.submit(model).await?;
+    sandbox
+        .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
+        .await?;
+    // The second worker joins once the first holds the job, so any delivery it
+    // gets is the broker's redelivery.
+    let mut b = spawn(&sandbox, "timeout-b", &args)?;
+    let done = sandbox
+        .wait_record(&id, "the job to finish", Duration::from_secs(180), |r| {
+            r.status.is_final()
+        })
+        .await?;
+    drop(overridden);
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(done.attempts, 1, "never started twice: {done:?}");
+    wait_queue_drained(&sandbox).await?;
+    a.stop().await?;
+    b.stop().await?;
+    assert_eq!(results_stored(&[&a, &b], &id), 1, "stored once");
+    let evaluations = a.job_events(&id, "evaluating") + b.job_events(&id, "evaluating");
+    assert_eq!(evaluations, 1, "evaluated once");
+    // The timeout did fire: the broker redelivered, and the lease (or the
+    // finished record) turned the redelivery away.
+    let turned_away = a.job_events(
+        &id,
+        "job leased by another worker, dropping duplicate delivery",
+    ) + b.job_events(
+        &id,
+        "job leased by another worker, dropping duplicate delivery",
+    ) + a.job_events(&id, "job already finished, dropping duplicate delivery")
+        + b.job_events(&id, "job already finished, dropping duplicate delivery");
+    assert!(
+        turned_away >= 1,
+        "the consumer timeout never fired: no redelivery was seen"
+    );
+    sandbox.cleanup().await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_job_hands_the_job_back_and_exits_zero() -> Result<()> {
