@@ -1,0 +1,90 @@
+//! The worker loop against the real RabbitMQ and Redis: a transient failure
+//! is handed back, redelivered by the broker and then succeeds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use common::job::{JobStatus, JobV1};
+use common::queue::JobQueue;
+use common::result::ComponentScores;
+use common::scoring::ScoringProfile;
+use tests::sandbox::Sandbox;
+use tokio_util::sync::CancellationToken;
+use worker::consumer::{LoopTimings, Worker};
+use worker::error::JobError;
+use worker::eval::{Evaluation, Evaluator, Progress};
+use worker::source::{LocalDirSource, LocalModel};
+
+/// Fails transiently (as on a host OOM or a lost GPU) on its first call.
+struct FlakyOnce {
+    calls: AtomicU32,
+}
+
+#[async_trait]
+impl Evaluator for FlakyOnce {
+    async fn evaluate(
+        &self,
+        _job: &JobV1,
+        _model: &LocalModel,
+        _profile: &ScoringProfile,
+        _progress: Progress,
+        _cancel: CancellationToken,
+    ) -> Result<Evaluation, JobError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(JobError::Transient("simulated outage".into()));
+        }
+        Ok(Evaluation {
+            components: ComponentScores {
+                similarity: 0.5,
+                vibe: 0.5,
+                latency: 0.5,
+                size: 0.5,
+            },
+            tokens: 1,
+            dataset_sha256: "d".repeat(64),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failure_is_retried_through_the_broker_then_succeeds() -> Result<()> {
+    let sandbox = Sandbox::new("transient").await?;
+    let model = sandbox.tiny_model("ns", "flaky", 9).await?;
+    let evaluator = Arc::new(FlakyOnce {
+        calls: AtomicU32::new(0),
+    });
+    let worker = Worker {
+        name: "in-process".into(),
+        queue: Arc::new(sandbox.queue.clone()),
+        store: Arc::new(sandbox.store.clone()),
+        source: Arc::new(LocalDirSource::new(sandbox.models_dir())),
+        evaluator: evaluator.clone(),
+        profile: ScoringProfile::v1(),
+        timings: LoopTimings {
+            retry_backoff: Duration::from_millis(100),
+            ..LoopTimings::default()
+        },
+    };
+    let stop = CancellationToken::new();
+    let running = tokio::spawn({
+        let stop = stop.clone();
+        async move { worker.run(stop).await }
+    });
+    let id = sandbox.submit(model).await?;
+    let done = sandbox
+        .wait_record(&id, "the job to finish", Duration::from_secs(60), |r| {
+            r.status.is_final()
+        })
+        .await?;
+    stop.cancel();
+    running.await?;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(done.attempts, 2, "one failed attempt, one that succeeded");
+    assert_eq!(evaluator.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(sandbox.queue.depth().await?.ready, 0);
+    assert_eq!(sandbox.queue.dead_letter_depth().await?, 0);
+    sandbox.cleanup().await
+}
