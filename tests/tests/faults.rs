@@ -3,10 +3,12 @@
 //! mid-job. Each test has its own queue and key prefix (random suffix) and
 //! deletes them at the end.
 //!
-//! `broker_restart_worker_reconnects` stops and starts the local broker's
-//! app with `rabbitmqctl`; it holds [`BROKER`] exclusively so the other tests
-//! of this file wait for it (cargo runs test binaries one at a time). Set
-//! `SKIP_BROKER_RESTART=1` to skip it where other users share the broker.
+//! Three tests touch the shared servers themselves: one stops and starts the
+//! broker's app, one lowers the broker's consumer timeout for a while, one
+//! restarts Redis without its data. They hold [`BROKER`] exclusively so the
+//! other tests of this file wait for them (cargo runs test binaries one at a
+//! time). Set `SKIP_BROKER_RESTART=1` to skip them where other users share
+//! the servers.
 //!
 //! The worker binary comes from the same target directory as this test
 //! (`cargo test --workspace` builds it).
@@ -20,6 +22,7 @@ use common::job::{JobId, JobStatus};
 use common::queue::JobQueue;
 use common::result::{FailureCode, Outcome};
 use common::store::{JobRecord, ResultStore};
+use common::submission::CommitString;
 use common::weights::WeightsParams;
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;
@@ -89,8 +92,22 @@ fn spawn_reclaimer(
     sandbox: &Sandbox,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<usize>> {
-    let mut coordinator = Coordinator::new(
+    spawn_coordinator(
+        sandbox,
         Arc::new(MemoryChain::new(1, "5Validator", 1)),
+        stop,
+    )
+}
+
+/// An in-process coordinator on the sandbox's queue and store, ticking
+/// every 300 ms until `stop`; returns how many jobs it re-published.
+fn spawn_coordinator(
+    sandbox: &Sandbox,
+    chain: Arc<MemoryChain>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Result<usize>> {
+    let mut coordinator = Coordinator::new(
+        chain,
         Arc::new(sandbox.queue.clone()),
         Arc::new(sandbox.store.clone()),
         LoopSettings {
@@ -548,6 +565,108 @@ async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Resul
     assert!(
         turned_away >= 1,
         "the consumer timeout never fired: no redelivery was seen"
+    );
+    sandbox.cleanup().await
+}
+/// Stops the local Redis without saving and starts it again, empty, with the
+/// command of DESIGN §10.
+async fn restart_redis() -> Result<()> {
+    let port = redis_port().to_string();
+    // The server closes the connection as it exits, so the status says nothing.
+    let _ = tokio::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port, "shutdown", "nosave"])
+        .output()
+        .await
+        .context("redis-cli is installed")?;
+    let ping = || async {
+        let out = tokio::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port, "ping"])
+            .output()
+            .await
+            .ok();
+        out.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+    };
+    eventually("Redis to stop", Duration::from_secs(10), || async {
+        Ok((!ping().await).then_some(()))
+    })
+    .await?;
+    let dir = std::env::temp_dir().join("eval-test-redis");
+    std::fs::create_dir_all(&dir)?;
+    let status = tokio::process::Command::new("redis-server")
+        .args([
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            &port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .status()
+        .await
+        .context("redis-server is installed")?;
+    ensure!(status.success(), "redis-server did not start: {status}");
+    eventually("Redis to answer again", Duration::from_secs(10), || async {
+        Ok(ping().await.then_some(()))
+    })
+    .await
+}
+
+/// Redis restarted without its data while a job runs: the worker loses its
+/// lease and hands the job back, the coordinator notices the missing record
+/// and queues the job again, and the job completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
+    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
+        eprintln!("SKIP_BROKER_RESTART is set: not restarting Redis");
+        return Ok(());
+    }
+    init_tracing();
+    let _broker = BROKER.write().await;
+    let sandbox = Sandbox::new("redis-restart").await?;
+    let model = sandbox.tiny_model("ns", "wiped", 10).await?;
+    let chain = Arc::new(MemoryChain::new(1_000, "5Validator", 1));
+    chain.register("5Validator", true);
+    chain.register("5Miner", false);
+    let commit = CommitString::bound_to("ns", "wiped", "chatml", "5Miner", None).to_string();
+    chain.commit("5Miner", commit.as_bytes())?;
+    let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
+    let mut worker = spawn(&sandbox, "wipe-a", &args)?;
+    worker.wait_consuming().await?;
+    let stop = CancellationToken::new();
+    let coordinator = spawn_coordinator(&sandbox, chain, stop.clone());
+
+    let id = JobId::for_model(&model, "v1");
+    sandbox
+        .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
+        .await?;
+    restart_redis().await?;
+    let done = sandbox
+        .wait_record(
+            &id,
+            "the job to finish after the restart",
+            Duration::from_secs(180),
+            |r| r.status.is_final(),
+        )
+        .await?;
+    stop.cancel();
+    coordinator.await??;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(sandbox.store.leaderboard(10).await?.len(), 1);
+    wait_queue_drained(&sandbox).await?;
+    worker.stop().await?;
+    assert_eq!(results_stored(&[&worker], &id), 1, "finish recorded once");
+    assert!(
+        worker.job_events(&id, "evaluating") >= 2,
+        "the interrupted evaluation ran again after the restart"
     );
     sandbox.cleanup().await
 }
