@@ -1,7 +1,6 @@
 //! The worker's configuration: a TOML file (`--config`), then `EVAL_*`
 //! environment variables, then flags, validated into [`WorkerConfig`].
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,9 +49,6 @@ pub struct WorkerOptions {
     #[arg(long, env = "EVAL_HEARTBEAT", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub heartbeat: Option<Duration>,
-    /// Address of the /metrics endpoint [default: 0.0.0.0:9101]
-    #[arg(long, env = "EVAL_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
 }
 
 layered!(WorkerOptions {
@@ -66,7 +62,6 @@ layered!(WorkerOptions {
     dataset,
     lease,
     heartbeat,
-    metrics_listen,
 });
 
 /// The validated configuration.
@@ -81,7 +76,6 @@ pub struct WorkerConfig {
     pub profile: ScoringProfile,
     pub dataset: Option<PathBuf>,
     pub timings: LoopTimings,
-    pub metrics_listen: SocketAddr,
 }
 
 impl WorkerOptions {
@@ -154,9 +148,6 @@ impl WorkerOptions {
                 heartbeat,
                 ..defaults
             },
-            metrics_listen: self
-                .metrics_listen
-                .unwrap_or_else(|| ([0, 0, 0, 0], 9101).into()),
         })
     }
 }
