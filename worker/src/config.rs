@@ -12,6 +12,7 @@ use common::secret_url::SecretUrl;
 use serde::Deserialize;
 
 use crate::consumer::LoopTimings;
+use crate::source::ConfigLimits;
 
 /// Settings shared by every worker command; each may also come from the
 /// config file or the environment.
@@ -53,6 +54,11 @@ pub struct WorkerOptions {
     /// Address of the /metrics endpoint [default: 0.0.0.0:9101]
     #[arg(long, env = "EVAL_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Memory the estimated weights of a model may take, in GiB, in the engine's dtype (F32
+    /// on CPU, BF16 with the `cuda` feature); a larger config fails as `bad_config`. Keep it
+    /// the same on every worker of a cluster [default: 64]
+    #[arg(long, env = "EVAL_MEMORY_BUDGET_GIB")]
+    pub memory_budget_gib: Option<u64>,
 }
 
 layered!(WorkerOptions {
@@ -67,6 +73,7 @@ layered!(WorkerOptions {
     lease,
     heartbeat,
     metrics_listen,
+    memory_budget_gib,
 });
 
 /// The validated configuration.
@@ -82,6 +89,8 @@ pub struct WorkerConfig {
     pub dataset: Option<PathBuf>,
     pub timings: LoopTimings,
     pub metrics_listen: SocketAddr,
+    /// Bounds on a model's `config.json`, the memory budget included.
+    pub config_limits: ConfigLimits,
 }
 
 impl WorkerOptions {
@@ -140,6 +149,15 @@ impl WorkerOptions {
                 format!("{} is not a directory", dir.display()),
             ));
         }
+        let mut config_limits = ConfigLimits::default();
+        if let Some(gib) = self.memory_budget_gib {
+            config_limits.memory_budget_bytes = gib
+                .checked_mul(1 << 30)
+                .filter(|&bytes| bytes > 0)
+                .ok_or_else(|| {
+                    ConfigError::invalid("memory_budget_gib", "must be between 1 and 2^34")
+                })?;
+        }
         Ok(WorkerConfig {
             name: self.name.unwrap_or_else(default_name),
             amqp_url: self.amqp_url.map(SecretUrl::new),
@@ -157,6 +175,7 @@ impl WorkerOptions {
             metrics_listen: self
                 .metrics_listen
                 .unwrap_or_else(|| ([0, 0, 0, 0], 9101).into()),
+            config_limits,
         })
     }
 }
@@ -222,5 +241,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("amqp_url"), "{err}");
+        for gib in [0, u64::MAX] {
+            let err = WorkerOptions {
+                memory_budget_gib: Some(gib),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("memory_budget_gib"), "{err}");
+        }
+    }
+
+    #[test]
+    fn memory_budget_is_read_in_gib() {
+        let config = WorkerOptions {
+            memory_budget_gib: Some(24),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(config.config_limits.memory_budget_bytes, 24 << 30);
+        let default = WorkerOptions::default().validate().unwrap();
+        assert_eq!(default.config_limits, ConfigLimits::default());
     }
 }

@@ -661,4 +661,291 @@ mod tests {
         );
         assert!(check_index(b"nope", &good()).is_err());
     }
+
+    // ---- config.json ----
+
+    /// The generated tiny Llama's config (fixtures.rs).
+    fn tiny() -> serde_json::Value {
+        serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+            "vocab_size": 512, "max_position_embeddings": 512,
+            "tie_word_embeddings": false, "torch_dtype": "float32",
+        })
+    }
+
+    fn cpu(budget: u64) -> ConfigLimits {
+        ConfigLimits {
+            device: ComputeDevice::Cpu,
+            memory_budget_bytes: budget,
+            ..ConfigLimits::default()
+        }
+    }
+
+    fn check(
+        config: &serde_json::Value,
+        limits: &ConfigLimits,
+    ) -> Result<ModelShape, FailureReason> {
+        check_config(config.to_string().as_bytes(), limits)
+    }
+
+    fn with(field: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut config = tiny();
+        if value.is_null() {
+            config.as_object_mut().unwrap().remove(field);
+        } else {
+            config[field] = value;
+        }
+        config
+    }
+
+    #[test]
+    fn the_tiny_model_is_counted_exactly() {
+        // Per layer: q,o 2*64*64 = 8192; k,v 2*64*32 = 4096; MLP 3*64*128 = 24576;
+        // norms 128 -> 36992, x2 layers = 73984. Embeddings and lm_head 2*512*64 = 65536,
+        // final norm 64. Total 139584: the generated model's tensors hold exactly that.
+        let shape = check(&tiny(), &cpu(1 << 30)).unwrap();
+        assert_eq!(shape.estimated_params, 139_584);
+        assert_eq!(shape.estimated_bytes, 139_584 * 4);
+        assert_eq!(shape.architecture, "LlamaForCausalLM");
+        assert_eq!(shape.head_dim, 16);
+        assert_eq!(shape.num_experts, 1);
+        assert_eq!(shape.torch_dtype.as_deref(), Some("float32"));
+        let gpu = ConfigLimits {
+            device: ComputeDevice::Gpu,
+            ..cpu(1 << 30)
+        };
+        assert_eq!(check(&tiny(), &gpu).unwrap().estimated_bytes, 139_584 * 2);
+        // Tied embeddings drop the output layer; without head_dim it is hidden / heads.
+        let tied = with("tie_word_embeddings", true.into());
+        assert_eq!(
+            check(&tied, &cpu(1 << 30)).unwrap().estimated_params,
+            139_584 - 512 * 64
+        );
+        let implicit = with("head_dim", serde_json::Value::Null);
+        assert_eq!(check(&implicit, &cpu(1 << 30)).unwrap().head_dim, 16);
+        // Exactly at the budget passes, one byte under fails.
+        check(&tiny(), &cpu(139_584 * 4)).unwrap();
+        assert!(check(&tiny(), &cpu(139_584 * 4 - 1)).is_err());
+    }
+
+    #[test]
+    fn real_models_match_their_published_parameter_counts() {
+        let llama3_8b = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "hidden_size": 4096,
+            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192,
+            "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+        });
+        let shape = check(&llama3_8b, &cpu(64 << 30)).unwrap();
+        assert_eq!(shape.estimated_params, 8_030_261_248);
+        assert_eq!(shape.torch_dtype.as_deref(), Some("bfloat16"));
+        // 32.1 GB in F32: too much for a 16 GiB CPU budget, fine in BF16 on a 24 GiB GPU.
+        let err = check(&llama3_8b, &cpu(16 << 30)).unwrap_err();
+        assert_eq!(err.code, FailureCode::BadConfig);
+        assert!(err.message.contains("8.03B parameters"), "{err}");
+        assert!(err.message.contains("32.1 GB in F32"), "{err}");
+        assert!(err.message.contains("smaller model"), "{err}");
+        let gpu = ConfigLimits {
+            device: ComputeDevice::Gpu,
+            memory_budget_bytes: 24 << 30,
+            ..ConfigLimits::default()
+        };
+        assert_eq!(
+            check(&llama3_8b, &gpu).unwrap().estimated_bytes,
+            16_060_522_496
+        );
+
+        let mixtral = serde_json::json!({
+            "architectures": ["MixtralForCausalLM"], "hidden_size": 4096,
+            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768,
+            "num_local_experts": 8, "num_experts_per_tok": 2,
+        });
+        let shape = check(&mixtral, &cpu(u64::MAX)).unwrap();
+        assert_eq!(shape.num_experts, 8);
+        assert_eq!(shape.estimated_params, 46_702_792_704);
+    }
+
+    #[test]
+    fn hostile_configs_are_bad_config_with_a_reason() {
+        use serde_json::{Value, json};
+        let raw: &[(&[u8], &str)] = &[
+            (b"nope", "not valid JSON"),
+            (b"", "not valid JSON"),
+            (br#"{"hidden_size": NaN}"#, "not valid JSON"),
+            (br#"{"hidden_size": 1e400}"#, "not valid JSON"),
+            (b"[1, 2]", "must be a JSON object"),
+            (b"\"LlamaForCausalLM\"", "must be a JSON object"),
+            (b"null", "must be a JSON object"),
+            (b"{}", "`architectures` is missing"),
+        ];
+        for (bytes, expected) in raw {
+            let err = check_config(bytes, &ConfigLimits::default()).unwrap_err();
+            assert_eq!(err.code, FailureCode::BadConfig);
+            assert!(err.message.contains(expected), "{expected}: {err}");
+        }
+        let huge = json!(u64::MAX);
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("architectures", json!([]), "exactly one"),
+            ("architectures", json!("LlamaForCausalLM"), "exactly one"),
+            (
+                "architectures",
+                json!(["LlamaForCausalLM", "MistralForCausalLM"]),
+                "exactly one",
+            ),
+            ("architectures", json!([7]), "architecture name"),
+            (
+                "architectures",
+                json!(["BertModel"]),
+                "`BertModel` is not supported",
+            ),
+            (
+                "architectures",
+                json!(["LlamaForCausalLM\n"]),
+                "not supported",
+            ),
+            ("hidden_size", Value::Null, "`hidden_size` is missing"),
+            ("hidden_size", json!(0), "must be positive"),
+            ("hidden_size", json!(-64), "non-negative integer, not -64"),
+            ("hidden_size", json!(64.5), "non-negative integer, not 64.5"),
+            (
+                "hidden_size",
+                json!("NaN"),
+                "non-negative integer, not \"NaN\"",
+            ),
+            ("hidden_size", json!("64"), "non-negative integer"),
+            ("hidden_size", json!([64]), "non-negative integer"),
+            ("hidden_size", huge.clone(), "more than the limit"),
+            ("num_hidden_layers", json!(100_000), "more than the limit"),
+            ("num_attention_heads", json!(0), "must be positive"),
+            (
+                "num_key_value_heads",
+                json!(3),
+                "must divide num_attention_heads",
+            ),
+            ("num_key_value_heads", json!(8), "more than the limit of 4"),
+            (
+                "vocab_size",
+                json!(1_000_000_000_000_u64),
+                "more than the limit",
+            ),
+            ("vocab_size", json!(-1), "non-negative integer"),
+            (
+                "max_position_embeddings",
+                huge.clone(),
+                "more than the limit",
+            ),
+            ("max_position_embeddings", Value::Null, "is missing"),
+            ("intermediate_size", json!(1e9), "non-negative integer"),
+            ("head_dim", json!(0), "must be positive"),
+            ("head_dim", huge.clone(), "more than the limit"),
+            ("num_local_experts", huge, "experts, more than the limit"),
+            ("num_experts", json!(-8), "non-negative integer"),
+            ("tie_word_embeddings", json!("yes"), "true or false"),
+            ("torch_dtype", json!(16), "dtype name"),
+            ("torch_dtype", json!("x".repeat(100)), "dtype name"),
+        ];
+        for (field, value, expected) in cases {
+            let config = with(field, value.clone());
+            let err = check(&config, &ConfigLimits::default()).unwrap_err();
+            assert_eq!(err.code, FailureCode::BadConfig, "{field}={value}");
+            assert!(err.message.contains(expected), "{field}={value}: {err}");
+        }
+        // Heads that do not split the hidden size, without an explicit head_dim.
+        let mut config = with("head_dim", Value::Null);
+        config["num_attention_heads"] = json!(5);
+        config["num_key_value_heads"] = json!(5);
+        let err = check(&config, &ConfigLimits::default()).unwrap_err();
+        assert!(
+            err.message.contains("(5) must divide hidden_size (64)"),
+            "{err}"
+        );
+        // Every dimension at its limit: accepted by the bounds, refused by the memory check
+        // (no overflow on the way).
+        let limits = ConfigLimits::default();
+        let mut config = tiny();
+        for (field, max) in [
+            ("hidden_size", limits.max_hidden_size),
+            ("intermediate_size", limits.max_intermediate_size),
+            ("num_hidden_layers", limits.max_hidden_layers),
+            ("num_attention_heads", limits.max_attention_heads),
+            ("num_key_value_heads", limits.max_attention_heads),
+            ("head_dim", limits.max_head_dim),
+            ("vocab_size", limits.max_vocab_size),
+            ("num_local_experts", limits.max_experts),
+        ] {
+            config[field] = json!(max);
+        }
+        let err = check(&config, &limits).unwrap_err();
+        assert!(err.message.contains("memory budget"), "{err}");
+    }
+
+    #[test]
+    fn every_supported_architecture_passes() {
+        for arch in SUPPORTED_ARCHITECTURES {
+            let config = with("architectures", serde_json::json!([arch]));
+            assert_eq!(check(&config, &cpu(1 << 30)).unwrap().architecture, *arch);
+        }
+    }
+
+    // ---- chat template ----
+
+    #[test]
+    fn builtin_templates_need_nothing_from_the_repository() {
+        for name in BUILTIN_NAMES {
+            check_chat_template(name, None, false).unwrap();
+        }
+        let err = check_chat_template("nope", None, false).unwrap_err();
+        assert_eq!(err.code, FailureCode::BadTemplate);
+        assert!(
+            err.message.contains("unknown chat template `nope`"),
+            "{err}"
+        );
+        assert!(check_chat_template("", None, false).is_err());
+        assert!(check_chat_template("Tokenizer", None, false).is_err());
+    }
+
+    #[test]
+    fn the_tokenizer_template_must_be_in_the_repository() {
+        let ok: &[&[u8]] = &[
+            br#"{"chat_template": "{{ messages }}"}"#,
+            br#"{"chat_template": [{"name": "tool_use", "template": "a"}, {"name": "default", "template": "b"}]}"#,
+        ];
+        for config in ok {
+            check_chat_template(FROM_TOKENIZER, Some(config), false).unwrap();
+        }
+        // The engine also reads chat_template.jinja when the config has none.
+        check_chat_template(FROM_TOKENIZER, Some(b"{}"), true).unwrap();
+        check_chat_template(FROM_TOKENIZER, None, true).unwrap();
+        let bad: &[(Option<&[u8]>, &str)] = &[
+            (None, "has no `chat_template`"),
+            (Some(b"{}"), "has no `chat_template`"),
+            (
+                Some(br#"{"chat_template": null}"#),
+                "has no `chat_template`",
+            ),
+            (Some(br#"{"chat_template": "  "}"#), "non-empty"),
+            (Some(br#"{"chat_template": 5}"#), "non-empty"),
+            (
+                Some(br#"{"chat_template": [{"name": "tool_use", "template": "a"}]}"#),
+                "`default` entry",
+            ),
+            (
+                Some(br#"{"chat_template": [{"name": "default", "template": 1}]}"#),
+                "`default` entry",
+            ),
+            (Some(b"{nope"), "not valid JSON"),
+        ];
+        for (config, expected) in bad {
+            let err = check_chat_template(FROM_TOKENIZER, *config, false).unwrap_err();
+            assert_eq!(err.code, FailureCode::BadTemplate);
+            assert!(err.message.contains(expected), "{expected}: {err}");
+        }
+        // An explicit but broken template is refused even when a jinja file exists.
+        assert!(
+            check_chat_template(FROM_TOKENIZER, Some(br#"{"chat_template": 5}"#), true).is_err()
+        );
+    }
 }
