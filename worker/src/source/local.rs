@@ -171,3 +171,62 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<RepoFile>> {
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{TinyModelSpec, write_tiny_model};
+
+    fn inspect(dir: &Path, template: &str) -> Result<LocalModel, JobError> {
+        inspect_dir(dir, 1 << 30, &ConfigLimits::default(), template)
+    }
+
+    fn failure(result: Result<LocalModel, JobError>) -> FailureReason {
+        match result {
+            Err(JobError::Model(reason)) => reason,
+            other => panic!("expected a model failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_and_template_are_checked_before_fingerprinting() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_model(dir.path(), &TinyModelSpec::default()).unwrap();
+        let model = inspect(dir.path(), "tokenizer").unwrap();
+        // The estimate counts exactly the tensors the generator wrote (F32 on disk).
+        let index: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("model.safetensors.index.json")).unwrap(),
+        )
+        .unwrap();
+        let total_size = index["metadata"]["total_size"].as_u64().unwrap();
+        assert_eq!(model.shape.estimated_params * 4, total_size);
+        assert_eq!(model.shape.torch_dtype.as_deref(), Some("float32"));
+
+        let err = failure(inspect(dir.path(), "no-such-template"));
+        assert_eq!(err.code, FailureCode::BadTemplate);
+
+        // A repository without its own template may still use a built-in one.
+        let path = dir.path().join("tokenizer_config.json");
+        let mut tokenizer_config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        tokenizer_config
+            .as_object_mut()
+            .unwrap()
+            .remove("chat_template");
+        std::fs::write(&path, tokenizer_config.to_string()).unwrap();
+        inspect(dir.path(), "chatml").unwrap();
+        assert_eq!(
+            failure(inspect(dir.path(), "tokenizer")).code,
+            FailureCode::BadTemplate
+        );
+
+        let path = dir.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        config["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+        std::fs::write(&path, config.to_string()).unwrap();
+        let err = failure(inspect(dir.path(), "chatml"));
+        assert_eq!(err.code, FailureCode::BadConfig);
+        assert!(err.message.contains("GPT2LMHeadModel"), "{err}");
+    }
+}
