@@ -2,7 +2,7 @@
 //!
 //! [`gpus`] never panics on a host without CUDA: in the CPU build cudarc loads
 //! `libcuda` at run time (`fallback-dynamic-loading`), and a driver call
-//! without the library panics, so [`driver_present`] asks first. In the `cuda`
+//! without the library panics, so `driver_present` asks first. In the `cuda`
 //! build mistralrs links CUDA at build time (cudarc's `dynamic-linking`), the
 //! binary does not start without the library, and cudarc has no
 //! `is_culib_present` to call.
