@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::JobError;
 use crate::eval::dataset::Dataset;
 use crate::eval::{Evaluator, Progress};
-use crate::source::inspect_dir;
+use crate::source::{ConfigLimits, inspect_dir};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
@@ -52,9 +52,12 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
     };
     let dir = args.model.clone();
     let max = profile.max_model_bytes;
-    let model = tokio::task::spawn_blocking(move || inspect_dir(&dir, max))
-        .await?
-        .map_err(describe)?;
+    let template = args.chat_template.clone();
+    let model = tokio::task::spawn_blocking(move || {
+        inspect_dir(&dir, max, &ConfigLimits::default(), &template)
+    })
+    .await?
+    .map_err(describe)?;
     let name = args
         .model
         .file_name()

@@ -2,18 +2,20 @@
 //! to Redis until SIGTERM, then handing its in-flight job back.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use common::queue::{RabbitConfig, RabbitQueue};
 use common::store::{RedisConfig, RedisStore};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
 use crate::consumer::Worker;
 use crate::engine::MistralEvaluator;
 use crate::eval::dataset::Dataset;
 use crate::source::LocalDirSource;
+use crate::{gpu, metrics};
 
 /// Connects to the cluster and consumes jobs until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -32,7 +34,16 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         Some(path) => Dataset::load(path)?,
         None => Dataset::builtin(),
     };
-    info!(worker = %config.name, dataset_sha256 = %dataset.sha256, "connecting");
+    if log_gpus() {
+        tokio::spawn(refresh_gpu_gauges(shutdown.clone()));
+    }
+    info!(
+        worker = %config.name,
+        dataset_sha256 = %dataset.sha256,
+        device = ?config.config_limits.device,
+        memory_budget_bytes = config.config_limits.memory_budget_bytes,
+        "connecting"
+    );
     let queue = Arc::new(
         RabbitQueue::connect(RabbitConfig::for_queue(
             amqp_url.expose(),
@@ -55,7 +66,10 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         name: config.name,
         queue: queue.clone(),
         store,
-        source: Arc::new(LocalDirSource::new(models_dir)),
+        source: Arc::new(LocalDirSource::with_limits(
+            models_dir,
+            config.config_limits,
+        )),
         evaluator: Arc::new(MistralEvaluator::new(dataset)),
         profile: config.profile,
         timings: config.timings,
@@ -63,4 +77,52 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     worker.run(shutdown).await;
     queue.close().await;
     Ok(())
+}
+
+/// How often the GPU memory gauges are read again.
+const GPU_GAUGE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Logs the host's GPUs once at start and sets the memory gauges; says whether
+/// there are any. The driver query is blocking but quick, and runs before any job.
+fn log_gpus() -> bool {
+    match gpu::gpus() {
+        None => {
+            info!(
+                cuda_build = cfg!(feature = "cuda"),
+                "no CUDA GPU found; the engine runs on the CPU"
+            );
+            false
+        }
+        Some(list) => {
+            for g in &list {
+                info!(
+                    gpu = g.index,
+                    name = %g.name,
+                    total_bytes = g.total_bytes,
+                    free_bytes = g.free_bytes,
+                    cuda_build = cfg!(feature = "cuda"),
+                    "gpu found"
+                );
+            }
+            metrics::record_gpus(&list);
+            true
+        }
+    }
+}
+
+/// Keeps the GPU memory gauges current until `shutdown`.
+async fn refresh_gpu_gauges(shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(GPU_GAUGE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match tokio::task::spawn_blocking(gpu::gpus).await {
+            Ok(Some(list)) => metrics::record_gpus(&list),
+            Ok(None) => {}
+            Err(error) => warn!(%error, "gpu gauge refresh failed"),
+        }
+    }
 }

@@ -11,6 +11,7 @@ use common::secret_url::SecretUrl;
 use serde::Deserialize;
 
 use crate::consumer::LoopTimings;
+use crate::source::ConfigLimits;
 
 /// Settings shared by every worker command; each may also come from the
 /// config file or the environment.
@@ -49,6 +50,11 @@ pub struct WorkerOptions {
     #[arg(long, env = "EVAL_HEARTBEAT", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub heartbeat: Option<Duration>,
+    /// Memory the estimated weights of a model may take, in GiB, in the engine's dtype (F32
+    /// on CPU, BF16 with the `cuda` feature); a larger config fails as `bad_config`. Keep it
+    /// the same on every worker of a cluster [default: 64]
+    #[arg(long, env = "EVAL_MEMORY_BUDGET_GIB")]
+    pub memory_budget_gib: Option<u64>,
 }
 
 layered!(WorkerOptions {
@@ -62,6 +68,7 @@ layered!(WorkerOptions {
     dataset,
     lease,
     heartbeat,
+    memory_budget_gib,
 });
 
 /// The validated configuration.
@@ -76,6 +83,8 @@ pub struct WorkerConfig {
     pub profile: ScoringProfile,
     pub dataset: Option<PathBuf>,
     pub timings: LoopTimings,
+    /// Bounds on a model's `config.json`, the memory budget included.
+    pub config_limits: ConfigLimits,
 }
 
 impl WorkerOptions {
@@ -134,6 +143,15 @@ impl WorkerOptions {
                 format!("{} is not a directory", dir.display()),
             ));
         }
+        let mut config_limits = ConfigLimits::default();
+        if let Some(gib) = self.memory_budget_gib {
+            config_limits.memory_budget_bytes = gib
+                .checked_mul(1 << 30)
+                .filter(|&bytes| bytes > 0)
+                .ok_or_else(|| {
+                    ConfigError::invalid("memory_budget_gib", "must be between 1 and 2^34")
+                })?;
+        }
         Ok(WorkerConfig {
             name: self.name.unwrap_or_else(default_name),
             amqp_url: self.amqp_url.map(SecretUrl::new),
@@ -148,6 +166,7 @@ impl WorkerOptions {
                 heartbeat,
                 ..defaults
             },
+            config_limits,
         })
     }
 }
@@ -213,5 +232,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("amqp_url"), "{err}");
+        for gib in [0, u64::MAX] {
+            let err = WorkerOptions {
+                memory_budget_gib: Some(gib),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("memory_budget_gib"), "{err}");
+        }
+    }
+
+    #[test]
+    fn memory_budget_is_read_in_gib() {
+        let config = WorkerOptions {
+            memory_budget_gib: Some(24),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(config.config_limits.memory_budget_bytes, 24 << 30);
+        let default = WorkerOptions::default().validate().unwrap();
+        assert_eq!(default.config_limits, ConfigLimits::default());
     }
 }

@@ -13,6 +13,7 @@
 //! - [`eval`]: the [`eval::Evaluator`] trait.
 //! - [`error`]: job errors classified by what happens next.
 //! - [`metrics`]: the worker's Prometheus metrics.
+//! - [`gpu`]: the host's GPUs (name, total and free memory), if any.
 
 pub mod cli;
 pub mod cluster;
@@ -22,5 +23,6 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod fixtures;
+pub mod gpu;
 pub mod metrics;
 pub mod source;

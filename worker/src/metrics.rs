@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use common::metrics::register;
-use prometheus::{Histogram, IntCounter, IntCounterVec, histogram_opts, opts};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGaugeVec, histogram_opts, opts};
 
 /// Job deliveries handled, by outcome: `completed`, `failed_<code>`,
 /// `handed_back`, `duplicate`, `poison`.
@@ -35,3 +35,39 @@ pub static TOKENS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Tokens scored or generated"
     )))
 });
+
+/// Free memory of each GPU, by CUDA ordinal, as last read (see [`record_gpus`]).
+pub static GPU_MEMORY_FREE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(
+        opts!(
+            "eval_worker_gpu_memory_free_bytes",
+            "Free memory of each GPU, as last read"
+        ),
+        &["gpu"],
+    ))
+});
+
+/// Total memory of each GPU, by CUDA ordinal.
+pub static GPU_MEMORY_TOTAL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(
+        opts!(
+            "eval_worker_gpu_memory_total_bytes",
+            "Total memory of each GPU"
+        ),
+        &["gpu"],
+    ))
+});
+
+/// Sets the GPU memory gauges from a reading of [`crate::gpu::gpus`].
+pub fn record_gpus(gpus: &[crate::gpu::GpuInfo]) {
+    for gpu in gpus {
+        let label = gpu.index.to_string();
+        let gauge = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+        GPU_MEMORY_FREE
+            .with_label_values(&[&label])
+            .set(gauge(gpu.free_bytes));
+        GPU_MEMORY_TOTAL
+            .with_label_values(&[&label])
+            .set(gauge(gpu.total_bytes));
+    }
+}

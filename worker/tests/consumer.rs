@@ -81,7 +81,11 @@ struct Harness {
 fn write_model(root: &Path, namespace: &str, name: &str) {
     let dir = root.join(namespace).join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    // The smallest config the precheck accepts; the scripted evaluator never loads it.
+    let config = r#"{"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 512,
+        "max_position_embeddings": 512}"#;
+    std::fs::write(dir.join("config.json"), config).unwrap();
     std::fs::write(dir.join("model.safetensors"), vec![0u8; 64]).unwrap();
 }
 
@@ -268,6 +272,35 @@ async fn forbidden_files_fail_before_evaluation() {
         "{}",
         reason.message
     );
+    assert_eq!(*h.evaluator.calls.lock(), 0);
+}
+
+#[tokio::test]
+async fn unsupported_architecture_fails_before_evaluation() {
+    let h = harness(vec![]);
+    let dir = h.models_dir.join("ns").join("bert");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"architectures": ["BertModel"], "hidden_size": 64}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("model.safetensors"), vec![0u8; 64]).unwrap();
+    let id = h.submit("bert").await;
+    let status = h
+        .run_until_final(
+            h.worker("w", ScoringProfile::v1()),
+            &id,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(status, JobStatus::Failed);
+    let record = h.store.get(&id).await.unwrap().unwrap();
+    let Outcome::Failed(reason) = &record.result.unwrap().outcome else {
+        panic!("expected a failure")
+    };
+    assert_eq!(reason.code, FailureCode::BadConfig);
+    assert!(reason.message.contains("BertModel"), "{}", reason.message);
     assert_eq!(*h.evaluator.calls.lock(), 0);
 }
 

@@ -12,7 +12,7 @@ use worker::error::JobError;
 use worker::eval::dataset::Dataset;
 use worker::eval::{Evaluation, Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
-use worker::source::inspect_dir;
+use worker::source::{ConfigLimits, inspect_dir};
 
 fn profile() -> ScoringProfile {
     let mut p = ScoringProfile::v1();
@@ -40,7 +40,7 @@ fn job(template: &str) -> JobMessage {
 }
 
 async fn evaluate(dir: &Path, template: &str) -> Result<Evaluation, JobError> {
-    let model = inspect_dir(dir, 1 << 30)?;
+    let model = inspect_dir(dir, 1 << 30, &ConfigLimits::default(), template)?;
     let (progress, rx) = Progress::new();
     let evaluator = MistralEvaluator::new(Dataset::builtin());
     let result = evaluator

@@ -37,7 +37,7 @@ use tracing::info;
 use worker::consumer::{LoopTimings, Worker};
 use worker::error::JobError;
 use worker::eval::{Evaluation, Evaluator, Progress};
-use worker::source::{LocalModel, ModelSource};
+use worker::source::{LocalModel, ModelShape, ModelSource};
 
 #[derive(Debug, Parser)]
 #[command(about = "Jobs/s through RabbitMQ, a no-op worker and Redis")]
@@ -71,6 +71,7 @@ impl ModelSource for FixedSource {
             revision_sha: "0".repeat(40),
             size_bytes: 1,
             weights_fingerprint: "0".repeat(64),
+            shape: ModelShape::default(),
         })
     }
 }

@@ -1,4 +1,5 @@
-//! A model loaded with mistral.rs on the CPU, and the operations the v1 scoring profile needs:
+//! A model loaded with mistral.rs (on the CPU; on the GPU in BF16 with the `cuda` feature),
+//! and the operations the v1 scoring profile needs:
 //! teacher-forced top-k probabilities, greedy generation and forward-pass latency.
 //!
 //! Notes that shape this module (DESIGN §11, mistral.rs 0.8.1):
@@ -6,6 +7,8 @@
 //!   checks the directory first and never lets mistral.rs reach for the network
 //!   (`TokenSource::None`).
 //! - CPU needs `F32`: BF16 fails at the first matmul and `Auto` picks F16, which gave NaN.
+//!   The `cuda` build loads in BF16 on the GPU instead (`on_device`); the notes on
+//!   batching below were seen on the CPU and are kept on the GPU until checked there.
 //! - The prefix cache is off: with it on, raw-logit rows of cached tokens went missing.
 //! - Batched generation on CPU returns wrong continuations, and mixing a scoring request with
 //!   a generation request in one batch panicked the engine thread. By default the scheduler
@@ -140,7 +143,24 @@ pub struct ModelInfo {
     pub eos_token: String,
 }
 
-/// A model loaded with mistral.rs on the CPU.
+/// CPU build: the CPU in F32 (BF16 fails at the first matmul there, and `Auto` picks F16,
+/// which gave NaN).
+#[cfg(not(feature = "cuda"))]
+fn on_device(builder: TextModelBuilder) -> TextModelBuilder {
+    builder.with_force_cpu().with_dtype(ModelDType::F32)
+}
+
+/// `cuda` build: mistral.rs's default device (the first CUDA GPU) in BF16. Explicit rather
+/// than `Auto`, which falls back to F16 on GPUs without BF16: every worker then scores in
+/// the same dtype (scores stay comparable across workers) and the memory estimate of
+/// [`crate::source::precheck::check_config`] (2 bytes a parameter) holds. The cluster's
+/// GPUs must support BF16 (Ampere or newer).
+#[cfg(feature = "cuda")]
+fn on_device(builder: TextModelBuilder) -> TextModelBuilder {
+    builder.with_dtype(ModelDType::BF16)
+}
+
+/// A model loaded with mistral.rs (CPU, or GPU with the `cuda` feature).
 pub struct LoadedModel {
     model: mistralrs::Model,
     tokenizer: Tokenizer,
@@ -159,7 +179,8 @@ impl std::fmt::Debug for LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads the Hugging Face-layout model in `dir` on the CPU in F32.
+    /// Loads the Hugging Face-layout model in `dir`: on the CPU in F32, or with the `cuda`
+    /// feature on the GPU in BF16 (see `on_device`).
     pub async fn load(dir: &Path, options: EngineOptions) -> Result<Self, EngineError> {
         let is_dir = tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir());
         if !is_dir {
@@ -186,9 +207,7 @@ impl LoadedModel {
                 path: dir.clone(),
                 reason: "path is not UTF-8".into(),
             })?;
-            let builder = TextModelBuilder::new(model_id)
-                .with_force_cpu()
-                .with_dtype(ModelDType::F32)
+            let builder = on_device(TextModelBuilder::new(model_id))
                 .with_token_source(TokenSource::None)
                 .with_prefix_cache_n(None)
                 .with_max_num_seqs(max_num_seqs);

@@ -9,7 +9,10 @@ use common::result::{FailureCode, FailureReason};
 use common::submission::weights_fingerprint;
 use sha2::{Digest, Sha256};
 
-use super::precheck::{RepoFile, check_index, is_safe_relative_path, precheck};
+use super::precheck::{
+    ConfigLimits, RepoFile, check_chat_template, check_config, check_index, is_safe_relative_path,
+    precheck,
+};
 use super::{LocalModel, ModelSource};
 use crate::error::JobError;
 
@@ -17,11 +20,20 @@ use crate::error::JobError;
 #[derive(Debug, Clone)]
 pub struct LocalDirSource {
     root: PathBuf,
+    limits: ConfigLimits,
 }
 
 impl LocalDirSource {
+    /// A source over `root` with the default [`ConfigLimits`].
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self::with_limits(root, ConfigLimits::default())
+    }
+
+    pub fn with_limits(root: impl Into<PathBuf>, limits: ConfigLimits) -> Self {
+        Self {
+            root: root.into(),
+            limits,
+        }
     }
 }
 
@@ -38,14 +50,22 @@ impl ModelSource for LocalDirSource {
             }
         }
         let dir = self.root.join(&model.namespace).join(&model.name);
-        tokio::task::spawn_blocking(move || inspect_dir(&dir, max_bytes))
+        let (limits, template) = (self.limits.clone(), model.chat_template.clone());
+        tokio::task::spawn_blocking(move || inspect_dir(&dir, max_bytes, &limits, &template))
             .await
             .map_err(|e| JobError::Transient(format!("model inspection task failed: {e}")))?
     }
 }
 
-/// Lists, prechecks and fingerprints a model directory.
-pub fn inspect_dir(dir: &Path, max_bytes: u64) -> Result<LocalModel, JobError> {
+/// Lists, prechecks and fingerprints a model directory: the file list
+/// ([`precheck`]), `config.json` against `limits` ([`check_config`]), the
+/// chat template the job names ([`check_chat_template`]) and the shard index.
+pub fn inspect_dir(
+    dir: &Path,
+    max_bytes: u64,
+    limits: &ConfigLimits,
+    chat_template: &str,
+) -> Result<LocalModel, JobError> {
     if !dir.is_dir() {
         return Err(FailureReason::new(
             FailureCode::NotAccessible,
@@ -60,14 +80,32 @@ pub fn inspect_dir(dir: &Path, max_bytes: u64) -> Result<LocalModel, JobError> {
         std::fs::read(dir.join(name))
             .map_err(|e| JobError::Transient(format!("reading {name}: {e}")))
     };
+    let listed = |name: &str| files.iter().any(|f| f.path == name);
+    let shape = check_config(&read("config.json")?, limits)?;
+    tracing::info!(
+        dir = %dir.display(),
+        architecture = %shape.architecture,
+        torch_dtype = shape.torch_dtype.as_deref().unwrap_or("unset"),
+        estimated_params = shape.estimated_params,
+        estimated_bytes = shape.estimated_bytes,
+        device = ?limits.device,
+        "model config accepted"
+    );
+    let tokenizer_config = if listed("tokenizer_config.json") {
+        Some(read("tokenizer_config.json")?)
+    } else {
+        None
+    };
+    check_chat_template(
+        chat_template,
+        tokenizer_config.as_deref(),
+        listed("chat_template.jinja"),
+    )?;
     let shards: Vec<&RepoFile> = files
         .iter()
         .filter(|f| f.path.ends_with(".safetensors"))
         .collect();
-    let index = if files
-        .iter()
-        .any(|f| f.path == "model.safetensors.index.json")
-    {
+    let index = if listed("model.safetensors.index.json") {
         let index = read("model.safetensors.index.json")?;
         check_index(&index, &files)?;
         index
@@ -95,6 +133,7 @@ pub fn inspect_dir(dir: &Path, max_bytes: u64) -> Result<LocalModel, JobError> {
         revision_sha: hex::encode(&content.finalize()[..20]),
         size_bytes: files.iter().map(|f| f.size).sum(),
         weights_fingerprint: weights_fingerprint(&index, &shard_hashes),
+        shape,
     })
 }
 
@@ -131,4 +170,63 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<RepoFile>> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{TinyModelSpec, write_tiny_model};
+
+    fn inspect(dir: &Path, template: &str) -> Result<LocalModel, JobError> {
+        inspect_dir(dir, 1 << 30, &ConfigLimits::default(), template)
+    }
+
+    fn failure(result: Result<LocalModel, JobError>) -> FailureReason {
+        match result {
+            Err(JobError::Model(reason)) => reason,
+            other => panic!("expected a model failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_and_template_are_checked_before_fingerprinting() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_model(dir.path(), &TinyModelSpec::default()).unwrap();
+        let model = inspect(dir.path(), "tokenizer").unwrap();
+        // The estimate counts exactly the tensors the generator wrote (F32 on disk).
+        let index: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("model.safetensors.index.json")).unwrap(),
+        )
+        .unwrap();
+        let total_size = index["metadata"]["total_size"].as_u64().unwrap();
+        assert_eq!(model.shape.estimated_params * 4, total_size);
+        assert_eq!(model.shape.torch_dtype.as_deref(), Some("float32"));
+
+        let err = failure(inspect(dir.path(), "no-such-template"));
+        assert_eq!(err.code, FailureCode::BadTemplate);
+
+        // A repository without its own template may still use a built-in one.
+        let path = dir.path().join("tokenizer_config.json");
+        let mut tokenizer_config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        tokenizer_config
+            .as_object_mut()
+            .unwrap()
+            .remove("chat_template");
+        std::fs::write(&path, tokenizer_config.to_string()).unwrap();
+        inspect(dir.path(), "chatml").unwrap();
+        assert_eq!(
+            failure(inspect(dir.path(), "tokenizer")).code,
+            FailureCode::BadTemplate
+        );
+
+        let path = dir.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        config["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+        std::fs::write(&path, config.to_string()).unwrap();
+        let err = failure(inspect(dir.path(), "chatml"));
+        assert_eq!(err.code, FailureCode::BadConfig);
+        assert!(err.message.contains("GPT2LMHeadModel"), "{err}");
+    }
 }

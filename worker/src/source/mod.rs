@@ -4,7 +4,10 @@
 //! Every source runs the same [`precheck`] on the repository's file list
 //! *before* downloading any weights: only safetensors weights and plain
 //! config/tokenizer files are accepted (no pickle, no code), the total size is
-//! bounded, and no path may leave the model's directory.
+//! bounded, and no path may leave the model's directory. `config.json` and the
+//! chat template are checked before the weights too ([`precheck::check_config`],
+//! [`precheck::check_chat_template`]): a hub source fetches those small files
+//! first.
 
 mod local;
 pub mod precheck;
@@ -15,6 +18,7 @@ use async_trait::async_trait;
 use common::job::ModelRef;
 
 pub use self::local::{LocalDirSource, inspect_dir};
+pub use self::precheck::{ComputeDevice, ConfigLimits, ModelShape};
 use crate::error::JobError;
 
 /// A model ready on local disk.
@@ -27,6 +31,8 @@ pub struct LocalModel {
     pub size_bytes: u64,
     /// [`common::submission::weights_fingerprint`] of the weights.
     pub weights_fingerprint: String,
+    /// What `config.json` says, with the memory estimate ([`precheck::check_config`]).
+    pub shape: ModelShape,
 }
 
 /// Fetches models. Implementations: [`LocalDirSource`] (a directory of repos,
