@@ -83,7 +83,10 @@ impl Worker {
     pub async fn run(&self, shutdown: CancellationToken) {
         info!(worker = %self.name, profile = %self.profile.version, "worker started");
         loop {
+            // Biased: after a job was handed back on shutdown its message may
+            // already be redelivered to us; it must not be taken again.
             let delivery = tokio::select! {
+                biased;
                 () = shutdown.cancelled() => break,
                 delivery = self.queue.next_delivery() => delivery,
             };
