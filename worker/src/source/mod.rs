@@ -6,6 +6,7 @@
 //! config/tokenizer files are accepted (no pickle, no code), the total size is
 //! bounded, and no path may leave the model's directory.
 
+mod hub;
 mod local;
 pub mod precheck;
 
@@ -14,7 +15,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use common::job::ModelRef;
 
-pub use self::local::{LocalDirSource, inspect_dir};
+pub use self::hub::{DEFAULT_ENDPOINT, HubConfig, HubSource};
+pub use self::local::{LocalDirSource, inspect_dir, inspect_snapshot};
 use crate::error::JobError;
 
 /// A model ready on local disk.
@@ -30,7 +32,8 @@ pub struct LocalModel {
 }
 
 /// Fetches models. Implementations: [`LocalDirSource`] (a directory of repos,
-/// for the embedded mode and tests) and the hub source.
+/// for the embedded mode and tests) and [`HubSource`] (a Hugging Face
+/// endpoint, downloading into the standard hub cache).
 #[async_trait]
 pub trait ModelSource: Send + Sync + 'static {
     /// Prechecks and fetches `model`, refusing anything over `max_bytes`.
