@@ -138,17 +138,17 @@ impl HubState {
         namespace: &str,
         name: &str,
         revision: &str,
-    ) -> Result<(String, PathBuf, String), Response> {
+    ) -> Result<(String, PathBuf, String), (StatusCode, &'static str)> {
         lock(&self.requests).push(path);
         if let Some(status) = *lock(&self.fail_with) {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Err((status, "injected failure").into_response());
+            return Err((status, "injected failure"));
         }
         let repo_id = format!("{namespace}/{name}");
         let plain = |s: &str| !s.is_empty() && !s.starts_with('.') && !s.contains(['/', '\\']);
         let dir = self.root.join(namespace).join(name);
         if !plain(namespace) || !plain(name) || !dir.is_dir() {
-            return Err((StatusCode::NOT_FOUND, "Repository not found").into_response());
+            return Err((StatusCode::NOT_FOUND, "Repository not found"));
         }
         if let Some(token) = lock(&self.private).get(&repo_id) {
             let expected = format!("Bearer {token}");
@@ -156,12 +156,12 @@ impl HubState {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
             if given != Some(expected.as_str()) {
-                return Err((StatusCode::UNAUTHORIZED, "Invalid credentials").into_response());
+                return Err((StatusCode::UNAUTHORIZED, "Invalid credentials"));
             }
         }
         let sha = HubServer::commit_of(&repo_id);
         if revision != "main" && revision != sha {
-            return Err((StatusCode::NOT_FOUND, "Revision not found").into_response());
+            return Err((StatusCode::NOT_FOUND, "Revision not found"));
         }
         Ok((repo_id, dir, sha))
     }
@@ -175,7 +175,7 @@ async fn model_info(
     let path = format!("/api/models/{namespace}/{name}/revision/{revision}");
     let (repo_id, dir, sha) = match state.admit(path, &headers, &namespace, &name, &revision) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let mut files = match list(&dir) {
         Ok(files) => files,
@@ -215,7 +215,7 @@ async fn resolve(
     let path = format!("/{namespace}/{name}/resolve/{revision}/{file}");
     let (_, dir, sha) = match state.admit(path, &headers, &namespace, &name, &revision) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let safe = Path::new(&file)
         .components()
