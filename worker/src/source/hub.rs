@@ -50,6 +50,10 @@ pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 const INDEX: &str = "model.safetensors.index.json";
 
+/// hf-hub's client has no timeouts of its own; the listing is one small
+/// request, so a hub that does not answer it in time is treated as down.
+const LISTING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where and how to reach the hub.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HubConfig {
@@ -125,12 +129,14 @@ impl HubSource {
     /// Resolves `revision` to a commit sha and lists the files with sizes.
     async fn listing(&self, repo_id: &str, revision: &str) -> Result<Listing, JobError> {
         let repo = Repo::with_revision(repo_id.to_owned(), RepoType::Model, revision.to_owned());
-        let response = self
+        let request = self
             .api
             .repo(repo)
             .info_request()
             .query(&[("blobs", "true")])
-            .send()
+            .timeout(LISTING_TIMEOUT)
+            .send();
+        let response = request
             .await
             .map_err(|e| JobError::Transient(format!("listing {repo_id}@{revision}: {e}")))?;
         let status = response.status().as_u16();
