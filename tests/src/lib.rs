@@ -5,9 +5,12 @@
 //! - [`sandbox`]: a private queue and key prefix on the local RabbitMQ and
 //!   Redis, generated models, and real `worker run` processes (the fault
 //!   tests in `tests/faults.rs`).
+//! - [`hub`]: a local Hugging Face-compatible endpoint serving generated
+//!   models, for the worker's hub source (`tests/hub.rs`).
 //! - [`expected_weights`]: weights recomputed independently of the aggregator.
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
 
+pub mod hub;
 pub mod sandbox;
 
 use std::collections::BTreeMap;

@@ -14,7 +14,7 @@ use crate::config::WorkerConfig;
 use crate::consumer::Worker;
 use crate::engine::MistralEvaluator;
 use crate::eval::dataset::Dataset;
-use crate::source::LocalDirSource;
+use crate::source::{HubSource, LocalDirSource, ModelSource};
 use crate::{gpu, metrics};
 
 /// Connects to the cluster and consumes jobs until `shutdown`.
@@ -27,9 +27,22 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         .redis_url
         .clone()
         .context("redis_url (EVAL_REDIS_URL) is required by `worker run`")?;
-    let models_dir = config.models_dir.clone().context(
-        "models_dir (EVAL_MODELS_DIR) is required: models are read from a local directory",
-    )?;
+    let limits = config.config_limits.clone();
+    let source: Arc<dyn ModelSource> = match &config.models_dir {
+        Some(dir) => {
+            info!(models_dir = %dir.display(), "models from a local directory");
+            Arc::new(LocalDirSource::with_limits(dir, limits))
+        }
+        None => {
+            info!(
+                endpoint = %config.hub.endpoint,
+                cache_dir = %config.hub.cache_dir.display(),
+                token = config.hub.token.is_some(),
+                "models from the Hugging Face hub"
+            );
+            Arc::new(HubSource::new(config.hub.clone(), limits).context("building the hub client")?)
+        }
+    };
     let dataset = match &config.dataset {
         Some(path) => Dataset::load(path)?,
         None => Dataset::builtin(),
@@ -66,10 +79,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         name: config.name,
         queue: queue.clone(),
         store,
-        source: Arc::new(LocalDirSource::with_limits(
-            models_dir,
-            config.config_limits,
-        )),
+        source,
         evaluator: Arc::new(MistralEvaluator::new(dataset)),
         profile: config.profile,
         timings: config.timings,

@@ -1,6 +1,7 @@
 //! The worker's configuration: a TOML file (`--config`), then `EVAL_*`
 //! environment variables, then flags, validated into [`WorkerConfig`].
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use common::secret_url::SecretUrl;
 use serde::Deserialize;
 
 use crate::consumer::LoopTimings;
-use crate::source::ConfigLimits;
+use crate::source::{ConfigLimits, HubConfig};
 
 /// Settings shared by every worker command; each may also come from the
 /// config file or the environment.
@@ -33,9 +34,20 @@ pub struct WorkerOptions {
     /// Job queue name [default: eval.jobs]
     #[arg(long, env = "EVAL_QUEUE")]
     pub queue: Option<String>,
-    /// Directory of local models laid out as <namespace>/<name>/
+    /// Directory of local models laid out as <namespace>/<name>/; without
+    /// it, models are downloaded from the Hugging Face endpoint
     #[arg(long, env = "EVAL_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Hugging Face endpoint [default: $HF_ENDPOINT, else https://huggingface.co]
+    #[arg(long, env = "EVAL_HF_ENDPOINT")]
+    pub hf_endpoint: Option<String>,
+    /// Hugging Face cache directory [default: $HF_HUB_CACHE, else $HF_HOME/hub,
+    /// else ~/.cache/huggingface/hub]
+    #[arg(long, env = "EVAL_HF_CACHE_DIR")]
+    pub hf_cache_dir: Option<PathBuf>,
+    /// File holding the Hugging Face token [default: the HF_TOKEN variable]
+    #[arg(long, env = "EVAL_HF_TOKEN_FILE")]
+    pub hf_token_file: Option<PathBuf>,
     /// Scoring profile file (TOML) [default: the built-in v1 profile]
     #[arg(long, env = "EVAL_PROFILE")]
     pub profile: Option<PathBuf>,
@@ -64,6 +76,9 @@ layered!(WorkerOptions {
     redis_prefix,
     queue,
     models_dir,
+    hf_endpoint,
+    hf_cache_dir,
+    hf_token_file,
     profile,
     dataset,
     lease,
@@ -80,6 +95,8 @@ pub struct WorkerConfig {
     pub redis_prefix: String,
     pub queue: String,
     pub models_dir: Option<PathBuf>,
+    /// The hub source's settings, used when `models_dir` is not set.
+    pub hub: HubConfig,
     pub profile: ScoringProfile,
     pub dataset: Option<PathBuf>,
     pub timings: LoopTimings,
@@ -96,7 +113,18 @@ impl WorkerOptions {
         })
     }
 
+    /// [`Self::validate_with_env`] with the process environment, for the
+    /// standard `HF_*` variables.
     pub fn validate(self) -> Result<WorkerConfig, ConfigError> {
+        self.validate_with_env(&std::env::vars().collect())
+    }
+
+    /// Validates; `env` supplies `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE` and
+    /// `HF_TOKEN`, which the explicit `hf_*` options override.
+    pub fn validate_with_env(
+        self,
+        env: &HashMap<String, String>,
+    ) -> Result<WorkerConfig, ConfigError> {
         let defaults = LoopTimings::default();
         let lease = self.lease.unwrap_or(defaults.lease);
         let heartbeat = self.heartbeat.unwrap_or(defaults.heartbeat);
@@ -152,6 +180,26 @@ impl WorkerOptions {
                     ConfigError::invalid("memory_budget_gib", "must be between 1 and 2^34")
                 })?;
         }
+        let mut hub = HubConfig::from_env(env);
+        if let Some(endpoint) = &self.hf_endpoint {
+            hub.endpoint = endpoint.clone();
+        }
+        if !(hub.endpoint.starts_with("http://") || hub.endpoint.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "hf_endpoint",
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(dir) = &self.hf_cache_dir {
+            hub.cache_dir = dir.clone();
+        }
+        if let Some(file) = &self.hf_token_file {
+            let token = std::fs::read_to_string(file).map_err(|e| {
+                ConfigError::invalid("hf_token_file", format!("reading {}: {e}", file.display()))
+            })?;
+            let token = token.trim();
+            hub.token = (!token.is_empty()).then(|| token.to_owned());
+        }
         Ok(WorkerConfig {
             name: self.name.unwrap_or_else(default_name),
             amqp_url: self.amqp_url.map(SecretUrl::new),
@@ -159,6 +207,7 @@ impl WorkerOptions {
             redis_prefix: self.redis_prefix.unwrap_or_else(|| "eval".into()),
             queue: self.queue.unwrap_or_else(|| "eval.jobs".into()),
             models_dir: self.models_dir,
+            hub,
             profile,
             dataset: self.dataset,
             timings: LoopTimings {
@@ -204,6 +253,55 @@ mod tests {
         assert_eq!(config.timings.lease, Duration::from_secs(600));
         assert_eq!(config.redis_prefix, "eval");
         assert_eq!(config.profile, ScoringProfile::v1());
+    }
+
+    #[test]
+    fn hub_settings_layer_over_the_hf_variables() {
+        let env: HashMap<String, String> = [
+            ("HF_HOME", "/hf"),
+            ("HF_ENDPOINT", "http://mirror.local"),
+            ("HF_TOKEN", "from-env"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+        let config = WorkerOptions::default().validate_with_env(&env).unwrap();
+        assert_eq!(config.hub.endpoint, "http://mirror.local");
+        assert_eq!(config.hub.cache_dir, PathBuf::from("/hf/hub"));
+        assert_eq!(config.hub.token.as_deref(), Some("from-env"));
+        assert!(!format!("{config:?}").contains("from-env"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "from-file\n").unwrap();
+        let config = WorkerOptions {
+            hf_endpoint: Some("https://hub.example".into()),
+            hf_cache_dir: Some(dir.path().join("cache")),
+            hf_token_file: Some(token_file),
+            ..Default::default()
+        }
+        .validate_with_env(&env)
+        .unwrap();
+        assert_eq!(config.hub.endpoint, "https://hub.example");
+        assert_eq!(config.hub.cache_dir, dir.path().join("cache"));
+        assert_eq!(config.hub.token.as_deref(), Some("from-file"));
+
+        let err = WorkerOptions {
+            hf_token_file: Some(dir.path().join("missing")),
+            ..Default::default()
+        }
+        .validate_with_env(&env)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("hf_token_file"), "{err}");
+        let err = WorkerOptions {
+            hf_endpoint: Some("ftp://x".into()),
+            ..Default::default()
+        }
+        .validate_with_env(&env)
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("hf_endpoint"), "{err}");
     }
 
     #[test]

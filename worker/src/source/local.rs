@@ -66,6 +66,30 @@ pub fn inspect_dir(
     limits: &ConfigLimits,
     chat_template: &str,
 ) -> Result<LocalModel, JobError> {
+    inspect(dir, None, max_bytes, limits, chat_template)
+}
+
+/// [`inspect_dir`] for a Hugging Face cache snapshot, whose files are
+/// symlinks into the repository's `blobs/`: a symlink is followed only when
+/// its target is a regular file inside `links_within` (the repository's cache
+/// directory); any other symlink is refused as in [`inspect_dir`].
+pub fn inspect_snapshot(
+    dir: &Path,
+    links_within: &Path,
+    max_bytes: u64,
+    limits: &ConfigLimits,
+    chat_template: &str,
+) -> Result<LocalModel, JobError> {
+    inspect(dir, Some(links_within), max_bytes, limits, chat_template)
+}
+
+fn inspect(
+    dir: &Path,
+    links_within: Option<&Path>,
+    max_bytes: u64,
+    limits: &ConfigLimits,
+    chat_template: &str,
+) -> Result<LocalModel, JobError> {
     if !dir.is_dir() {
         return Err(FailureReason::new(
             FailureCode::NotAccessible,
@@ -73,7 +97,7 @@ pub fn inspect_dir(
         )
         .into());
     }
-    let files = list_files(dir)
+    let files = list_files(dir, links_within)
         .map_err(|e| JobError::Transient(format!("listing {}: {e}", dir.display())))?;
     precheck(&files, max_bytes)?;
     let read = |name: &str| {
@@ -138,9 +162,11 @@ pub fn inspect_dir(
 }
 
 /// Every regular file under `dir`, sorted, with `/`-separated relative paths.
-/// A symlink could point outside the directory: it is listed under a `../`
-/// path so that the precheck refuses it with a clear message.
-fn list_files(dir: &Path) -> std::io::Result<Vec<RepoFile>> {
+/// A symlink could point outside the directory: unless it resolves to a
+/// regular file inside `links_within`, it is listed under a `../` path so that
+/// the precheck refuses it with a clear message.
+fn list_files(dir: &Path, links_within: Option<&Path>) -> std::io::Result<Vec<RepoFile>> {
+    let links_within = links_within.map(Path::canonicalize).transpose()?;
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
@@ -153,7 +179,18 @@ fn list_files(dir: &Path) -> std::io::Result<Vec<RepoFile>> {
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            if kind.is_symlink() {
+            let contained_link = match (&links_within, kind.is_symlink()) {
+                (Some(root), true) => std::fs::canonicalize(&path)
+                    .ok()
+                    .filter(|target| target.starts_with(root) && target.is_file()),
+                _ => None,
+            };
+            if let Some(target) = contained_link {
+                out.push(RepoFile {
+                    path: relative,
+                    size: std::fs::metadata(target)?.len(),
+                });
+            } else if kind.is_symlink() {
                 out.push(RepoFile {
                     path: format!("../symlink/{relative}"),
                     size: 0,

@@ -9,6 +9,7 @@
 //! [`precheck::check_chat_template`]): a hub source fetches those small files
 //! first.
 
+mod hub;
 mod local;
 pub mod precheck;
 
@@ -17,7 +18,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use common::job::ModelRef;
 
-pub use self::local::{LocalDirSource, inspect_dir};
+pub use self::hub::{DEFAULT_ENDPOINT, HubConfig, HubSource};
+pub use self::local::{LocalDirSource, inspect_dir, inspect_snapshot};
 pub use self::precheck::{ComputeDevice, ConfigLimits, ModelShape};
 use crate::error::JobError;
 
@@ -36,7 +38,8 @@ pub struct LocalModel {
 }
 
 /// Fetches models. Implementations: [`LocalDirSource`] (a directory of repos,
-/// for the embedded mode and tests) and the hub source.
+/// for the embedded mode and tests) and [`HubSource`] (a Hugging Face
+/// endpoint, downloading into the standard hub cache).
 #[async_trait]
 pub trait ModelSource: Send + Sync + 'static {
     /// Prechecks and fetches `model`, refusing anything over `max_bytes`.
