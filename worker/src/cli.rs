@@ -1,22 +1,25 @@
 //! `worker eval`: a miner scores a model locally with the cluster's code.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use common::job::{JobMessage, JobOrigin, ModelRef};
+use common::job::{DEFAULT_REVISION, JobMessage, JobOrigin, ModelRef};
 use common::scoring::ScoringProfile;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::JobError;
 use crate::eval::dataset::Dataset;
 use crate::eval::{Evaluator, Progress};
-use crate::source::{ConfigLimits, inspect_dir};
+use crate::source::{ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, inspect_dir};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// Model directory (config.json, tokenizer, safetensors)
-    pub model: PathBuf,
+    /// A model directory (config.json, tokenizer, safetensors), or a Hugging
+    /// Face repository `namespace/name[@revision]` fetched as the cluster does
+    /// (HF_ENDPOINT, HF_HOME and HF_TOKEN are honoured)
+    pub model: String,
     /// Chat template: a built-in name or `tokenizer`
     #[arg(long, default_value = "chatml")]
     pub chat_template: String,
@@ -50,26 +53,10 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         Some(path) => Dataset::load(path)?,
         None => Dataset::builtin(),
     };
-    let dir = args.model.clone();
-    let max = profile.max_model_bytes;
-    let template = args.chat_template.clone();
-    let model = tokio::task::spawn_blocking(move || {
-        inspect_dir(&dir, max, &ConfigLimits::default(), &template)
-    })
-    .await?
-    .map_err(describe)?;
-    let name = args
-        .model
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (model, reference) =
+        fetch(&args.model, &args.chat_template, profile.max_model_bytes).await?;
     let message = JobMessage::v1(
-        ModelRef {
-            namespace: "local".into(),
-            name,
-            revision: model.revision_sha.clone(),
-            chat_template: args.chat_template,
-        },
+        reference,
         &profile.version,
         JobOrigin::Operator {
             requested_by: "worker eval".into(),
@@ -109,6 +96,55 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         println!("total      {total:>7.4}   (profile {})", profile.version);
     }
     Ok(())
+}
+
+/// The model named on the command line: a local directory if one exists at
+/// that path, else a hub repository, checked exactly as a worker checks it.
+async fn fetch(
+    model: &str,
+    chat_template: &str,
+    max_bytes: u64,
+) -> anyhow::Result<(LocalModel, ModelRef)> {
+    let dir = PathBuf::from(model);
+    if dir.is_dir() {
+        let template = chat_template.to_owned();
+        let local = tokio::task::spawn_blocking(move || {
+            inspect_dir(&dir, max_bytes, &ConfigLimits::default(), &template)
+        })
+        .await?
+        .map_err(describe)?;
+        let name = Path::new(model)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let reference = ModelRef {
+            namespace: "local".into(),
+            name,
+            revision: local.revision_sha.clone(),
+            chat_template: chat_template.to_owned(),
+        };
+        return Ok((local, reference));
+    }
+    let (repo, revision) = model.split_once('@').unwrap_or((model, DEFAULT_REVISION));
+    let Some((namespace, name)) = repo.split_once('/') else {
+        anyhow::bail!(
+            "`{model}` is neither a model directory nor a repository `namespace/name[@revision]`"
+        );
+    };
+    let reference = ModelRef {
+        namespace: namespace.into(),
+        name: name.into(),
+        revision: revision.into(),
+        chat_template: chat_template.to_owned(),
+    };
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let source = HubSource::new(HubConfig::from_env(&env), ConfigLimits::default())?;
+    eprintln!("fetching {repo}@{revision} …");
+    let local = source
+        .fetch(&reference, max_bytes)
+        .await
+        .map_err(describe)?;
+    Ok((local, reference))
 }
 
 fn describe(e: JobError) -> anyhow::Error {
