@@ -40,16 +40,12 @@ fn init_tracing() {
 
 async fn store(name: &str) -> RedisStore {
     init_tracing();
-    RedisStore::connect(RedisConfig {
-        url: redis_url(),
-        prefix: unique_prefix(name),
-        ..RedisConfig::default()
-    })
-    .await
-    .expect(
-        "Redis on 127.0.0.1:6379 (start it with `redis-server --daemonize yes --bind 127.0.0.1 \
+    RedisStore::connect(RedisConfig::for_prefix(redis_url(), unique_prefix(name)))
+        .await
+        .expect(
+            "Redis on 127.0.0.1:6379 (start it with `redis-server --daemonize yes --bind 127.0.0.1 \
          --port 6379 --save '' --appendonly no`)",
-    )
+        )
 }
 
 async fn admin() -> redis::aio::MultiplexedConnection {

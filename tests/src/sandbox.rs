@@ -112,11 +112,7 @@ impl Sandbox {
             operation_timeout: Duration::from_secs(120),
             ..RabbitConfig::for_queue(amqp_url(), &name, format!("{test}-publisher"))
         };
-        let redis = RedisConfig {
-            url: redis_url(),
-            prefix: name.clone(),
-            ..RedisConfig::default()
-        };
+        let redis = RedisConfig::for_prefix(redis_url(), name.clone());
         let queue = RabbitQueue::connect(rabbit.clone())
             .await
             .context("RabbitMQ on 127.0.0.1:5672 (start it with `rabbitmq-server -detached`)")?;

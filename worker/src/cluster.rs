@@ -67,11 +67,10 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         .context("connecting to RabbitMQ")?,
     );
     let store = Arc::new(
-        RedisStore::connect(RedisConfig {
-            url: redis_url.expose().to_owned(),
-            prefix: config.redis_prefix.clone(),
-            ..RedisConfig::default()
-        })
+        RedisStore::connect(RedisConfig::for_prefix(
+            redis_url.expose().to_owned(),
+            config.redis_prefix.clone(),
+        ))
         .await
         .context("connecting to Redis")?,
     );

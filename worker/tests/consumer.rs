@@ -70,6 +70,16 @@ impl Evaluator for Scripted {
     }
 }
 
+/// Runs `worker` in a task until the returned token is cancelled.
+fn spawn_worker(worker: Worker) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { worker.run(stop).await }
+    });
+    (stop, task)
+}
+
 struct Harness {
     queue: Arc<MemoryQueue>,
     store: Arc<MemoryStore>,
@@ -147,11 +157,7 @@ impl Harness {
 
     /// Runs one worker until `id` is final or `limit` passes, then stops it.
     async fn run_until_final(&self, worker: Worker, id: &JobId, limit: Duration) -> JobStatus {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop = stop.clone();
-            async move { worker.run(stop).await }
-        });
+        let (stop, task) = spawn_worker(worker);
         let deadline = tokio::time::Instant::now() + limit;
         let status = loop {
             let status = self.store.get(id).await.unwrap().map(|r| r.status);
@@ -213,11 +219,7 @@ async fn duplicate_delivery_is_dropped_without_a_second_evaluation() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let worker = h.worker("w2", ScoringProfile::v1());
-    let stop = CancellationToken::new();
-    let task = tokio::spawn({
-        let stop = stop.clone();
-        async move { worker.run(stop).await }
-    });
+    let (stop, task) = spawn_worker(worker);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
     task.await.unwrap();
@@ -361,11 +363,7 @@ async fn shutdown_mid_job_hands_the_job_back() {
     let h = harness(vec![Step::Sleep(Duration::from_secs(30)), Step::Score(0.4)]);
     let id = h.submit("good").await;
     let worker = h.worker("w1", ScoringProfile::v1());
-    let stop = CancellationToken::new();
-    let task = tokio::spawn({
-        let stop = stop.clone();
-        async move { worker.run(stop).await }
-    });
+    let (stop, task) = spawn_worker(worker);
     // Wait until it runs, with progress recorded by a heartbeat.
     for _ in 0..100 {
         let record = h.store.get(&id).await.unwrap().unwrap();

@@ -133,6 +133,15 @@ impl fmt::Debug for RedisConfig {
 }
 
 impl RedisConfig {
+    /// The defaults for the server at `url` with every key under `prefix`.
+    pub fn for_prefix(url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: prefix.into(),
+            ..Self::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.prefix.is_empty()
             || !self
