@@ -9,13 +9,16 @@
 //! - `GET /{namespace}/{name}/resolve/{revision}/{file}`: the file, with the
 //!   headers hf-hub requires (`x-repo-commit`, `etag`, `content-range` for
 //!   range requests, `content-length`).
+//! - `GET /datasets/{namespace}/{name}/resolve/{revision}/{file}`: the same
+//!   for dataset repositories, kept under `<root>/datasets/<namespace>/<name>/`.
 //!
 //! Each repository has a fixed fake commit sha (sha1-sized, derived from its
 //! id); the revision may be `main` or that sha. Unknown repositories are 404;
 //! repositories marked private answer 401 without the right bearer token.
 //! Every request path is recorded, so tests can assert what was (not)
 //! downloaded. Tests can also make the listing lie (declared sizes, extra
-//! names) or make every request fail with a status.
+//! names), make every request fail with a status, or make the body of a file
+//! stall forever after its headers.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -48,6 +51,7 @@ struct HubState {
     declared_sizes: Mutex<BTreeMap<(String, String), u64>>,
     extra_listing: Mutex<BTreeMap<String, Vec<(String, u64)>>>,
     fail_with: Mutex<Option<u16>>,
+    stalled_files: Mutex<Vec<String>>,
 }
 
 impl HubServer {
@@ -64,7 +68,11 @@ impl HubServer {
             )
             .route(
                 "/{namespace}/{name}/resolve/{revision}/{*file}",
-                get(resolve),
+                get(resolve_model),
+            )
+            .route(
+                "/datasets/{namespace}/{name}/resolve/{revision}/{*file}",
+                get(resolve_dataset),
             )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -112,6 +120,12 @@ impl HubServer {
             .push((file.into(), size));
     }
 
+    /// Makes downloads of files named `file` send their headers and then no
+    /// byte, ever (the metadata probe hf-hub makes first still answers).
+    pub fn stall(&self, file: &str) {
+        lock(&self.state.stalled_files).push(file.into());
+    }
+
     /// Makes every request fail with `status` (`None`: serve normally).
     pub fn fail_with(&self, status: Option<u16>) {
         *lock(&self.state.fail_with) = status;
@@ -135,6 +149,7 @@ impl HubState {
         &self,
         path: String,
         headers: &HeaderMap,
+        kind: RepoKind,
         namespace: &str,
         name: &str,
         revision: &str,
@@ -146,7 +161,10 @@ impl HubState {
         }
         let repo_id = format!("{namespace}/{name}");
         let plain = |s: &str| !s.is_empty() && !s.starts_with('.') && !s.contains(['/', '\\']);
-        let dir = self.root.join(namespace).join(name);
+        let dir = match kind {
+            RepoKind::Model => self.root.join(namespace).join(name),
+            RepoKind::Dataset => self.root.join("datasets").join(namespace).join(name),
+        };
         if !plain(namespace) || !plain(name) || !dir.is_dir() {
             return Err((StatusCode::NOT_FOUND, "Repository not found"));
         }
@@ -173,7 +191,15 @@ async fn model_info(
     headers: HeaderMap,
 ) -> Response {
     let path = format!("/api/models/{namespace}/{name}/revision/{revision}");
-    let (repo_id, dir, sha) = match state.admit(path, &headers, &namespace, &name, &revision) {
+    let admitted = state.admit(
+        path,
+        &headers,
+        RepoKind::Model,
+        &namespace,
+        &name,
+        &revision,
+    );
+    let (repo_id, dir, sha) = match admitted {
         Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
     };
@@ -207,13 +233,40 @@ async fn model_info(
     .into_response()
 }
 
-async fn resolve(
+#[derive(Debug, Clone, Copy)]
+enum RepoKind {
+    Model,
+    Dataset,
+}
+
+async fn resolve_model(
     State(state): State<Arc<HubState>>,
-    UrlPath((namespace, name, revision, file)): UrlPath<(String, String, String, String)>,
+    UrlPath(parts): UrlPath<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let path = format!("/{namespace}/{name}/resolve/{revision}/{file}");
-    let (_, dir, sha) = match state.admit(path, &headers, &namespace, &name, &revision) {
+    resolve(&state, RepoKind::Model, parts, &headers).await
+}
+
+async fn resolve_dataset(
+    State(state): State<Arc<HubState>>,
+    UrlPath(parts): UrlPath<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    resolve(&state, RepoKind::Dataset, parts, &headers).await
+}
+
+async fn resolve(
+    state: &HubState,
+    kind: RepoKind,
+    (namespace, name, revision, file): (String, String, String, String),
+    headers: &HeaderMap,
+) -> Response {
+    let prefix = match kind {
+        RepoKind::Model => "",
+        RepoKind::Dataset => "/datasets",
+    };
+    let path = format!("{prefix}/{namespace}/{name}/resolve/{revision}/{file}");
+    let (_, dir, sha) = match state.admit(path, headers, kind, &namespace, &name, &revision) {
         Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
     };
@@ -233,11 +286,20 @@ async fn resolve(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_range);
+    let stalled = lock(&state.stalled_files).contains(&file);
     let builder = Response::builder()
         .header("x-repo-commit", &sha)
         .header(header::ETAG, etag)
         .header(header::ACCEPT_RANGES, "bytes");
     let response = match range {
+        // hf-hub's metadata probe asks for the first byte; the real
+        // download asks for more.
+        Some((start, end)) if stalled && end > start => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+            .body(Body::from_stream(futures::stream::pending::<
+                Result<Vec<u8>, std::io::Error>,
+            >())),
         Some((start, end)) if len > 0 && start < len => {
             let end = end.min(len - 1);
             let body = bytes[start as usize..=end as usize].to_vec();

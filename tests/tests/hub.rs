@@ -11,10 +11,12 @@ use tests::hub::HubServer;
 use tokio_util::sync::CancellationToken;
 use worker::engine::MistralEvaluator;
 use worker::error::JobError;
-use worker::eval::dataset::Dataset;
+use worker::eval::dataset::{Dataset, DatasetError, DatasetLocation};
 use worker::eval::{Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
-use worker::source::{ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, inspect_dir};
+use worker::source::{
+    ConfigLimits, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, LocalModel, ModelSource, inspect_dir,
+};
 
 const LIMIT: u64 = 1 << 30;
 
@@ -33,6 +35,7 @@ fn source(server: &HubServer, cache: &Path, token: Option<&str>) -> HubSource {
             endpoint: server.url.clone(),
             cache_dir: cache.to_path_buf(),
             token: token.map(Into::into),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         },
         ConfigLimits::default(),
     )
@@ -215,10 +218,69 @@ async fn inaccessible_repos_are_the_models_fault_and_server_errors_are_transient
             endpoint: "http://127.0.0.1:9".into(),
             cache_dir: cache.path().to_path_buf(),
             token: None,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         },
         ConfigLimits::default(),
     )
     .unwrap();
     let result = gone.fetch(&model("p", "secret"), LIMIT).await;
     assert!(matches!(result, Err(JobError::Transient(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_stalled_download_is_abandoned_as_transient() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    write_model(root.path(), "s/slow", 5);
+    let server = HubServer::start(root.path()).await.unwrap();
+    server.stall("model-00002-of-00002.safetensors");
+    let hub = HubSource::new(
+        HubConfig {
+            stall_timeout: std::time::Duration::from_millis(500),
+            ..source(&server, cache.path(), None).config().clone()
+        },
+        ConfigLimits::default(),
+    )
+    .unwrap();
+    match hub.fetch(&model("s", "slow"), LIMIT).await {
+        Err(JobError::Transient(message)) => assert!(
+            message.contains("model-00002-of-00002.safetensors")
+                && message.contains("no data received"),
+            "{message}"
+        ),
+        other => panic!("expected a transient failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dataset_downloads_from_a_dataset_repository() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = root.path().join("datasets/org/rp-eval/data");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("eval.jsonl"), worker::eval::dataset::BUILTIN).unwrap();
+    let server = HubServer::start(root.path()).await.unwrap();
+    let config = source(&server, cache.path(), None).config().clone();
+
+    let location: DatasetLocation = "hf://datasets/org/rp-eval/data/eval.jsonl".parse().unwrap();
+    let dataset = Dataset::fetch(&location, &config, None).await.unwrap();
+    let builtin = Dataset::builtin();
+    assert_eq!(dataset.sha256, builtin.sha256);
+    assert_eq!(dataset.conversations, builtin.conversations);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r == "/datasets/org/rp-eval/resolve/main/data/eval.jsonl"),
+        "{:?}",
+        server.requests()
+    );
+
+    let missing: DatasetLocation = "hf://datasets/org/rp-eval/data/nope.jsonl".parse().unwrap();
+    match Dataset::fetch(&missing, &config, None).await {
+        Err(DatasetError::Fetch { location, .. }) => {
+            assert_eq!(location, "hf://datasets/org/rp-eval@main/data/nope.jsonl");
+        }
+        other => panic!("expected a fetch error, got {other:?}"),
+    }
 }

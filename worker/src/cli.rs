@@ -10,9 +10,11 @@ use common::scoring::ScoringProfile;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::JobError;
-use crate::eval::dataset::Dataset;
+use crate::eval::dataset::{Dataset, DatasetLocation};
 use crate::eval::{Evaluator, Progress};
-use crate::source::{ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, inspect_dir};
+use crate::source::{
+    ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, ProgressBars, inspect_dir,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
@@ -23,9 +25,11 @@ pub struct EvalArgs {
     /// Chat template: a built-in name or `tokenizer`
     #[arg(long, default_value = "chatml")]
     pub chat_template: String,
-    /// Evaluation dataset (JSONL) [default: the built-in sample set]
-    #[arg(long)]
-    pub dataset: Option<PathBuf>,
+    /// Evaluation dataset (JSONL): a path, or a file of a Hugging Face dataset
+    /// repository `hf://datasets/<namespace>/<name>[@<revision>]/<file>`
+    /// [default: the built-in sample set]
+    #[arg(long, default_value_t)]
+    pub dataset: DatasetLocation,
     /// Scoring profile file (TOML) [default: v1]
     #[arg(long)]
     pub profile: Option<PathBuf>,
@@ -49,12 +53,18 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
     profile
         .validate()
         .map_err(|m| anyhow::anyhow!("invalid profile: {m}"))?;
-    let dataset = match &args.dataset {
-        Some(path) => Dataset::load(path)?,
-        None => Dataset::builtin(),
-    };
-    let (model, reference) =
-        fetch(&args.model, &args.chat_template, profile.max_model_bytes).await?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let hub = HubConfig::from_env(&env);
+    let bars = ProgressBars::default();
+    let dataset = Dataset::fetch(&args.dataset, &hub, Some(&bars)).await?;
+    let (model, reference) = fetch(
+        &args.model,
+        &args.chat_template,
+        profile.max_model_bytes,
+        hub,
+        bars,
+    )
+    .await?;
     let message = JobMessage::v1(
         reference,
         &profile.version,
@@ -104,6 +114,8 @@ async fn fetch(
     model: &str,
     chat_template: &str,
     max_bytes: u64,
+    hub: HubConfig,
+    bars: ProgressBars,
 ) -> anyhow::Result<(LocalModel, ModelRef)> {
     let dir = PathBuf::from(model);
     if dir.is_dir() {
@@ -137,8 +149,7 @@ async fn fetch(
         revision: revision.into(),
         chat_template: chat_template.to_owned(),
     };
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let source = HubSource::new(HubConfig::from_env(&env), ConfigLimits::default())?;
+    let source = HubSource::new(hub, ConfigLimits::default())?.with_progress_bars(bars);
     eprintln!("fetching {repo}@{revision} …");
     let local = source
         .fetch(&reference, max_bytes)

@@ -43,15 +43,13 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
             Arc::new(HubSource::new(config.hub.clone(), limits).context("building the hub client")?)
         }
     };
-    let dataset = match &config.dataset {
-        Some(path) => Dataset::load(path)?,
-        None => Dataset::builtin(),
-    };
+    let dataset = Dataset::fetch(&config.dataset, &config.hub, None).await?;
     if log_gpus() {
         tokio::spawn(refresh_gpu_gauges(shutdown.clone()));
     }
     info!(
         worker = %config.name,
+        dataset = %config.dataset,
         dataset_sha256 = %dataset.sha256,
         device = ?config.config_limits.device,
         memory_budget_bytes = config.config_limits.memory_budget_bytes,

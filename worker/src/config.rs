@@ -12,6 +12,7 @@ use common::secret_url::SecretUrl;
 use serde::Deserialize;
 
 use crate::consumer::LoopTimings;
+use crate::eval::dataset::DatasetLocation;
 use crate::source::{ConfigLimits, HubConfig};
 
 /// Settings shared by every worker command; each may also come from the
@@ -51,9 +52,16 @@ pub struct WorkerOptions {
     /// Scoring profile file (TOML) [default: the built-in v1 profile]
     #[arg(long, env = "EVAL_PROFILE")]
     pub profile: Option<PathBuf>,
-    /// Evaluation dataset (JSONL) [default: the built-in sample set]
+    /// Evaluation dataset (JSONL): a path, or a file of a Hugging Face dataset
+    /// repository `hf://datasets/<namespace>/<name>[@<revision>]/<file>`
+    /// [default: the built-in sample set]
     #[arg(long, env = "EVAL_DATASET")]
-    pub dataset: Option<PathBuf>,
+    pub dataset: Option<String>,
+    /// Abandon (and retry later) a hub download that receives nothing for
+    /// this long [default: 2m]
+    #[arg(long, env = "EVAL_HF_STALL_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub hf_stall_timeout: Option<Duration>,
     /// Lease on a running job, renewed by heartbeats [default: 2m]
     #[arg(long, env = "EVAL_LEASE", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
@@ -81,6 +89,7 @@ layered!(WorkerOptions {
     hf_token_file,
     profile,
     dataset,
+    hf_stall_timeout,
     lease,
     heartbeat,
     memory_budget_gib,
@@ -98,7 +107,7 @@ pub struct WorkerConfig {
     /// The hub source's settings, used when `models_dir` is not set.
     pub hub: HubConfig,
     pub profile: ScoringProfile,
-    pub dataset: Option<PathBuf>,
+    pub dataset: DatasetLocation,
     pub timings: LoopTimings,
     /// Bounds on a model's `config.json`, the memory budget included.
     pub config_limits: ConfigLimits,
@@ -193,6 +202,26 @@ impl WorkerOptions {
         if let Some(dir) = &self.hf_cache_dir {
             hub.cache_dir = dir.clone();
         }
+        if let Some(stall) = self.hf_stall_timeout {
+            if stall.is_zero() {
+                return Err(ConfigError::invalid("hf_stall_timeout", "must be positive"));
+            }
+            hub.stall_timeout = stall;
+        }
+        let dataset = match &self.dataset {
+            Some(value) => value
+                .parse()
+                .map_err(|m| ConfigError::invalid("dataset", m))?,
+            None => DatasetLocation::Builtin,
+        };
+        if let DatasetLocation::File(path) = &dataset
+            && !path.is_file()
+        {
+            return Err(ConfigError::invalid(
+                "dataset",
+                format!("{} is not a file", path.display()),
+            ));
+        }
         if let Some(file) = &self.hf_token_file {
             let token = std::fs::read_to_string(file).map_err(|e| {
                 ConfigError::invalid("hf_token_file", format!("reading {}: {e}", file.display()))
@@ -209,7 +238,7 @@ impl WorkerOptions {
             models_dir: self.models_dir,
             hub,
             profile,
-            dataset: self.dataset,
+            dataset,
             timings: LoopTimings {
                 lease,
                 heartbeat,

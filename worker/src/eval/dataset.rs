@@ -9,8 +9,14 @@
 //! assistant turns alternate; the last assistant turn is the reference reply.
 //! The file's sha256 is recorded with every result, and samples are drawn with
 //! the profile's seed, so two workers score a model on the same samples.
+//!
+//! A dataset is the built-in sample set, a local file, or a file of a Hugging
+//! Face dataset repository ([`DatasetLocation`]); the operator configures it,
+//! so it is trusted input, but every line is still validated.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -78,11 +84,126 @@ pub enum DatasetError {
     Line { line: usize, message: String },
     #[error("dataset has no conversations")]
     Empty,
+    #[error("cannot fetch dataset {location}: {message}")]
+    Fetch { location: String, message: String },
+}
+
+/// Where the evaluation dataset comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DatasetLocation {
+    /// [`BUILTIN`].
+    #[default]
+    Builtin,
+    /// A JSONL file on local disk.
+    File(PathBuf),
+    /// A file of a Hugging Face dataset repository.
+    Hub(HubDataset),
+}
+
+/// `hf://datasets/<namespace>/<name>[@<revision>]/<path>`, the notation of
+/// `huggingface_hub`'s file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubDataset {
+    /// `namespace/name`.
+    pub repo_id: String,
+    /// Branch, tag or commit sha [default: main].
+    pub revision: String,
+    /// Path of the JSONL file inside the repository.
+    pub path: String,
+}
+
+const HUB_PREFIX: &str = "hf://datasets/";
+
+impl FromStr for DatasetLocation {
+    type Err = String;
+
+    /// `builtin`; a string starting `hf://datasets/` names a hub file;
+    /// anything else is a path.
+    fn from_str(value: &str) -> Result<Self, String> {
+        if value == "builtin" {
+            return Ok(Self::Builtin);
+        }
+        let Some(rest) = value.strip_prefix(HUB_PREFIX) else {
+            if value.trim().is_empty() {
+                return Err("is empty".into());
+            }
+            return Ok(Self::File(PathBuf::from(value)));
+        };
+        let usage = || {
+            format!(
+                "`{value}` is not of the form {HUB_PREFIX}<namespace>/<name>[@<revision>]/<file>"
+            )
+        };
+        let mut parts = rest.splitn(3, '/');
+        let (Some(namespace), Some(name_rev), Some(path)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(usage());
+        };
+        let (name, revision) = name_rev
+            .split_once('@')
+            .unwrap_or((name_rev, common::job::DEFAULT_REVISION));
+        let plain = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !plain(namespace) || !plain(name) || !plain(revision) {
+            return Err(usage());
+        }
+        if !crate::source::precheck::is_safe_relative_path(path) {
+            return Err(format!(
+                "`{path}` is not a plain relative path inside the repository"
+            ));
+        }
+        Ok(Self::Hub(HubDataset {
+            repo_id: format!("{namespace}/{name}"),
+            revision: revision.into(),
+            path: path.into(),
+        }))
+    }
+}
+
+impl fmt::Display for DatasetLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Builtin => f.write_str("builtin"),
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Hub(hub) => write!(
+                f,
+                "{HUB_PREFIX}{}@{}/{}",
+                hub.repo_id, hub.revision, hub.path
+            ),
+        }
+    }
 }
 
 impl Dataset {
     pub fn builtin() -> Self {
         Self::parse(BUILTIN).expect("the built-in dataset is valid")
+    }
+
+    /// Loads the dataset at `location`, downloading a hub file through `hub`
+    /// (into its cache, with progress bars when given).
+    pub async fn fetch(
+        location: &DatasetLocation,
+        hub: &crate::source::HubConfig,
+        bars: Option<&crate::source::ProgressBars>,
+    ) -> Result<Self, DatasetError> {
+        match location {
+            DatasetLocation::Builtin => Ok(Self::builtin()),
+            DatasetLocation::File(path) => Self::load(path),
+            DatasetLocation::Hub(dataset) => {
+                let path = crate::source::fetch_hub_dataset(hub, dataset, bars)
+                    .await
+                    .map_err(|message| DatasetError::Fetch {
+                        location: location.to_string(),
+                        message,
+                    })?;
+                Self::load(&path)
+            }
+        }
     }
 
     pub fn load(path: &Path) -> Result<Self, DatasetError> {
@@ -180,6 +301,40 @@ mod tests {
         let first = &data.conversations[0];
         assert_eq!(first.messages.last().unwrap().role, Role::Assistant);
         assert_eq!(first.context().len(), first.messages.len() - 1);
+    }
+
+    #[test]
+    fn locations_parse() {
+        let hub = |s: &str| s.parse::<DatasetLocation>();
+        assert_eq!(
+            hub("hf://datasets/org/rp-eval@v2/data/test.jsonl"),
+            Ok(DatasetLocation::Hub(HubDataset {
+                repo_id: "org/rp-eval".into(),
+                revision: "v2".into(),
+                path: "data/test.jsonl".into(),
+            }))
+        );
+        let default_revision = hub("hf://datasets/org/rp-eval/test.jsonl").unwrap();
+        assert_eq!(
+            default_revision.to_string(),
+            "hf://datasets/org/rp-eval@main/test.jsonl"
+        );
+        assert_eq!(hub("builtin"), Ok(DatasetLocation::Builtin));
+        assert_eq!(
+            hub("./local.jsonl"),
+            Ok(DatasetLocation::File("./local.jsonl".into()))
+        );
+        for bad in [
+            "hf://datasets/org/rp-eval",
+            "hf://datasets/org/rp-eval@/x.jsonl",
+            "hf://datasets/../rp/x.jsonl",
+            "hf://datasets/org/rp/../../etc/passwd",
+            "hf://datasets/org/rp//x.jsonl",
+            "hf://datasets/org/r p/x.jsonl",
+            "",
+        ] {
+            assert!(hub(bad).is_err(), "{bad} should be refused");
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!    the endpoint serves under any other commit is an error. Config and
 //!    tokenizer files come first, then the safetensors index, checked with
 //!    [`check_index`] against the listing, and only then the shards.
-//! 5. Each downloaded file's size must equal the listed size.
+//! 5. Each downloaded file's size must equal the listed size. A download
+//!    that receives nothing for [`HubConfig::stall_timeout`] is abandoned as
+//!    transient ([`download`]); the CLI shows progress bars.
 //! 6. The snapshot directory goes through [`inspect_snapshot`], the same
 //!    listing/precheck/fingerprint code as local directories.
 //!
@@ -35,12 +37,15 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use common::job::ModelRef;
+
+use crate::eval::dataset::HubDataset;
 use common::result::{FailureCode, FailureReason};
 use hf_hub::api::tokio::{Api, ApiBuilder, ApiError, ApiRepo};
-use hf_hub::{Cache, Repo, RepoType};
+use hf_hub::{Cache, CacheRepo, Repo, RepoType};
 use serde::Deserialize;
 use tracing::{debug, info, instrument};
 
+use super::download::{self, DownloadError, ProgressBars};
 use super::precheck::{
     ConfigLimits, RepoFile, check_chat_template, check_config, check_index, is_safe_relative_path,
     precheck,
@@ -57,6 +62,9 @@ const INDEX: &str = "model.safetensors.index.json";
 /// request, so a hub that does not answer it in time is treated as down.
 const LISTING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A download that receives no byte for this long is abandoned (transient).
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Where and how to reach the hub.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HubConfig {
@@ -66,6 +74,9 @@ pub struct HubConfig {
     pub cache_dir: PathBuf,
     /// Bearer token for gated or private repositories.
     pub token: Option<String>,
+    /// A file download that receives nothing for this long is abandoned and
+    /// the job retried ([`download`]).
+    pub stall_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for HubConfig {
@@ -74,6 +85,7 @@ impl std::fmt::Debug for HubConfig {
             .field("endpoint", &self.endpoint)
             .field("cache_dir", &self.cache_dir)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -95,6 +107,7 @@ impl HubConfig {
             endpoint: get("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.into()),
             cache_dir,
             token: get("HF_TOKEN").map(|t| t.trim().to_owned()),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -105,6 +118,7 @@ pub struct HubSource {
     api: Api,
     config: HubConfig,
     limits: ConfigLimits,
+    bars: Option<ProgressBars>,
 }
 
 impl std::fmt::Debug for HubSource {
@@ -128,7 +142,19 @@ impl HubSource {
             api: builder.build()?,
             config,
             limits,
+            bars: None,
         })
+    }
+
+    /// Where and how this source reaches the hub.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Shows a progress bar per downloaded file among `bars` (for the CLI).
+    pub fn with_progress_bars(mut self, bars: ProgressBars) -> Self {
+        self.bars = Some(bars);
+        self
     }
 
     /// Resolves `revision` to a commit sha and lists the files with sizes.
@@ -189,16 +215,27 @@ impl HubSource {
     async fn fetch_file(
         &self,
         repo: &ApiRepo,
+        cached: &CacheRepo,
         snapshot: &Path,
         file: &RepoFile,
     ) -> Result<(), JobError> {
         let expected = snapshot.join(&file.path);
-        let classify = |e: ApiError| classify_api_error(e, &file.path);
-        let mut path = repo.get(&file.path).await.map_err(classify)?;
-        if file_size(&path) != Some(file.size) {
-            debug!(file = %file.path, "cached file has the wrong size, downloading again");
-            path = repo.download(&file.path).await.map_err(classify)?;
-        }
+        let path = match cached.get(&file.path) {
+            Some(path) if file_size(&path) == Some(file.size) => path,
+            stale => {
+                if stale.is_some() {
+                    debug!(file = %file.path, "cached file has the wrong size, downloading again");
+                }
+                download::download(
+                    repo,
+                    &file.path,
+                    self.bars.as_ref(),
+                    self.config.stall_timeout,
+                )
+                .await
+                .map_err(|e| classify_download_error(e, &file.path))?
+            }
+        };
         if path != expected {
             return Err(JobError::Transient(format!(
                 "the hub served `{}` outside the pinned snapshot ({}), as if from another commit",
@@ -234,6 +271,7 @@ impl ModelSource for HubSource {
         let pinned = Repo::with_revision(repo_id, RepoType::Model, listing.sha.clone());
         let repo_dir = self.config.cache_dir.join(pinned.folder_name());
         let snapshot = repo_dir.join("snapshots").join(&listing.sha);
+        let cached = Cache::new(self.config.cache_dir.clone()).repo(pinned.clone());
         let api_repo = self.api.repo(pinned);
 
         let (shards, others): (Vec<&RepoFile>, Vec<&RepoFile>) = listing
@@ -244,7 +282,7 @@ impl ModelSource for HubSource {
         // config.json first, the index last among the small files.
         others.sort_by_key(|f| (f.path != "config.json", f.path == INDEX, f.path.clone()));
         for file in others {
-            self.fetch_file(&api_repo, &snapshot, file).await?;
+            self.fetch_file(&api_repo, &cached, &snapshot, file).await?;
         }
         let read = |name: &'static str| {
             let path = snapshot.join(name);
@@ -271,7 +309,7 @@ impl ModelSource for HubSource {
             check_index(&read(INDEX).await?, &listing.files)?;
         }
         for file in shards {
-            self.fetch_file(&api_repo, &snapshot, file).await?;
+            self.fetch_file(&api_repo, &cached, &snapshot, file).await?;
         }
 
         let sha = listing.sha;
@@ -290,6 +328,33 @@ impl ModelSource for HubSource {
         );
         Ok(local)
     }
+}
+
+/// Downloads the dataset file `dataset` from the endpoint of `config` into
+/// its cache and returns the local path. It is fetched anew at every start
+/// (a branch may have moved; pin a commit sha for a fixed dataset); the
+/// file's sha256, recorded with each result, says which content was used.
+pub async fn fetch_hub_dataset(
+    config: &HubConfig,
+    dataset: &HubDataset,
+    bars: Option<&ProgressBars>,
+) -> Result<PathBuf, String> {
+    let mut source = HubSource::new(config.clone(), ConfigLimits::default())
+        .map_err(|e| format!("building the hub client: {e}"))?;
+    source.bars = bars.cloned();
+    let repo = Repo::with_revision(
+        dataset.repo_id.clone(),
+        RepoType::Dataset,
+        dataset.revision.clone(),
+    );
+    download::download(
+        &source.api.repo(repo),
+        &dataset.path,
+        source.bars.as_ref(),
+        config.stall_timeout,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 struct Listing {
@@ -357,6 +422,15 @@ fn http_failure(status: u16, what: String) -> JobError {
             FailureReason::new(FailureCode::NotAccessible, format!("{what}: HTTP {status}")).into()
         }
         _ => JobError::Transient(format!("{what}: HTTP {status}")),
+    }
+}
+
+fn classify_download_error(error: DownloadError, file: &str) -> JobError {
+    match error {
+        DownloadError::Api(e) => classify_api_error(e, file),
+        stalled @ DownloadError::Stalled(_) => {
+            JobError::Transient(format!("downloading `{file}`: {stalled}"))
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! [`precheck::check_chat_template`]): a hub source fetches those small files
 //! first.
 
+mod download;
 mod hub;
 mod local;
 pub mod precheck;
@@ -18,7 +19,10 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use common::job::ModelRef;
 
-pub use self::hub::{DEFAULT_ENDPOINT, HubConfig, HubSource};
+pub use self::download::ProgressBars;
+pub use self::hub::{
+    DEFAULT_ENDPOINT, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, fetch_hub_dataset,
+};
 pub use self::local::{LocalDirSource, inspect_dir, inspect_snapshot};
 pub use self::precheck::{ComputeDevice, ConfigLimits, ModelShape};
 use crate::error::JobError;
