@@ -5,8 +5,9 @@
 //! - [`Sandbox`]: one test's queue (random suffix), store prefix, models
 //!   directory and profile files; [`Sandbox::cleanup`] deletes the queues and
 //!   keys.
-//! - [`WorkerProcess`]: a `worker run` child process logging JSON to a file,
-//!   with SIGKILL / SIGTERM and a reader of its log events.
+//! - [`Process`]: a child process of a workspace binary (`worker run`,
+//!   `coordinator run`, …) logging JSON to a file, with SIGKILL / SIGTERM and
+//!   a reader of its log events.
 //! - [`eventually`]: polls a condition until a deadline (no fixed sleeps).
 //! - [`redis_client_ports`]: the local ports of a process's connections to
 //!   Redis, so a test can `CLIENT KILL` exactly that process's connections.
@@ -215,7 +216,25 @@ impl Sandbox {
 
     /// Starts `worker run` on this sandbox's queue and prefix.
     pub fn spawn_worker(&self, name: &str, extra: &[&str]) -> Result<WorkerProcess> {
-        WorkerProcess::spawn(self, name, extra)
+        Process::spawn_worker(self, name, extra)
+    }
+
+    /// `--amqp-url`, `--redis-url`, `--redis-prefix` and `--queue` of this
+    /// sandbox, as both binaries take them.
+    pub fn connection_args(&self) -> Vec<std::ffi::OsString> {
+        [
+            "--amqp-url",
+            &self.rabbit.url,
+            "--redis-url",
+            &self.redis.url,
+            "--redis-prefix",
+            &self.redis.prefix,
+            "--queue",
+            &self.rabbit.queue,
+        ]
+        .iter()
+        .map(Into::into)
+        .collect()
     }
 
     /// Deletes this sandbox's queues, exchange and keys.
@@ -226,43 +245,41 @@ impl Sandbox {
     }
 }
 
-/// A `worker run` child process. Killed (SIGKILL) on drop if still running.
+/// A child process of a workspace binary logging JSON to a file. Killed
+/// (SIGKILL) on drop if still running.
 #[derive(Debug)]
-pub struct WorkerProcess {
+pub struct Process {
     pub name: String,
     child: Child,
     log: PathBuf,
 }
 
-impl WorkerProcess {
-    fn spawn(sandbox: &Sandbox, name: &str, extra: &[&str]) -> Result<Self> {
-        let log = sandbox.dir.path().join(format!("{name}.log"));
+/// A `worker run` process.
+pub type WorkerProcess = Process;
+
+impl Process {
+    /// Starts workspace binary `binary` with `args`, its stderr (where the
+    /// logs go) in `<dir>/<name>.log`.
+    pub fn spawn(
+        dir: &Path,
+        binary: &str,
+        name: &str,
+        args: &[std::ffi::OsString],
+    ) -> Result<Self> {
+        let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log)?;
-        let child = Command::new(worker_binary()?)
-            .args(["--log-format", "json", "run"])
-            .arg("--name")
-            .arg(name)
-            .arg("--amqp-url")
-            .arg(&sandbox.rabbit.url)
-            .arg("--redis-url")
-            .arg(&sandbox.redis.url)
-            .arg("--redis-prefix")
-            .arg(&sandbox.redis.prefix)
-            .arg("--queue")
-            .arg(&sandbox.rabbit.queue)
-            .arg("--models-dir")
-            .arg(sandbox.models_dir())
-            .args(extra)
+        let child = Command::new(self::binary(binary)?)
+            .args(args)
             .env(
                 "RUST_LOG",
-                "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",
+                "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn,lapin=warn",
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
             .kill_on_drop(true)
             .spawn()
-            .context("starting the worker binary")?;
+            .with_context(|| format!("starting the {binary} binary"))?;
         Ok(Self {
             name: name.to_owned(),
             child,
@@ -270,8 +287,24 @@ impl WorkerProcess {
         })
     }
 
+    /// `worker run` on the sandbox's queue and prefix, with models from its
+    /// models directory unless `extra` names another source.
+    fn spawn_worker(sandbox: &Sandbox, name: &str, extra: &[&str]) -> Result<Self> {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["--log-format".into(), "json".into(), "run".into()];
+        args.extend(sandbox.connection_args());
+        args.extend(["--name".into(), name.into()]);
+        if !extra.iter().any(|a| a.starts_with("--hf-endpoint")) {
+            args.extend(["--models-dir".into(), sandbox.models_dir().into()]);
+        }
+        args.extend(extra.iter().map(Into::into));
+        Self::spawn(sandbox.dir.path(), "worker", name, &args)
+    }
+
     pub fn pid(&self) -> Result<u32> {
-        self.child.id().context("the worker has exited")
+        self.child
+            .id()
+            .with_context(|| format!("{} has exited", self.name))
     }
 
     /// SIGKILL, then reap.
@@ -295,7 +328,7 @@ impl WorkerProcess {
     pub async fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
         tokio::time::timeout(timeout, self.child.wait())
             .await
-            .with_context(|| format!("worker {} still running after {timeout:?}", self.name))?
+            .with_context(|| format!("{} still running after {timeout:?}", self.name))?
             .map_err(Into::into)
     }
 
@@ -308,11 +341,7 @@ impl WorkerProcess {
     pub async fn stop(&mut self) -> Result<()> {
         self.terminate().await?;
         let status = self.wait_exit(Duration::from_secs(20)).await?;
-        ensure!(
-            status.success(),
-            "worker {} exited with {status}",
-            self.name
-        );
+        ensure!(status.success(), "{} exited with {status}", self.name);
         Ok(())
     }
 
@@ -339,14 +368,21 @@ impl WorkerProcess {
         self.events().iter().any(|e| e["message"] == message)
     }
 
-    /// Waits until the worker consumes from its queue.
-    pub async fn wait_consuming(&self) -> Result<()> {
+    /// Waits for the first log event with `message` and returns it.
+    pub async fn wait_event(&self, message: &str, timeout: Duration) -> Result<Value> {
         eventually(
-            &format!("worker {} to consume", self.name),
-            Duration::from_secs(30),
-            || async { Ok(self.logged("consuming").then_some(())) },
+            &format!("{} to log `{message}`", self.name),
+            timeout,
+            || async { Ok(self.events().into_iter().find(|e| e["message"] == message)) },
         )
         .await
+    }
+
+    /// Waits until the worker consumes from its queue.
+    pub async fn wait_consuming(&self) -> Result<()> {
+        self.wait_event("consuming", Duration::from_secs(30))
+            .await
+            .map(drop)
     }
 
     pub fn log_path(&self) -> &Path {

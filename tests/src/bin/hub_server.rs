@@ -1,11 +1,12 @@
 //! The local Hugging Face-compatible endpoint ([`tests::hub::HubServer`]) as
 //! its own process, for end-to-end runs where every part is a separate OS
-//! process. Prints its base URL on the first line of stdout, then serves
-//! until SIGTERM or SIGINT.
+//! process. Prints its base URL on the first line of stdout (and logs it as
+//! `hub listening`, field `url`), then serves until SIGTERM or SIGINT.
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use common::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,11 +17,15 @@ struct Args {
     /// datasets/<namespace>/<name>/ for datasets
     #[arg(long)]
     root: PathBuf,
+    /// Log format: human or json
+    #[arg(long, default_value = "human")]
+    log_format: LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    telemetry::init(args.log_format, "info");
     anyhow::ensure!(
         args.root.is_dir(),
         "{} is not a directory",
@@ -28,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let server = tests::hub::HubServer::start(&args.root).await?;
     println!("{}", server.url);
+    tracing::info!(url = %server.url, root = %args.root.display(), "hub listening");
     common::shutdown::on_signals().cancelled().await;
     drop(server);
     Ok(())
