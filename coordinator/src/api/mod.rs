@@ -240,6 +240,7 @@ pub const ROUTES: &[&str] = &[
     ),
     modifiers(&OperatorAuth)
 )]
+#[derive(Debug)]
 pub struct ApiDoc;
 
 #[derive(Debug)]
