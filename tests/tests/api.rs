@@ -89,10 +89,13 @@ async fn status_query_through_coordinator_run() -> Result<()> {
     let id: JobId = queued["job_id"].as_str().unwrap().parse()?;
     assert_eq!(id, JobId::for_model(&model_of(&alice), "v1"));
 
-    // The copied commitment is INVALID with its reason.
-    let invalid = http::get(addr, "/v1/models/alice/rp-7b?hotkey=5Copycat").await?;
-    let invalid = invalid.json()?;
-    assert_eq!(invalid["status"], "INVALID", "{invalid}");
+    // The copied commitment is INVALID with its reason (verdicts reach the
+    // index at the refresh after the coordinator's tick).
+    let invalid = eventually("the copy to be INVALID", Duration::from_secs(10), || async {
+        let answer = http::get(addr, "/v1/models/alice/rp-7b?hotkey=5Copycat").await?.json()?;
+        Ok((answer["status"] == "INVALID").then_some(answer))
+    })
+    .await?;
     assert_eq!(invalid["reason"]["code"], "hash_mismatch");
 
     // Unknown model, malformed parameter.
