@@ -11,7 +11,11 @@ use common::secret_url::SecretUrl;
 use common::weights::{Burn, WeightsParams};
 use serde::Deserialize;
 
+use crate::api::{ApiSettings, OperatorToken, RateLimit};
 use crate::service::LoopSettings;
+
+/// The shortest operator token accepted.
+const MIN_OPERATOR_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +66,24 @@ pub struct CoordinatorOptions {
     /// Compute and show weights without setting them on chain
     #[arg(long, env = "EVAL_DRY_RUN")]
     pub dry_run: Option<bool>,
+    /// Address of the HTTP API, page and /metrics [default: 0.0.0.0:8080]
+    #[arg(long, env = "EVAL_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// File holding the operator token for POST /v1/evaluations [default: the
+    /// EVAL_OPERATOR_TOKEN variable; neither: the route answers 403]
+    #[arg(long, env = "EVAL_OPERATOR_TOKEN_FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// Requests per second per client address on the public routes; 0 turns
+    /// the limit off [default: 10]
+    #[arg(long, env = "EVAL_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<f64>,
+    /// Requests a client may send at once before the rate applies [default: 40]
+    #[arg(long, env = "EVAL_API_RATE_BURST")]
+    pub api_rate_burst: Option<u32>,
+    /// How often the miner status index is rebuilt from the store [default: 1s]
+    #[arg(long, env = "EVAL_STATUS_REFRESH", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub status_refresh: Option<Duration>,
 }
 
 layered!(CoordinatorOptions {
@@ -80,6 +102,11 @@ layered!(CoordinatorOptions {
     burn_fraction,
     version_key,
     dry_run,
+    listen,
+    operator_token_file,
+    api_rate_limit,
+    api_rate_burst,
+    status_refresh,
 });
 
 /// The validated configuration.
@@ -92,6 +119,7 @@ pub struct CoordinatorConfig {
     pub queue: String,
     pub profile: ScoringProfile,
     pub settings: LoopSettings,
+    pub api: ApiSettings,
 }
 
 impl CoordinatorOptions {
@@ -160,7 +188,9 @@ impl CoordinatorOptions {
                 ));
             }
         }
+        let api = self.api_settings(poll_interval)?;
         Ok(CoordinatorConfig {
+            api,
             netuid: self.netuid.unwrap_or(11),
             amqp_url: self.amqp_url.map(SecretUrl::new),
             redis_url: self.redis_url.map(SecretUrl::new),
@@ -176,6 +206,64 @@ impl CoordinatorOptions {
                 poll_interval,
             },
             profile,
+        })
+    }
+}
+
+impl CoordinatorOptions {
+    /// The API's settings. The operator token comes from
+    /// `operator_token_file`, else from the `EVAL_OPERATOR_TOKEN` variable.
+    fn api_settings(&self, poll_interval: Duration) -> Result<ApiSettings, ConfigError> {
+        let defaults = ApiSettings::default();
+        let token = match &self.operator_token_file {
+            Some(path) => Some((
+                "operator_token_file",
+                common::config::read_secret("operator token", path)?,
+            )),
+            None => std::env::var("EVAL_OPERATOR_TOKEN")
+                .ok()
+                .map(|t| ("EVAL_OPERATOR_TOKEN", t.trim().to_owned())),
+        };
+        let operator_token = match token {
+            None => None,
+            Some((field, token)) if token.len() < MIN_OPERATOR_TOKEN_LEN => {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!(
+                        "the operator token is {} characters, fewer than {MIN_OPERATOR_TOKEN_LEN} \
+                         (e.g. `openssl rand -hex 32`)",
+                        token.len()
+                    ),
+                ));
+            }
+            Some((_, token)) => Some(OperatorToken::new(token)),
+        };
+        let per_second = self.api_rate_limit.unwrap_or(10.0);
+        if !per_second.is_finite() || per_second < 0.0 {
+            return Err(ConfigError::invalid(
+                "api_rate_limit",
+                "must be a non-negative number (0 turns the limit off)",
+            ));
+        }
+        let burst = self.api_rate_burst.unwrap_or(40);
+        if burst == 0 {
+            return Err(ConfigError::invalid("api_rate_burst", "must be at least 1"));
+        }
+        let refresh_interval = self.status_refresh.unwrap_or(defaults.refresh_interval);
+        if refresh_interval < Duration::from_millis(100) {
+            return Err(ConfigError::invalid(
+                "status_refresh",
+                "must be at least 100ms",
+            ));
+        }
+        Ok(ApiSettings {
+            listen: self.listen.unwrap_or(defaults.listen),
+            operator_token,
+            rate_limit: (per_second > 0.0).then_some(RateLimit { per_second, burst }),
+            refresh_interval,
+            // Readiness tolerates a few failed chain reads in a row.
+            chain_stale_after: (poll_interval * 5).max(defaults.chain_stale_after),
+            ..defaults
         })
     }
 }

@@ -26,6 +26,7 @@ use worker::eval::dataset::Dataset;
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::LocalDirSource;
 
+use crate::api::{self, ApiSettings, ApiState};
 use crate::leaderboard::{Leaderboard, model_of};
 use crate::service::{Coordinator, LoopSettings};
 use crate::view::SharedView;
@@ -53,14 +54,37 @@ pub struct EmbeddedOptions {
     /// Give up after this long
     #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Serve the HTTP API and leaderboard page here during the run and after
+    /// it, until Ctrl-C (e.g. 127.0.0.1:8080)
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// What the embedded run produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EmbeddedReport {
     pub leaderboard: Leaderboard,
     /// Weights as the chain recorded them.
     pub weights_on_chain: Option<(u64, U16Weights)>,
+    /// The HTTP API, still serving, when `--listen` was given.
+    pub api: Option<ServedApi>,
+}
+
+/// The HTTP API of an embedded run, serving until [`ServedApi::stop`].
+#[derive(Debug)]
+pub struct ServedApi {
+    pub addr: std::net::SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServedApi {
+    /// Stops taking connections and waits for requests in flight.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await??;
+        Ok(())
+    }
 }
 
 /// Runs the embedded cluster with `evaluator` until every valid submission
@@ -101,6 +125,26 @@ pub async fn run(
         version_key: 1,
         dry_run: false,
         poll_interval: Duration::from_millis(200),
+    };
+    let api = match options.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP API to {addr}"))?;
+            let state = ApiState::new(
+                store.clone(),
+                queue.clone(),
+                view.clone(),
+                &settings.profile_version,
+                settings.dry_run,
+                ApiSettings::default(),
+            );
+            let stop = CancellationToken::new();
+            let addr = listener.local_addr()?;
+            let task = tokio::spawn(api::serve(listener, state, stop.clone()));
+            Some(ServedApi { addr, stop, task })
+        }
+        None => None,
     };
     let mut coordinator =
         Coordinator::new(chain.clone(), queue.clone(), store.clone(), settings, view);
@@ -155,10 +199,19 @@ pub async fn run(
     };
     workers_stop.cancel();
     while workers.join_next().await.is_some() {}
-    let leaderboard = outcome?;
+    let leaderboard = match outcome {
+        Ok(board) => board,
+        Err(e) => {
+            if let Some(api) = api {
+                api.stop().await?;
+            }
+            return Err(e);
+        }
+    };
     Ok(EmbeddedReport {
         leaderboard,
         weights_on_chain: chain.weights_history().last().cloned(),
+        api,
     })
 }
 

@@ -10,7 +10,9 @@
 //! - [`embedded`] (feature `embedded`): the whole validator in one process.
 //! - [`local`]: `coordinator run` on RabbitMQ and Redis with submissions from a file.
 //! - [`metrics`]: the coordinator's Prometheus metrics.
+//! - [`api`]: the HTTP API, the leaderboard page and `/metrics`.
 
+pub mod api;
 pub mod config;
 #[cfg(feature = "embedded")]
 pub mod embedded;

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::api::{self, ApiState};
 use crate::config::CoordinatorConfig;
 use crate::service::Coordinator;
 use crate::view::SharedView;
@@ -108,16 +109,27 @@ pub async fn run(
         })
     };
     info!(netuid = config.netuid, submissions = %submissions.display(), "coordinator running on a local chain");
-    Coordinator::new(
-        chain,
+    let view = SharedView::default();
+    let api_state = ApiState::new(
+        store.clone(),
         queue.clone(),
-        store,
-        config.settings,
-        SharedView::default(),
-    )
-    .run(shutdown)
-    .await;
+        view.clone(),
+        &config.settings.profile_version,
+        config.settings.dry_run,
+        config.api.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", config.api.listen))?;
+    // Ordered shutdown: the loop stops first, then the API drains.
+    let api_stop = CancellationToken::new();
+    let api = tokio::spawn(api::serve(listener, api_state, api_stop.clone()));
+    Coordinator::new(chain, queue.clone(), store, config.settings, view)
+        .run(shutdown)
+        .await;
     blocks.abort();
+    api_stop.cancel();
+    api.await.context("HTTP API task")??;
     queue.close().await;
     Ok(())
 }

@@ -97,8 +97,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         #[cfg(feature = "embedded")]
         Command::Embedded(options) => {
             let shutdown = common::shutdown::on_signals();
-            let report = coordinator::embedded::run_with_engine(&options, shutdown).await?;
+            let report = coordinator::embedded::run_with_engine(&options, shutdown.clone()).await?;
             print!("{}", coordinator::embedded::render(&report));
+            if let Some(api) = report.api {
+                println!("\nLeaderboard page at http://{}/ (Ctrl-C to stop)", api.addr);
+                shutdown.cancelled().await;
+                api.stop().await?;
+            }
             Ok(())
         }
         Command::Commit {

@@ -3,7 +3,10 @@
 use std::sync::LazyLock;
 
 use common::metrics::register;
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, opts};
+use common::result::FailureCode;
+use prometheus::{
+    Gauge, Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, histogram_opts, opts,
+};
 
 /// Jobs published to the queue, by why: `new` (first time) or `reclaimed`
 /// (lease expired or result lost).
@@ -62,3 +65,146 @@ pub static WEIGHT_SETS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["result"],
     ))
 });
+
+/// Jobs in the store by status (`queued`, `running`, `completed`, `failed`),
+/// as the API's status index last read them.
+pub static JOBS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(
+        opts!("eval_coordinator_jobs", "Jobs in the store, by status"),
+        &["status"],
+    ))
+});
+
+/// Jobs seen reaching a final status since this process started, by outcome
+/// (`completed`, `failed`).
+pub static JOBS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(
+        opts!(
+            "eval_coordinator_jobs_finished_total",
+            "Jobs seen finishing, by outcome"
+        ),
+        &["outcome"],
+    ))
+});
+
+/// FAILED jobs in the store, by failure code.
+pub static FAILED_JOBS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(
+        opts!(
+            "eval_coordinator_failed_jobs",
+            "FAILED jobs in the store, by failure code"
+        ),
+        &["reason"],
+    ))
+});
+
+/// Seconds from a job's first claim to its result, observed once per job
+/// seen finishing.
+pub static JOB_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    register(Histogram::with_opts(
+        histogram_opts!(
+            "eval_coordinator_job_duration_seconds",
+            "Evaluation time of finished jobs (start to result)",
+            vec![
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+                14400.0, 28800.0
+            ]
+        ),
+    ))
+});
+
+/// Tokens per second of the last job seen completing.
+pub static EVAL_TOKENS_PER_SECOND: LazyLock<Gauge> = LazyLock::new(|| {
+    register(Gauge::with_opts(opts!(
+        "eval_coordinator_eval_tokens_per_second",
+        "Evaluation rate of the last completed job, tokens/s"
+    )))
+});
+
+/// HTTP requests answered, by matched route and status code.
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(
+        opts!(
+            "eval_coordinator_http_requests_total",
+            "HTTP requests, by route and status code"
+        ),
+        &["route", "code"],
+    ))
+});
+
+/// HTTP request latency, by matched route.
+pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(HistogramVec::new(
+        histogram_opts!(
+            "eval_coordinator_http_request_duration_seconds",
+            "HTTP request latency, by route",
+            vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
+            ]
+        ),
+        &["route"],
+    ))
+});
+
+/// Every `verdict` label of [`SUBMISSIONS`]: `valid` and the invalid reasons' codes.
+pub const SUBMISSION_VERDICTS: &[&str] = &[
+    "valid",
+    "no_commitment",
+    "malformed",
+    "hash_mismatch",
+    "future_block",
+    "before_epoch_start",
+    "duplicate",
+];
+
+/// Every failure code, for the `reason` label of [`FAILED_JOBS`].
+pub const FAILURE_CODES: &[FailureCode] = &[
+    FailureCode::NotAccessible,
+    FailureCode::ForbiddenFile,
+    FailureCode::TooLarge,
+    FailureCode::BadConfig,
+    FailureCode::BadTemplate,
+    FailureCode::NanOutput,
+    FailureCode::Timeout,
+    FailureCode::LoadFailed,
+    FailureCode::InvalidJob,
+];
+
+/// Sets every known label of [`SUBMISSIONS`] to 0 (instead of removing them,
+/// so each series stays on `/metrics`).
+pub fn zero_submissions() {
+    for verdict in SUBMISSION_VERDICTS {
+        SUBMISSIONS.with_label_values(&[verdict]).set(0);
+    }
+}
+
+/// Registers every metric and creates every known label combination, so that
+/// each name is on `/metrics` from the start (dashboards and alerts need the
+/// series to exist before the first event). `routes` are the HTTP routes.
+pub fn init(routes: &[&str]) {
+    for reason in ["new", "reclaimed"] {
+        JOBS_PUBLISHED.with_label_values(&[reason]);
+    }
+    zero_submissions();
+    QUEUE_DEPTH.get();
+    CHAIN_BLOCK.get();
+    LAST_WEIGHTS_BLOCK.get();
+    for result in ["set", "refused", "unavailable", "dry_run", "empty"] {
+        WEIGHT_SETS.with_label_values(&[result]);
+    }
+    for status in ["queued", "running", "completed", "failed"] {
+        JOBS.with_label_values(&[status]);
+    }
+    for outcome in ["completed", "failed"] {
+        JOBS_FINISHED.with_label_values(&[outcome]);
+    }
+    for code in FAILURE_CODES {
+        FAILED_JOBS.with_label_values(&[code.as_str()]);
+    }
+    JOB_DURATION.get_sample_count();
+    EVAL_TOKENS_PER_SECOND.get();
+    for route in routes {
+        HTTP_REQUESTS.with_label_values(&[*route, "200"]);
+        HTTP_DURATION.with_label_values(&[route]);
+    }
+}

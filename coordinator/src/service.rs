@@ -132,6 +132,8 @@ impl Coordinator {
     pub async fn tick(&mut self) -> Result<TickReport, TickError> {
         let snapshot = self.chain.snapshot().await?;
         metrics::CHAIN_BLOCK.set(snapshot.block as i64);
+        self.view
+            .update(|view| view.chain_read_at_ms = Some(now_ms()));
         let verdicts = self.judge(&snapshot);
         let mut report = TickReport {
             block: snapshot.block,
@@ -164,7 +166,7 @@ impl Coordinator {
             epoch_start_block: self.settings.epoch_start_block,
         };
         let verdicts = validate_submissions(&snapshot.hotkeys(), &snapshot.commitments, ctx);
-        metrics::SUBMISSIONS.reset();
+        metrics::zero_submissions();
         for verdict in &verdicts {
             let label = match &verdict.outcome {
                 Ok(_) => "valid".to_owned(),

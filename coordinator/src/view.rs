@@ -25,6 +25,8 @@ pub struct WeightsStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct View {
     pub block: u64,
+    /// Unix ms of the last successful chain read (the API's readiness check).
+    pub chain_read_at_ms: Option<u64>,
     pub verdicts: Vec<Verdict>,
     pub leaderboard: Leaderboard,
     pub weights: WeightsStatus,

@@ -7,9 +7,12 @@
 //!   tests in `tests/faults.rs`).
 //! - [`hub`]: a local Hugging Face-compatible endpoint serving generated
 //!   models, for the worker's hub source (`tests/hub.rs`).
+//! - [`http`]: a minimal HTTP client for the coordinator API's tests.
 //! - [`expected_weights`]: weights recomputed independently of the aggregator.
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
+//! - `src/bin/api_bench.rs`: the miner status route under load (req/s, p99).
 
+pub mod http;
 pub mod hub;
 pub mod sandbox;
 

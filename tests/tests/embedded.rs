@@ -17,12 +17,17 @@ fn options(seed: u64) -> EmbeddedOptions {
         work_dir: None,
         samples: 2,
         timeout: Duration::from_secs(600),
+        listen: None,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_cluster_scores_miners_refuses_bad_ones_and_sets_weights() {
-    let report = run_with_engine(&options(7), CancellationToken::new())
+    let options = EmbeddedOptions {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..options(7)
+    };
+    let report = run_with_engine(&options, CancellationToken::new())
         .await
         .unwrap();
     let board = &report.leaderboard;
@@ -77,6 +82,19 @@ async fn embedded_cluster_scores_miners_refuses_bad_ones_and_sets_weights() {
     // The leader always gets the largest weight; a share that rounds to 0 is dropped.
     assert_eq!(on_chain.uids[0], board.entries[0].uid);
     assert_eq!(on_chain.weights.iter().max(), Some(&u16::MAX));
+
+    // `--listen`: the API serves the same leaderboard and weights after the run.
+    let api = report.api.expect("--listen serves the API");
+    let served = tests::http::get(api.addr, "/v1/leaderboard")
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(served["entries"][0]["uid"], board.entries[0].uid);
+    assert_eq!(served["entries"].as_array().unwrap().len(), board.entries.len());
+    let weights = tests::http::get(api.addr, "/v1/weights").await.unwrap().json().unwrap();
+    assert_eq!(weights["set"]["uids"], serde_json::json!(on_chain.uids));
+    api.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
