@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: layered, validated configuration.
+//! - [`chain`]: which chain `coordinator run` uses (subtensor or local).
 //! - [`service`]: the loop — read the chain, judge submissions, publish jobs,
 //!   reclaim expired leases, aggregate results and set weights.
 //! - [`leaderboard`]: the pure step from verdicts and results to a ranked
@@ -11,6 +12,7 @@
 //! - [`local`]: `coordinator run` on RabbitMQ and Redis with submissions from a file.
 //! - [`metrics`]: the coordinator's Prometheus metrics.
 
+pub mod chain;
 pub mod config;
 #[cfg(feature = "embedded")]
 pub mod embedded;
