@@ -1,8 +1,9 @@
 //! The validator's view of the chain (DESIGN §3): the metagraph, the
 //! miners' commitments, and setting weights.
 //!
-//! [`Chain`] is what the coordinator needs; the subxt client (issue: chain)
-//! and [`MemoryChain`] implement it. Reads are snapshots at one block, so the
+//! [`Chain`] is what the coordinator needs; the subxt client
+//! (`subtensor::SubtensorChain`, feature `subtensor`) and [`MemoryChain`]
+//! implement it. Reads are snapshots at one block, so the
 //! validity rules always see a consistent state.
 
 mod memory;

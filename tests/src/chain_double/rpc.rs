@@ -97,9 +97,9 @@ fn state_call(state: &State, method: &str, data: &[u8]) -> RpcResult<Vec<u8>> {
 /// Builds the RPC module over `shared`.
 pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
     let mut m = RpcModule::new(shared);
-    let reg = |r: Result<_, jsonrpsee::core::RegisterMethodError>| {
+    fn reg<E: std::fmt::Debug>(r: Result<(), E>) {
         r.expect("method names are unique");
-    };
+    }
 
     reg(m.register_method("rpc_methods", |_, _, _| -> RpcResult<Value> {
         Ok(json!({ "methods": [

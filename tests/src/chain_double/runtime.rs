@@ -7,7 +7,6 @@
 //! subtensor (pallet indexes are the double's own).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::marker::PhantomData;
 
 use frame_metadata::v14::{
     PalletCallMetadata, PalletErrorMetadata, PalletEventMetadata, PalletStorageMetadata,
@@ -110,7 +109,7 @@ impl TypeInfo for Era {
     fn type_info() -> Type {
         let mut variants = Variants::new().variant_unit("Immortal", 0);
         for (i, name) in MORTAL_NAMES.iter().enumerate() {
-            variants = variants.variant(name, |v| {
+            variants = variants.variant(*name, |v| {
                 v.index(i as u8 + 1)
                     .fields(Fields::unnamed().field(|f| f.ty::<u8>()))
             });
@@ -465,13 +464,9 @@ pub enum RuntimeError {
     Commitments(CommitmentsError),
 }
 
-/// Stands for the runtime in the metadata; its hasher for `DynamicHasher256`.
-#[derive(TypeInfo)]
+/// Stands for the runtime in the metadata.
+#[derive(Debug, TypeInfo)]
 pub struct Runtime;
-
-/// Extrinsic type parameters, for metadata only.
-#[derive(TypeInfo)]
-pub struct UncheckedExtrinsic<A, C, S, E>(PhantomData<(A, C, S, E)>);
 
 type Extra = (
     (),

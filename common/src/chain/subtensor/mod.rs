@@ -153,7 +153,7 @@ impl SubtensorChain {
     }
 
     async fn connect(url: &str) -> Result<Client, ChainError> {
-        let rpc = subxt::rpcs::RpcClient::from_insecure_url(url)
+        let rpc = subxt_rpcs::RpcClient::from_insecure_url(url)
             .await
             .map_err(|e| unavailable("connecting", e))?;
         let backend = LegacyBackend::<PolkadotConfig>::builder().build(rpc);
@@ -669,10 +669,11 @@ impl Chain for SubtensorChain {
                 }
                 continue;
             };
-            if block < first_reveal {
+            // The reveal lands in the next block at the earliest.
+            if block + 1 < first_reveal {
                 continue;
             }
-            if block > last_reveal {
+            if block + 1 > last_reveal {
                 warn!(hash = %commit.hash, commit_block, last_reveal, "reveal window missed, forgetting the commit");
                 let _ = self.pending.lock().await.remove(&commit.hash);
                 outcomes.push(Err(ChainError::Refused(format!(
