@@ -13,7 +13,9 @@
 //! External systems, each a trait with an in-memory implementation (the real
 //! ones plug in behind the same trait, and the `testsuite` modules hold the
 //! contract both must pass):
-//! - [`chain::Chain`]: metagraph, commitments, set_weights.
+//! - [`chain::Chain`]: metagraph, commitments, set_weights (commit-reveal
+//!   through `reveal_due`); the subxt client is `chain::subtensor` (feature
+//!   `subtensor`), with the hotkey files and the pending-commit state.
 //! - [`queue::JobQueue`]: at-least-once job delivery.
 //! - [`store::ResultStore`]: job state, leases, results, leaderboard.
 //!

@@ -84,6 +84,25 @@ pub struct CoordinatorOptions {
     #[arg(long, env = "EVAL_STATUS_REFRESH", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub status_refresh: Option<Duration>,
+    /// Subtensor network: finney, test, local, or a ws:// / wss:// URL. Without
+    /// it, `coordinator run --submissions FILE` runs on a local chain
+    #[arg(long = "subtensor.network", env = "EVAL_SUBTENSOR_NETWORK")]
+    pub subtensor_network: Option<String>,
+    /// Bittensor wallets directory [default: ~/.bittensor/wallets]
+    #[arg(long = "wallet.path", env = "EVAL_WALLET_PATH")]
+    pub wallet_path: Option<String>,
+    /// Wallet name (the hotkey file is <wallet.path>/<wallet.name>/hotkeys/<wallet.hotkey>)
+    #[arg(long = "wallet.name", env = "EVAL_WALLET_NAME")]
+    pub wallet_name: Option<String>,
+    /// Hotkey name within the wallet [default: default]
+    #[arg(long = "wallet.hotkey", env = "EVAL_WALLET_HOTKEY")]
+    pub wallet_hotkey: Option<String>,
+    /// A Bittensor hotkey JSON file (e.g. a mounted Kubernetes Secret), instead of the wallet flags
+    #[arg(long = "hotkey-file", env = "EVAL_HOTKEY_FILE")]
+    pub hotkey_file: Option<PathBuf>,
+    /// Directory for state that must survive restarts (pending weight commits) [default: ./state]
+    #[arg(long = "state-dir", env = "EVAL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 layered!(CoordinatorOptions {
@@ -107,7 +126,23 @@ layered!(CoordinatorOptions {
     api_rate_limit,
     api_rate_burst,
     status_refresh,
+    subtensor_network,
+    wallet_path,
+    wallet_name,
+    wallet_hotkey,
+    hotkey_file,
+    state_dir,
 });
+
+/// Where the chain is and who signs for the validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// Endpoint of `subtensor_network`; `None` runs on a local chain.
+    pub subtensor_url: Option<String>,
+    /// The validator's hotkey file, from `hotkey_file` or the wallet flags.
+    pub hotkey_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -120,6 +155,7 @@ pub struct CoordinatorConfig {
     pub profile: ScoringProfile,
     pub settings: LoopSettings,
     pub api: ApiSettings,
+    pub chain: ChainConfig,
 }
 
 impl CoordinatorOptions {
@@ -189,8 +225,10 @@ impl CoordinatorOptions {
             }
         }
         let api = self.api_settings(poll_interval)?;
+        let chain = self.chain_config()?;
         Ok(CoordinatorConfig {
             api,
+            chain,
             netuid: self.netuid.unwrap_or(11),
             amqp_url: self.amqp_url.map(SecretUrl::new),
             redis_url: self.redis_url.map(SecretUrl::new),
@@ -266,6 +304,41 @@ impl CoordinatorOptions {
             ..defaults
         })
     }
+
+    fn chain_config(&self) -> Result<ChainConfig, ConfigError> {
+        let subtensor_url = self
+            .subtensor_network
+            .as_deref()
+            .map(common::chain::subtensor::network_url)
+            .transpose()
+            .map_err(|m| ConfigError::invalid("subtensor_network", m))?;
+        let hotkey_file = match (&self.hotkey_file, &self.wallet_name) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "hotkey_file",
+                    "give either hotkey_file or wallet.name, not both",
+                ));
+            }
+            (Some(file), None) => Some(file.clone()),
+            (None, Some(name)) => Some(common::chain::subtensor::wallet_hotkey_path(
+                self.wallet_path.as_deref().unwrap_or("~/.bittensor/wallets"),
+                name,
+                self.wallet_hotkey.as_deref().unwrap_or("default"),
+            )),
+            (None, None) => None,
+        };
+        if subtensor_url.is_some() && hotkey_file.is_none() && self.dry_run != Some(true) {
+            return Err(ConfigError::invalid(
+                "hotkey_file",
+                "setting weights on subtensor needs the validator's hotkey: give wallet.name (and wallet.hotkey) or hotkey_file, or run with dry_run",
+            ));
+        }
+        Ok(ChainConfig {
+            subtensor_url,
+            hotkey_file,
+            state_dir: self.state_dir.clone().unwrap_or_else(|| PathBuf::from("./state")),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -312,5 +385,48 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(err.to_string().contains("redis_url"), "{err}");
+    }
+
+    #[test]
+    fn chain_options() {
+        let config = CoordinatorOptions {
+            subtensor_network: Some("finney".into()),
+            wallet_path: Some("/wallets".into()),
+            wallet_name: Some("validator".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            config.chain.subtensor_url.as_deref(),
+            Some("wss://entrypoint-finney.opentensor.ai:443")
+        );
+        assert_eq!(
+            config.chain.hotkey_file,
+            Some(PathBuf::from("/wallets/validator/hotkeys/default"))
+        );
+        let err = CoordinatorOptions {
+            subtensor_network: Some("mainnet".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("subtensor_network"), "{err}");
+        let err = CoordinatorOptions {
+            subtensor_network: Some("ws://127.0.0.1:9944".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("hotkey"), "{err}");
+        let dry = CoordinatorOptions {
+            subtensor_network: Some("local".into()),
+            dry_run: Some(true),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(dry.chain.hotkey_file, None);
+        assert_eq!(dry.chain.state_dir, PathBuf::from("./state"));
     }
 }

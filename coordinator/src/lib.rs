@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: layered, validated configuration.
+//! - [`chain`]: which chain `coordinator run` uses (subtensor or local).
 //! - [`service`]: the loop — read the chain, judge submissions, publish jobs,
 //!   reclaim expired leases, aggregate results and set weights.
 //! - [`leaderboard`]: the pure step from verdicts and results to a ranked
@@ -13,6 +14,7 @@
 //! - [`api`]: the HTTP API, the leaderboard page and `/metrics`.
 
 pub mod api;
+pub mod chain;
 pub mod config;
 #[cfg(feature = "embedded")]
 pub mod embedded;

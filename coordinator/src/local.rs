@@ -62,10 +62,11 @@ pub fn local_chain(path: &Path) -> anyhow::Result<MemoryChain> {
     Ok(chain)
 }
 
-/// Runs the coordinator on RabbitMQ and Redis with a local chain until `shutdown`.
+/// Runs the coordinator on RabbitMQ and Redis until `shutdown`, on subtensor
+/// or a local chain (see [`crate::chain::select`]).
 pub async fn run(
     config: CoordinatorConfig,
-    submissions: &Path,
+    submissions: Option<&Path>,
     block_time: Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -77,7 +78,8 @@ pub async fn run(
         .redis_url
         .clone()
         .context("redis_url (EVAL_REDIS_URL) is required by `coordinator run`")?;
-    let chain = Arc::new(local_chain(submissions)?);
+    let selected =
+        crate::chain::select(&config, submissions, block_time, &shutdown).await?;
     let queue = Arc::new(
         RabbitQueue::connect(RabbitConfig::for_queue(
             amqp_url.expose(),
@@ -95,20 +97,6 @@ pub async fn run(
         .await
         .context("connecting to Redis")?,
     );
-    let blocks = {
-        let (chain, stop) = (chain.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(block_time);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = tick.tick() => { chain.advance(1); }
-                }
-            }
-        })
-    };
-    info!(netuid = config.netuid, submissions = %submissions.display(), "coordinator running on a local chain");
     let view = SharedView::default();
     let api_state = ApiState::new(
         store.clone(),
@@ -124,10 +112,12 @@ pub async fn run(
     // Ordered shutdown: the loop stops first, then the API drains.
     let api_stop = CancellationToken::new();
     let api = tokio::spawn(api::serve(listener, api_state, api_stop.clone()));
-    Coordinator::new(chain, queue.clone(), store, config.settings, view)
+    Coordinator::new(selected.chain, queue.clone(), store, config.settings, view)
         .run(shutdown)
         .await;
-    blocks.abort();
+    if let Some(ticker) = selected.ticker {
+        ticker.abort();
+    }
     api_stop.cancel();
     api.await.context("HTTP API task")??;
     queue.close().await;

@@ -28,9 +28,10 @@ enum Command {
         /// TOML config file
         #[arg(long, env = "EVAL_CONFIG")]
         config: Option<PathBuf>,
-        /// TOML file of local submissions ([[miner]] hotkey, commit)
+        /// TOML file of local submissions ([[miner]] hotkey, commit); used
+        /// when no --subtensor.network is given
         #[arg(long, env = "EVAL_SUBMISSIONS")]
-        submissions: PathBuf,
+        submissions: Option<PathBuf>,
         /// Block time of the local chain
         #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
         block_time: std::time::Duration,
@@ -88,7 +89,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = options.with_file(config.as_deref())?.validate()?;
             coordinator::local::run(
                 config,
-                &submissions,
+                submissions.as_deref(),
                 block_time,
                 common::shutdown::on_signals(),
             )

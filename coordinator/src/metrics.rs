@@ -207,4 +207,42 @@ pub fn init(routes: &[&str]) {
         HTTP_REQUESTS.with_label_values(&[*route, "200"]);
         HTTP_DURATION.with_label_values(&[route]);
     }
+    init_chain_metrics();
+}
+
+/// Seconds between now and the latest finalized block's timestamp (or the
+/// block-number lag × 12 s where the chain has no timestamp).
+pub static CHAIN_BLOCK_LAG: LazyLock<prometheus::Gauge> = LazyLock::new(|| {
+    register(prometheus::Gauge::with_opts(opts!(
+        "eval_coordinator_chain_block_lag_seconds",
+        "Now minus the latest finalized block's timestamp"
+    )))
+});
+
+/// Chain connections re-established after a drop.
+pub static CHAIN_RECONNECTS: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    register(prometheus::IntCounter::with_opts(opts!(
+        "eval_coordinator_chain_reconnects_total",
+        "Chain connections re-established after a drop"
+    )))
+});
+
+/// Commit-reveal steps, by result: `committed`, `revealed`, `refused`, `unavailable`.
+pub static WEIGHT_COMMITS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(
+        opts!(
+            "eval_coordinator_weight_commits_total",
+            "Commit-reveal steps, by result"
+        ),
+        &["result"],
+    ))
+});
+
+/// Touches the chain branch's metrics so they appear on /metrics from the start.
+pub fn init_chain_metrics() {
+    CHAIN_BLOCK_LAG.set(0.0);
+    LazyLock::force(&CHAIN_RECONNECTS);
+    for result in ["committed", "revealed", "refused", "unavailable"] {
+        WEIGHT_COMMITS.with_label_values(&[result]);
+    }
 }

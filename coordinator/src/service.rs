@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::chain::{Chain, ChainError, ChainSnapshot};
+use common::chain::{Chain, ChainError, ChainSnapshot, WeightsAction};
 use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobOrigin, JobStatus};
 use common::queue::{JobQueue, QueueError};
@@ -134,6 +134,10 @@ impl Coordinator {
         metrics::CHAIN_BLOCK.set(snapshot.block as i64);
         self.view
             .update(|view| view.chain_read_at_ms = Some(now_ms()));
+        if let Some(ts) = snapshot.timestamp_ms {
+            metrics::CHAIN_BLOCK_LAG.set(now_ms().saturating_sub(ts) as f64 / 1000.0);
+        }
+        self.reveal_due().await;
         let verdicts = self.judge(&snapshot);
         let mut report = TickReport {
             block: snapshot.block,
@@ -256,6 +260,42 @@ impl Coordinator {
         Ok(board)
     }
 
+    /// Reveals committed weights whose window is open (commit-reveal subnets).
+    async fn reveal_due(&self) {
+        if self.settings.dry_run {
+            return;
+        }
+        match self.chain.reveal_due().await {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    match outcome {
+                        Ok(receipt) => {
+                            info!(block = receipt.block, "committed weights revealed");
+                            metrics::WEIGHT_COMMITS.with_label_values(&["revealed"]).inc();
+                            metrics::LAST_WEIGHTS_BLOCK.set(receipt.block as i64);
+                            self.view.update(|view| {
+                                view.weights.set_at_block = Some(receipt.block);
+                                view.weights.last_error = None;
+                            });
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "revealing weights failed");
+                            metrics::WEIGHT_COMMITS.with_label_values(&["refused"]).inc();
+                            self.view
+                                .update(|view| view.weights.last_error = Some(e.to_string()));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "could not check pending weight commits");
+                metrics::WEIGHT_COMMITS
+                    .with_label_values(&["unavailable"])
+                    .inc();
+            }
+        }
+    }
+
     async fn set_weights(&self, block: u64, board: &Leaderboard) {
         let weights = &board.u16_weights;
         self.view.update(|view| {
@@ -274,6 +314,15 @@ impl Coordinator {
                 .set_weights(weights, self.settings.version_key)
                 .await
             {
+                Ok(receipt) if receipt.action == WeightsAction::Committed => {
+                    info!(block = receipt.block, uids = ?weights.uids, weights = ?weights.weights, "weights committed, reveal follows in the reveal window");
+                    metrics::WEIGHT_COMMITS.with_label_values(&["committed"]).inc();
+                    self.view.update(|view| {
+                        view.weights.set = Some(weights.clone());
+                        view.weights.last_error = None;
+                    });
+                    "set"
+                }
                 Ok(receipt) => {
                     info!(block = receipt.block, uids = ?weights.uids, weights = ?weights.weights, "weights set");
                     metrics::LAST_WEIGHTS_BLOCK.set(receipt.block as i64);

@@ -8,11 +8,15 @@
 //! - [`hub`]: a local Hugging Face-compatible endpoint serving generated
 //!   models, for the worker's hub source (`tests/hub.rs`).
 //! - [`http`]: a minimal HTTP client for the coordinator API's tests.
+//! - [`chain_double`]: a local subtensor (JSON-RPC over WebSocket, metadata
+//!   built in code) for the subxt client, the weight setter and `worker submit`
+//!   (`tests/chain.rs`); `src/bin/chain_double.rs` runs it as a process.
 //! - [`expected_weights`]: weights recomputed independently of the aggregator.
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
 //! - `src/bin/api_bench.rs`: the miner status route under load (req/s, p99).
 
 pub mod http;
+pub mod chain_double;
 pub mod hub;
 pub mod sandbox;
 

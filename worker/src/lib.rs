@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`cluster`]: `worker run`, the deployed worker on RabbitMQ and Redis.
 //! - [`cli`]: `worker eval`, a miner's local scoring.
+//! - [`submit`]: `worker submit`, a miner's on-chain commitment.
 //! - [`engine`]: the mistral.rs evaluator.
 //! - [`fixtures`]: generated tiny models for tests and demos.
 //! - [`consumer`]: the job loop (claim, fetch, evaluate, finish, ack) and its
@@ -26,3 +27,4 @@ pub mod fixtures;
 pub mod gpu;
 pub mod metrics;
 pub mod source;
+pub mod submit;

@@ -29,6 +29,9 @@ enum Command {
     },
     /// Score a local model directory with exactly the cluster's code
     Eval(worker::cli::EvalArgs),
+    /// Commit a model on chain (Commitments.set_commitment signed by the
+    /// miner's hotkey) and print the block and the coordinator's status URL
+    Submit(worker::submit::SubmitArgs),
     /// Write a generated tiny model (random weights, for tests and demos)
     MakeModel {
         /// Directory to write
@@ -73,6 +76,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             worker::cluster::run(config, common::shutdown::on_signals()).await
         }
         Command::Eval(args) => worker::cli::eval(args, common::shutdown::on_signals()).await,
+        Command::Submit(args) => {
+            let dry_run = args.dry_run;
+            let submitted = worker::submit::submit(args).await?;
+            println!("commit: {}", submitted.commit);
+            println!("hotkey: {}", submitted.hotkey);
+            match submitted.block {
+                Some(block) => println!("included in block {block}"),
+                None if dry_run => println!("dry run: not submitted"),
+                None => {}
+            }
+            println!("status: {}", submitted.status_url);
+            Ok(())
+        }
         Command::MakeModel { dir, seed } => {
             let spec = worker::fixtures::TinyModelSpec {
                 seed,

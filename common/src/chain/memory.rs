@@ -112,6 +112,7 @@ impl Chain for MemoryChain {
             block: state.block,
             neurons: state.neurons.values().cloned().collect(),
             commitments,
+            timestamp_ms: None,
         })
     }
 
@@ -147,7 +148,10 @@ impl Chain for MemoryChain {
         }
         validator.last_update = block;
         state.weights.push((block, weights.clone()));
-        Ok(WeightsReceipt { block })
+        Ok(WeightsReceipt {
+            block,
+            action: super::WeightsAction::Set,
+        })
     }
 }
 

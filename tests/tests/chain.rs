@@ -1,0 +1,557 @@
+//! The subtensor client through subxt against the chain double
+//! (`tests::chain_double`): commitments read and judged, weights set and
+//! normalised by the chain, refusals decoded, commit-reveal across a
+//! restart, reconnects, `worker submit`, and hotkey files made by the Python
+//! SDK.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::chain::subtensor::{Hotkey, KeyError, SubtensorChain, SubtensorOptions};
+use common::chain::{Chain, ChainError, WeightsAction};
+use common::submission::{
+    CommitString, InvalidReason, ValidationContext, Verdict, validate_submissions,
+};
+use common::weights::U16Weights;
+use subxt_signer::sr25519::dev;
+use tests::chain_double::runtime::max_upscale_to_u16;
+use tests::chain_double::{ChainDouble, DoubleConfig};
+
+const NETUID: u16 = 11;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/hotkeys")
+        .join(name)
+}
+
+async fn double(config: DoubleConfig) -> ChainDouble {
+    ChainDouble::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+fn client(double: &ChainDouble, hotkey: Option<Hotkey>, state_dir: Option<&Path>) -> SubtensorChain {
+    let mut options = SubtensorOptions::new(double.url(), NETUID, state_dir.map(Path::to_owned));
+    options.call_timeout = Duration::from_secs(30);
+    SubtensorChain::new(options, hotkey).unwrap()
+}
+
+fn key(keypair: subxt_signer::sr25519::Keypair) -> Hotkey {
+    Hotkey::from_keypair(keypair)
+}
+
+fn judge(snapshot: &common::chain::ChainSnapshot) -> BTreeMap<u16, Verdict> {
+    validate_submissions(
+        &snapshot.hotkeys(),
+        &snapshot.commitments,
+        ValidationContext {
+            current_block: snapshot.block,
+            epoch_start_block: 0,
+        },
+    )
+    .into_iter()
+    .map(|v| (v.uid, v))
+    .collect()
+}
+
+#[tokio::test]
+async fn commitments_of_several_miners_are_read_and_judged() {
+    let double = double(DoubleConfig::default()).await;
+    let (validator, good, copier, garbled, early) = (
+        key(dev::alice()),
+        key(dev::bob()),
+        key(dev::charlie()),
+        key(dev::dave()),
+        key(dev::eve()),
+    );
+    assert_eq!(double.register(validator.public_key(), true), 0);
+    for miner in [&good, &copier, &garbled, &early] {
+        double.register(miner.public_key(), false);
+    }
+    // Real extrinsics through subxt for the honest miner and the copier.
+    let honest = CommitString::bound_to("alice", "rp-7b", "chatml", good.ss58(), None).to_string();
+    let good_block = client(&double, Some(good.clone()), None)
+        .set_commitment(honest.as_bytes())
+        .await
+        .unwrap();
+    client(&double, Some(copier.clone()), None)
+        .set_commitment(honest.as_bytes())
+        .await
+        .unwrap();
+    // Storage written directly: an unparsable string and a block ahead of the chain.
+    let now = double.block_number();
+    double.set_commitment(garbled.public_key(), b"not a commit string", now);
+    let future =
+        CommitString::bound_to("eve", "m", "chatml", early.ss58(), None).to_string();
+    double.set_commitment(early.public_key(), future.as_bytes(), now + 50);
+
+    let snapshot = client(&double, None, None).snapshot().await.unwrap();
+    assert_eq!(snapshot.block, double.block_number());
+    assert_eq!(snapshot.neurons.len(), 5);
+    assert_eq!(snapshot.neurons[0].hotkey, validator.ss58());
+    assert!(snapshot.neurons[0].validator_permit);
+    assert!(!snapshot.neurons[1].validator_permit);
+    assert_eq!(snapshot.neurons[1].registered_at_block, 1_000);
+    assert!(snapshot.timestamp_ms.is_some());
+    assert_eq!(snapshot.commitments.len(), 4);
+
+    let verdicts = judge(&snapshot);
+    assert_eq!(verdicts[&0].outcome, Err(InvalidReason::NoCommitment));
+    assert_eq!(verdicts[&1].block, Some(good_block));
+    assert_eq!(
+        verdicts[&1].valid().map(CommitString::repo_id).as_deref(),
+        Some("alice/rp-7b")
+    );
+    assert!(
+        matches!(verdicts[&2].outcome, Err(InvalidReason::HashMismatch { .. })),
+        "{:?}",
+        verdicts[&2]
+    );
+    assert!(
+        matches!(verdicts[&3].outcome, Err(InvalidReason::Malformed { .. })),
+        "{:?}",
+        verdicts[&3]
+    );
+    assert_eq!(
+        verdicts[&4].outcome,
+        Err(InvalidReason::FutureBlock {
+            block: now + 50,
+            current: snapshot.block
+        })
+    );
+}
+
+#[tokio::test]
+async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
+    let double = double(DoubleConfig {
+        weights_rate_limit: 100,
+        ..DoubleConfig::default()
+    })
+    .await;
+    let validator = key(dev::alice());
+    double.register(validator.public_key(), true);
+    for miner in [dev::bob(), dev::charlie(), dev::dave()] {
+        double.register(miner.public_key().0, false);
+    }
+    let chain = client(&double, Some(validator.clone()), None);
+    // Not max-scaled: the chain upscales so the largest is 65535 (truncating) and drops zeros.
+    let weights = U16Weights {
+        uids: vec![1, 2, 3],
+        weights: vec![30_000, 10_001, 0],
+    };
+    let receipt = chain.set_weights(&weights, 1).await.unwrap();
+    assert_eq!(receipt.action, WeightsAction::Set);
+    assert_eq!(receipt.block, double.block_number());
+    // 10_001 × 65535 / 30_000 = 21847.18…
+    assert_eq!(double.weights(0), vec![(1, 65_535), (2, 21_847)]);
+    assert_eq!(max_upscale_to_u16(&[30_000, 10_001, 0]), vec![65_535, 21_847, 0]);
+    let snapshot = chain.snapshot().await.unwrap();
+    assert_eq!(snapshot.neurons[0].last_update, receipt.block);
+
+    // Too soon: the client's own check refuses before paying for an extrinsic.
+    let err = chain.set_weights(&weights, 1).await.unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Refused(m) if m.contains("SettingWeightsTooFast") && m.contains(&format!("next allowed at block {}", receipt.block + 100))),
+        "{err}"
+    );
+    // Without the check, the chain itself refuses and subxt decodes its module error.
+    let mut options = SubtensorOptions::new(double.url(), NETUID, None);
+    options.precheck = false;
+    let unchecked = SubtensorChain::new(options, Some(validator.clone())).unwrap();
+    let err = unchecked.set_weights(&weights, 1).await.unwrap_err();
+    assert_eq!(
+        err,
+        ChainError::Refused("SubtensorModule.SettingWeightsTooFast".into())
+    );
+    assert_eq!(double.weights(0), vec![(1, 65_535), (2, 21_847)]);
+    // A miner without a validator permit is refused by the chain too.
+    let miner = SubtensorChain::new(
+        {
+            let mut o = SubtensorOptions::new(double.url(), NETUID, None);
+            o.precheck = false;
+            o
+        },
+        Some(key(dev::bob())),
+    )
+    .unwrap();
+    assert_eq!(
+        miner.set_weights(&weights, 1).await.unwrap_err(),
+        ChainError::Refused("SubtensorModule.NeuronNoValidatorPermit".into())
+    );
+
+    double.advance(100);
+    let again = chain.set_weights(&weights, 1).await.unwrap();
+    assert!(again.block >= receipt.block + 100);
+    let applied = double.applied();
+    assert_eq!(
+        applied.iter().filter(|(_, name, r)| name == "set_weights" && r.is_ok()).count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn commit_reveal_completes_across_a_restart() {
+    let double = double(DoubleConfig {
+        tempo: 10,
+        weights_rate_limit: 0,
+        ..DoubleConfig::default()
+    })
+    .await;
+    double.set_commit_reveal(true);
+    let validator = key(dev::alice());
+    double.register(validator.public_key(), true);
+    double.register(dev::bob().public_key().0, false);
+    double.register(dev::charlie().public_key().0, false);
+    let state = tempfile::tempdir().unwrap();
+    let weights = U16Weights {
+        uids: vec![1, 2],
+        weights: vec![65_535, 40_000],
+    };
+
+    let first = client(&double, Some(validator.clone()), Some(state.path()));
+    let receipt = first.set_weights(&weights, 7).await.unwrap();
+    assert_eq!(receipt.action, WeightsAction::Committed);
+    let pending = double.pending_commits(validator.public_key());
+    assert_eq!(pending.len(), 1);
+    let (_, commit_block, first_reveal, last_reveal) = pending[0];
+    assert_eq!(commit_block, receipt.block);
+    assert!(first_reveal > commit_block && last_reveal >= first_reveal);
+    assert!(double.weights(0).is_empty());
+    assert!(state.path().join("weight_commits.json").exists());
+    // Before the window nothing is revealed.
+    assert!(first.reveal_due().await.unwrap().is_empty());
+    drop(first);
+
+    // A new client (a restarted coordinator) with the same state directory.
+    double.advance(first_reveal - 1 - double.block_number());
+    let second = client(&double, Some(validator.clone()), Some(state.path()));
+    let outcomes = second.reveal_due().await.unwrap();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let revealed = outcomes.into_iter().next().unwrap().unwrap();
+    assert_eq!(revealed.action, WeightsAction::Revealed);
+    assert!(revealed.block >= first_reveal && revealed.block <= last_reveal);
+    assert_eq!(double.weights(0), vec![(1, 65_535), (2, 40_000)]);
+    assert!(double.pending_commits(validator.public_key()).is_empty());
+    // Revealed commits are forgotten: nothing left to do.
+    assert!(second.reveal_due().await.unwrap().is_empty());
+    let file = std::fs::read_to_string(state.path().join("weight_commits.json")).unwrap();
+    assert!(file.contains("\"commits\": []"), "{file}");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_reestablished() {
+    let mut double = double(DoubleConfig::default()).await;
+    double.register(dev::alice().public_key().0, true);
+    let mut options = SubtensorOptions::new(double.url(), NETUID, None);
+    let reconnects = prometheus::IntCounter::new("reconnects", "test").unwrap();
+    options.reconnects = Some(reconnects.clone());
+    options.call_timeout = Duration::from_secs(10);
+    let chain = SubtensorChain::new(options, None).unwrap();
+    assert_eq!(chain.snapshot().await.unwrap().neurons.len(), 1);
+
+    double.stop_server().await;
+    let err = chain.snapshot().await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    double.restart_server().await.unwrap();
+    double.advance(3);
+    // The first retry waits out the backoff (1 s), then reconnects.
+    let mut snapshot = None;
+    for _ in 0..50 {
+        match chain.snapshot().await {
+            Ok(s) => {
+                snapshot = Some(s);
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_transient(), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let snapshot = snapshot.expect("reconnected");
+    assert_eq!(snapshot.block, double.block_number());
+    assert_eq!(reconnects.get(), 1);
+}
+
+#[tokio::test]
+async fn worker_submit_writes_a_commitment_the_watcher_sees() {
+    let double = double(DoubleConfig::default()).await;
+    let miner = Hotkey::from_file(&fixture("dev.json")).unwrap();
+    double.register(dev::alice().public_key().0, true);
+    let uid = double.register(miner.public_key(), false);
+    let submitted = worker::submit::submit(worker::submit::SubmitArgs {
+        repo: "dippy/roleplay-7b".into(),
+        chat_template: "chatml".into(),
+        competition_id: None,
+        network: double.url(),
+        netuid: NETUID,
+        wallet_path: "~/.bittensor/wallets".into(),
+        wallet_name: None,
+        wallet_hotkey: "default".into(),
+        hotkey_file: Some(fixture("dev.json")),
+        coordinator_url: "http://coordinator:8080".into(),
+        dry_run: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(submitted.hotkey, miner.ss58());
+    assert_eq!(
+        submitted.status_url,
+        format!(
+            "http://coordinator:8080/v1/models/dippy/roleplay-7b?hotkey={}&chat_template=chatml",
+            miner.ss58()
+        )
+    );
+    let block = submitted.block.unwrap();
+    let snapshot = client(&double, None, None).snapshot().await.unwrap();
+    let verdicts = judge(&snapshot);
+    let verdict = &verdicts[&uid];
+    assert_eq!(verdict.block, Some(block));
+    let commit = verdict.valid().expect("the submitted commitment is valid");
+    assert_eq!(commit.repo_id(), "dippy/roleplay-7b");
+    assert!(commit.is_bound_to(miner.ss58()));
+
+    // An unregistered hotkey cannot commit: the chain's refusal is reported.
+    let stranger = fixture("other.json");
+    let err = worker::submit::submit(worker::submit::SubmitArgs {
+        repo: "x/y".into(),
+        chat_template: "chatml".into(),
+        competition_id: None,
+        network: double.url(),
+        netuid: NETUID,
+        wallet_path: String::new(),
+        wallet_name: None,
+        wallet_hotkey: "default".into(),
+        hotkey_file: Some(stranger),
+        coordinator_url: "http://c".into(),
+        dry_run: false,
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("Commitments.AccountNotAllowedCommit"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn hotkey_files_of_the_python_sdk_load_with_their_address() {
+    // Written by bittensor_wallet's own serializer (fixtures/hotkeys/make_hotkeys.py).
+    let dev_key = Hotkey::from_file(&fixture("dev.json")).unwrap();
+    assert_eq!(dev_key.ss58(), "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV");
+    let other = Hotkey::from_file(&fixture("other.json")).unwrap();
+    assert_eq!(other.ss58(), "5EHgWw2Af1pnoc7f1A8bfmM97W3DAYW8xr82RfhLL9oAabAe");
+    // The phrase alone and the seed alone give the same key.
+    for file in ["dev-phrase-only.json", "dev-seed-only.json"] {
+        let key = Hotkey::from_file(&fixture(file)).unwrap();
+        assert_eq!(key.public_key(), dev_key.public_key(), "{file}");
+    }
+    assert!(matches!(
+        Hotkey::from_file(&fixture("wrong-address.json")),
+        Err(KeyError::AddressMismatch { .. })
+    ));
+    assert!(matches!(
+        Hotkey::from_file(&fixture("make_hotkeys.py")),
+        Err(KeyError::NotJson { .. })
+    ));
+    // Nothing secret in what can be printed.
+    let printed = format!("{dev_key:?}");
+    assert!(!printed.contains("bottom") && !printed.contains("fac7959d"), "{printed}");
+}
+
+mod decoding {
+    use frame_metadata::RuntimeMetadata;
+    use frame_metadata::v14::StorageEntryType;
+    use parity_scale_codec::Decode;
+    use proptest::prelude::*;
+    use scale_info::PortableRegistry;
+    use tests::chain_double::runtime::metadata_bytes;
+
+    use common::chain::subtensor::decode::decode_commitment;
+
+    /// The double's `CommitmentOf` value type and its registry.
+    fn registration_type() -> (u32, PortableRegistry) {
+        let prefixed =
+            frame_metadata::RuntimeMetadataPrefixed::decode(&mut &metadata_bytes()[..]).unwrap();
+        let RuntimeMetadata::V15(m) = prefixed.1 else {
+            panic!("v15 expected")
+        };
+        let pallet = m.pallets.iter().find(|p| p.name == "Commitments").unwrap();
+        let entry = pallet
+            .storage
+            .as_ref()
+            .unwrap()
+            .entries
+            .iter()
+            .find(|e| e.name == "CommitmentOf")
+            .unwrap();
+        let StorageEntryType::Map { value, .. } = &entry.ty else {
+            panic!("map expected")
+        };
+        (value.id, m.types)
+    }
+
+    #[test]
+    fn a_raw_commitment_decodes() {
+        let (ty, types) = registration_type();
+        let mut bytes = 5u64.to_le_bytes().to_vec(); // deposit
+        bytes.extend(1234u32.to_le_bytes()); // block
+        bytes.push(4); // one field (compact 1)
+        bytes.push(1 + 3); // Raw3
+        bytes.extend(b"a:b");
+        let decoded = decode_commitment(&bytes, ty, &types).unwrap();
+        assert_eq!(decoded.block, 1234);
+        assert_eq!(decoded.data, b"a:b");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let (ty, types) = registration_type();
+            let _ = decode_commitment(&bytes, ty, &types);
+        }
+
+        #[test]
+        fn arbitrary_raw_data_round_trips(data in proptest::collection::vec(any::<u8>(), 0..=128), block in any::<u32>()) {
+            let (ty, types) = registration_type();
+            let mut bytes = 0u64.to_le_bytes().to_vec();
+            bytes.extend(block.to_le_bytes());
+            bytes.push(4);
+            bytes.push(data.len() as u8 + 1);
+            bytes.extend(&data);
+            let decoded = decode_commitment(&bytes, ty, &types).unwrap();
+            prop_assert_eq!(decoded.block, u64::from(block));
+            prop_assert_eq!(decoded.data, data);
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send(chain: Arc<SubtensorChain>) -> Arc<dyn Chain> {
+    chain
+}
+
+mod coordinator_on_subtensor {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use common::chain::subtensor::{SubtensorChain, SubtensorOptions};
+    use common::clock::now_ms;
+    use common::job::JobId;
+    use common::queue::MemoryQueue;
+    use common::result::{ComponentScores, Outcome, ResultMessage, ResultV1, Scores};
+    use common::store::{MemoryStore, ResultStore};
+    use common::submission::CommitString;
+    use common::weights::WeightsParams;
+    use coordinator::leaderboard::model_of;
+    use coordinator::service::{Coordinator, LoopSettings};
+    use coordinator::view::SharedView;
+    use subxt_signer::sr25519::dev;
+    use tests::chain_double::DoubleConfig;
+
+    use super::{NETUID, client, double, key};
+
+    async fn complete(store: &MemoryStore, id: &JobId, total: f64) {
+        let record = store.get(id).await.unwrap().unwrap();
+        store
+            .claim(&record.job, "w", Duration::from_secs(60), now_ms())
+            .await
+            .unwrap();
+        let c = ComponentScores {
+            similarity: total,
+            vibe: total,
+            latency: total,
+            size: total,
+        };
+        store
+            .finish(&ResultMessage::V1(ResultV1 {
+                job_id: id.clone(),
+                profile: "v1".into(),
+                outcome: Outcome::Completed(Scores {
+                    components: c,
+                    total,
+                    weights_fingerprint: format!("fp-{id}"),
+                    dataset_sha256: String::new(),
+                    revision_sha: String::new(),
+                    tokens: 1,
+                }),
+                worker: "w".into(),
+                attempt: 1,
+                started_at_ms: 0,
+                finished_at_ms: 0,
+            }))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn weights_reach_the_chain_and_refusals_reach_the_view_and_metrics() {
+        let double = double(DoubleConfig::default()).await;
+        let validator = key(dev::alice());
+        double.register(validator.public_key(), true);
+        let mut ids = Vec::new();
+        for (i, miner) in [key(dev::bob()), key(dev::charlie())].into_iter().enumerate() {
+            double.register(miner.public_key(), false);
+            let commit =
+                CommitString::bound_to("ns", format!("m{i}"), "chatml", miner.ss58(), None);
+            client(&double, Some(miner), None)
+                .set_commitment(commit.to_string().as_bytes())
+                .await
+                .unwrap();
+            ids.push(JobId::for_model(&model_of(&commit), "v1"));
+        }
+        let mut options = SubtensorOptions::new(double.url(), NETUID, None);
+        options.precheck = false; // let the chain itself refuse
+        let chain = Arc::new(SubtensorChain::new(options, Some(validator)).unwrap());
+        let store = Arc::new(MemoryStore::new());
+        let mut coordinator = Coordinator::new(
+            chain,
+            Arc::new(MemoryQueue::new(5)),
+            store.clone(),
+            LoopSettings {
+                profile_version: "v1".into(),
+                epoch_start_block: 0,
+                aggregate_every_blocks: 1,
+                weights: WeightsParams::default(),
+                version_key: 1,
+                dry_run: false,
+                poll_interval: Duration::from_millis(10),
+            },
+            SharedView::default(),
+        );
+        let report = coordinator.tick().await.unwrap();
+        assert_eq!(report.valid, 2);
+        assert_eq!(report.published.len(), 2);
+        for (id, total) in ids.iter().zip([0.4, 0.9]) {
+            complete(&store, id, total).await;
+        }
+        double.advance(1);
+        let report = coordinator.tick().await.unwrap();
+        assert!(report.aggregated);
+        let status = coordinator.view.read().weights;
+        let set_at = status.set_at_block.expect("weights set");
+        let on_chain = double.weights(0);
+        assert!(!on_chain.is_empty());
+        assert_eq!(on_chain.iter().map(|(_, w)| *w).max(), Some(u16::MAX));
+        assert_eq!(
+            status.set.as_ref().map(|w| w.uids.clone()),
+            Some(on_chain.iter().map(|(u, _)| *u).collect())
+        );
+
+        // Again at once: the chain's rate limit refuses; the decoded error is in the view and metrics.
+        let refused = coordinator::metrics::WEIGHT_SETS.with_label_values(&["refused"]);
+        let before = refused.get();
+        let verdicts = coordinator.view.read().verdicts;
+        coordinator.aggregate(0, &verdicts).await.unwrap();
+        let status = coordinator.view.read().weights;
+        assert_eq!(
+            status.last_error.as_deref(),
+            Some("chain refused the call: SubtensorModule.SettingWeightsTooFast")
+        );
+        assert_eq!(status.set_at_block, Some(set_at));
+        assert_eq!(refused.get(), before + 1);
+    }
+}
