@@ -34,6 +34,11 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
+/// A repository file `{"<file>": <size>, …}` that makes the listing declare
+/// those sizes (it is not listed itself): [`HubServer::declare_size`] for a
+/// server in another process.
+pub const DECLARED_SIZES_FILE: &str = ".declared-sizes.json";
+
 /// A running endpoint; stops when dropped.
 #[derive(Debug)]
 pub struct HubServer {
@@ -207,9 +212,22 @@ async fn model_info(
         Ok(files) => files,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
-    let declared = lock(&state.declared_sizes).clone();
+    // Sizes declared through the API, or by a sidecar file in the
+    // repository (for a server in another process).
+    let mut declared: BTreeMap<String, u64> = lock(&state.declared_sizes)
+        .iter()
+        .filter(|((repo, _), _)| *repo == repo_id)
+        .map(|((_, file), size)| (file.clone(), *size))
+        .collect();
+    if let Ok(text) = std::fs::read_to_string(dir.join(DECLARED_SIZES_FILE)) {
+        match serde_json::from_str::<BTreeMap<String, u64>>(&text) {
+            Ok(sizes) => declared.extend(sizes),
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        }
+    }
+    files.retain(|(file, _)| file != DECLARED_SIZES_FILE);
     for (file, size) in &mut files {
-        if let Some(d) = declared.get(&(repo_id.clone(), file.clone())) {
+        if let Some(d) = declared.get(file) {
             *size = *d;
         }
     }

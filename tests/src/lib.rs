@@ -11,12 +11,15 @@
 //! - [`chain_double`]: a local subtensor (JSON-RPC over WebSocket, metadata
 //!   built in code) for the subxt client, the weight setter and `worker submit`
 //!   (`tests/chain.rs`); `src/bin/chain_double.rs` runs it as a process.
+//! - [`cluster`]: the whole cluster as OS processes (chain double, hub
+//!   endpoint, coordinator, workers) for the end-to-end tests (`tests/cluster.rs`).
 //! - [`expected_weights`]: weights recomputed independently of the aggregator.
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
 //! - `src/bin/api_bench.rs`: the miner status route under load (req/s, p99).
 
 pub mod http;
 pub mod chain_double;
+pub mod cluster;
 pub mod hub;
 pub mod sandbox;
 

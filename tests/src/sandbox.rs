@@ -56,14 +56,19 @@ pub fn worker_binary() -> Result<PathBuf> {
     binary("worker")
 }
 
-/// A workspace binary next to this test executable
-/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+/// A workspace binary of the same build as this executable: a test
+/// (`target/<profile>/deps/<test>`) or a binary (`target/<profile>/<bin>`)
+/// finds it at `target/<profile>/<name>`.
 pub fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    let profile_dir = exe
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let dir = exe
         .parent()
-        .and_then(Path::parent)
-        .with_context(|| format!("{} has no target/<profile> ancestor", exe.display()))?;
+        .with_context(|| format!("{} has no parent directory", exe.display()))?;
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
     let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     ensure!(
         binary.is_file(),
@@ -432,4 +437,98 @@ pub fn redis_client_ports(pid: u32, remote_port: u16) -> Result<Vec<u16>> {
     ports.sort_unstable();
     ports.dedup();
     Ok(ports)
+}
+
+/// The port of [`redis_url`].
+pub fn redis_port() -> u16 {
+    redis_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').split('/').next()?.parse().ok())
+        .unwrap_or(6379)
+}
+
+/// Runs `rabbitmqctl` with `args` against the local broker.
+pub async fn rabbitmqctl(args: &[&str]) -> Result<()> {
+    let status = Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .context("rabbitmqctl is installed")?;
+    ensure!(status.success(), "rabbitmqctl {args:?} failed: {status}");
+    Ok(())
+}
+
+/// Restarts the local broker's application (connections drop; queues and
+/// persistent messages survive).
+pub async fn restart_rabbitmq() -> Result<()> {
+    rabbitmqctl(&["stop_app"]).await?;
+    rabbitmqctl(&["start_app"]).await?;
+    rabbitmqctl(&["await_startup"]).await
+}
+
+/// Stops the local Redis and starts it again with the command of DESIGN §10
+/// (no persistence configured). With `keep_data`, the data set is saved to
+/// disk first and loaded again at start, like a restart of a persistent
+/// server; without it the server comes back empty.
+pub async fn restart_redis(keep_data: bool) -> Result<()> {
+    let port = redis_port().to_string();
+    let cli = |args: &[&str]| {
+        let mut command = Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1", "-p", &port]).args(args);
+        command
+    };
+    let dir = std::env::temp_dir().join("eval-test-redis");
+    std::fs::create_dir_all(&dir)?;
+    let dump = dir.join("dump.rdb");
+    let _ = std::fs::remove_file(&dump);
+    if keep_data {
+        let dir_arg = dir.display().to_string();
+        for args in [&["config", "set", "dir", dir_arg.as_str()][..], &["save"]] {
+            let out = cli(args).output().await.context("redis-cli is installed")?;
+            ensure!(
+                String::from_utf8_lossy(&out.stdout).contains("OK"),
+                "redis-cli {args:?}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        ensure!(dump.is_file(), "SAVE wrote no {}", dump.display());
+    }
+    // The server closes the connection as it exits, so the status says nothing.
+    let _ = cli(&["shutdown", "nosave"]).output().await?;
+    let ping = || async {
+        let out = cli(&["ping"]).output().await.ok();
+        out.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+    };
+    eventually("Redis to stop", Duration::from_secs(10), || async {
+        Ok((!ping().await).then_some(()))
+    })
+    .await?;
+    let status = Command::new("redis-server")
+        .args([
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            &port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .status()
+        .await
+        .context("redis-server is installed")?;
+    ensure!(status.success(), "redis-server did not start: {status}");
+    eventually("Redis to answer again", Duration::from_secs(30), || async {
+        Ok(ping().await.then_some(()))
+    })
+    .await
 }

@@ -26,7 +26,10 @@ use common::submission::CommitString;
 use common::weights::WeightsParams;
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;
-use tests::sandbox::{Sandbox, WorkerProcess, eventually, redis_client_ports};
+use tests::sandbox::{
+    Sandbox, WorkerProcess, eventually, rabbitmqctl, redis_client_ports, redis_port, restart_rabbitmq,
+    restart_redis,
+};
 use tokio::sync::RwLock;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -395,25 +398,6 @@ async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
     sandbox.cleanup().await
 }
 
-fn redis_port() -> u16 {
-    tests::sandbox::redis_url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').split('/').next()?.parse().ok())
-        .unwrap_or(6379)
-}
-
-async fn rabbitmqctl(args: &[&str]) -> Result<()> {
-    let status = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .context("rabbitmqctl is installed")?;
-    ensure!(status.success(), "rabbitmqctl {args:?} failed: {status}");
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
     if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
@@ -438,12 +422,7 @@ async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
         )
         .await?;
     let outage = Instant::now();
-    let restarted = async {
-        rabbitmqctl(&["stop_app"]).await?;
-        rabbitmqctl(&["start_app"]).await?;
-        rabbitmqctl(&["await_startup"]).await
-    }
-    .await;
+    let restarted = restart_rabbitmq().await;
     eprintln!("broker away for {:?}", outage.elapsed());
     restarted?;
     let second_id = sandbox.submit(second).await?;
@@ -568,58 +547,6 @@ async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Resul
     );
     sandbox.cleanup().await
 }
-/// Stops the local Redis without saving and starts it again, empty, with the
-/// command of DESIGN §10.
-async fn restart_redis() -> Result<()> {
-    let port = redis_port().to_string();
-    // The server closes the connection as it exits, so the status says nothing.
-    let _ = tokio::process::Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port, "shutdown", "nosave"])
-        .output()
-        .await
-        .context("redis-cli is installed")?;
-    let ping = || async {
-        let out = tokio::process::Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &port, "ping"])
-            .output()
-            .await
-            .ok();
-        out.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
-    };
-    eventually("Redis to stop", Duration::from_secs(10), || async {
-        Ok((!ping().await).then_some(()))
-    })
-    .await?;
-    let dir = std::env::temp_dir().join("eval-test-redis");
-    std::fs::create_dir_all(&dir)?;
-    let status = tokio::process::Command::new("redis-server")
-        .args([
-            "--daemonize",
-            "yes",
-            "--bind",
-            "127.0.0.1",
-            "-::1",
-            "--port",
-            &port,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .arg("--logfile")
-        .arg(dir.join("redis.log"))
-        .status()
-        .await
-        .context("redis-server is installed")?;
-    ensure!(status.success(), "redis-server did not start: {status}");
-    eventually("Redis to answer again", Duration::from_secs(10), || async {
-        Ok(ping().await.then_some(()))
-    })
-    .await
-}
-
 /// Redis restarted without its data while a job runs: the worker loses its
 /// lease and hands the job back, the coordinator notices the missing record
 /// and queues the job again, and the job completes once.
@@ -648,7 +575,7 @@ async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
     sandbox
         .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
         .await?;
-    restart_redis().await?;
+    restart_redis(false).await?;
     let done = sandbox
         .wait_record(
             &id,

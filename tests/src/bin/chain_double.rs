@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use common::telemetry::{self, LogFormat};
 use tests::chain_double::{ChainDouble, DoubleConfig};
 
 #[derive(Debug, Parser)]
@@ -28,15 +29,15 @@ struct Args {
     /// Add a block every this many milliseconds (0: only on extrinsics and `double_advance`)
     #[arg(long, default_value_t = 0)]
     block_time_ms: u64,
+    /// Log format: human or json
+    #[arg(long, default_value = "human")]
+    log_format: LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    telemetry::init(args.log_format, "info");
     let double = ChainDouble::start(
         args.listen,
         DoubleConfig {

@@ -1,0 +1,445 @@
+//! The whole cluster end to end, every part a separate OS process on
+//! loopback ([`tests::cluster::Cluster`]): miners commit on the chain double,
+//! the coordinator schedules, workers download from the local hub endpoint
+//! and evaluate with mistral.rs, results land in Redis, the miner status API
+//! and the page show them, and the weights reach the chain.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::job::{JobId, JobStatus};
+use common::store::ResultStore;
+use common::submission::CommitString;
+use serde_json::Value;
+use tests::cluster::{Cluster, ClusterSettings, Miner, NETUID};
+use tests::sandbox::eventually;
+use tokio::sync::RwLock;
+
+/// The fault test restarts the shared RabbitMQ and Redis: it holds this
+/// exclusively, the other tests of this file share it.
+static SERVERS: RwLock<()> = RwLock::const_new(());
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,lapin=warn")
+        .with_test_writer()
+        .try_init();
+}
+
+fn status_of(body: &Value) -> &str {
+    body["status"].as_str().unwrap_or_default()
+}
+
+fn is_final(body: &Value) -> bool {
+    matches!(status_of(body), "COMPLETED" | "FAILED" | "INVALID")
+}
+
+/// A miner whose repository is a generated model changed by `damage`.
+async fn damaged_miner(
+    cluster: &Cluster,
+    name: &str,
+    seed: u8,
+    chat_template: &str,
+    damage: impl FnOnce(&std::path::Path) -> Result<()>,
+) -> Result<Miner> {
+    let mut model = cluster
+        .sandbox
+        .tiny_model("miners", name, u64::from(seed))
+        .await?;
+    damage(&cluster.sandbox.models_dir().join("miners").join(name))?;
+    model.chat_template = chat_template.into();
+    let (hotkey, uid) = cluster.register(seed).await?;
+    let commit = CommitString::bound_to("miners", name, chat_template, &hotkey, None);
+    cluster.set_commitment(&hotkey, &commit.to_string()).await?;
+    Ok(Miner { hotkey, uid, model })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<()> {
+    init_tracing();
+    let _servers = SERVERS.read().await;
+    let cluster = Cluster::start(
+        "e2e-happy",
+        ClusterSettings {
+            samples: 40,
+            ..ClusterSettings::default()
+        },
+    )
+    .await?;
+    let api = cluster.api()?;
+
+    // Honest miners: two through chain storage, one through `worker submit`.
+    let alice = cluster.honest_miner("alice", 1).await?;
+    let bob = cluster.honest_miner("bob", 2).await?;
+    let carol_key = common::chain::subtensor::Hotkey::from_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hotkeys/other.json"),
+    )?;
+    let carol_model = cluster.sandbox.tiny_model("miners", "carol", 3).await?;
+    let carol_uid: u16 = cluster
+        .rpc()
+        .request(
+            "double_register",
+            subxt::rpcs::rpc_params![carol_key.ss58(), false],
+        )
+        .await?;
+    let submit = tokio::process::Command::new(tests::sandbox::binary("worker")?)
+        .args(["submit", "miners/carol", "--chat-template", "chatml"])
+        .args(["--subtensor.network", &cluster.chain_url])
+        .args(["--netuid", &NETUID.to_string()])
+        .arg("--hotkey-file")
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hotkeys/other.json"),
+        )
+        .args(["--coordinator-url", &format!("http://{api}")])
+        .output()
+        .await?;
+    let printed = String::from_utf8_lossy(&submit.stdout);
+    ensure!(
+        submit.status.success(),
+        "worker submit failed: {printed}{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    let carol = Miner {
+        hotkey: carol_key.ss58().to_owned(),
+        uid: carol_uid,
+        model: carol_model,
+    };
+    assert!(
+        printed.contains(&format!("http://{api}{}", carol.status_path())),
+        "submit prints the status URL: {printed}"
+    );
+
+    // Bad inputs.
+    let (mallory, _) = cluster.register(20).await?;
+    cluster
+        .set_commitment(&mallory, "definitely not a commit string")
+        .await?;
+    let (copycat, _) = cluster.register(21).await?;
+    let alice_commit =
+        CommitString::bound_to("miners", "alice", "chatml", &alice.hotkey, None).to_string();
+    cluster.set_commitment(&copycat, &alice_commit).await?;
+    let pickle = damaged_miner(&cluster, "pickle", 22, "chatml", |dir| {
+        std::fs::write(dir.join("pytorch_model.bin"), b"\x80\x04not really a pickle")?;
+        Ok(())
+    })
+    .await?;
+    let oversize = damaged_miner(&cluster, "oversize", 23, "chatml", |dir| {
+        std::fs::write(
+            dir.join(tests::hub::DECLARED_SIZES_FILE),
+            r#"{"model-00001-of-00002.safetensors": 40000000000}"#,
+        )?;
+        Ok(())
+    })
+    .await?;
+    let broken_template = damaged_miner(&cluster, "broken-template", 24, "tokenizer", |dir| {
+        let path = dir.join("tokenizer_config.json");
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        config["chat_template"] = "{{ raise_exception('this template is broken') }}".into();
+        std::fs::write(&path, serde_json::to_vec(&config)?)?;
+        Ok(())
+    })
+    .await?;
+    let nan = {
+        let model = cluster.sandbox.models_dir().join("miners").join("nan");
+        let spec = worker::fixtures::TinyModelSpec {
+            nan: true,
+            ..worker::fixtures::TinyModelSpec::with_seed(25)
+        };
+        tokio::task::spawn_blocking(move || worker::fixtures::write_tiny_model(&model, &spec))
+            .await??;
+        let (hotkey, uid) = cluster.register(25).await?;
+        let commit = CommitString::bound_to("miners", "nan", "chatml", &hotkey, None);
+        cluster.set_commitment(&hotkey, &commit.to_string()).await?;
+        Miner {
+            hotkey,
+            uid,
+            model: common::job::ModelRef {
+                namespace: "miners".into(),
+                name: "nan".into(),
+                revision: "main".into(),
+                chat_template: "chatml".into(),
+            },
+        }
+    };
+
+    // The miners watch their status until it is final.
+    let honest = [&alice, &bob, &carol];
+    let failing = [
+        (&pickle, "forbidden_file"),
+        (&oversize, "too_large"),
+        (&broken_template, "bad_template"),
+        (&nan, "nan_output"),
+    ];
+    let seen_before_final = std::sync::Mutex::new(BTreeSet::new());
+    let everyone: Vec<&Miner> = honest
+        .iter()
+        .copied()
+        .chain(failing.iter().map(|(m, _)| *m))
+        .collect();
+    let finals = eventually(
+        "every evaluation to be final",
+        Duration::from_secs(300),
+        || async {
+            let mut finals = Vec::new();
+            for miner in &everyone {
+                let answer = cluster.get(&miner.status_path()).await?;
+                if answer.status != 200 {
+                    // 404 until the coordinator has read the commitment.
+                    ensure!(
+                        matches!(answer.status, 404 | 503),
+                        "unexpected {}",
+                        answer.body
+                    );
+                    return Ok(None);
+                }
+                let body = answer.json()?;
+                if !is_final(&body) {
+                    seen_before_final
+                        .lock()
+                        .unwrap()
+                        .insert(status_of(&body).to_owned());
+                    return Ok(None);
+                }
+                finals.push(body);
+            }
+            Ok(Some(finals))
+        },
+    )
+    .await?;
+    let seen_before_final = seen_before_final.into_inner().unwrap();
+    eprintln!("statuses seen before the end: {seen_before_final:?}");
+    assert!(
+        seen_before_final.contains("QUEUED") || seen_before_final.contains("RUNNING"),
+        "the miners saw their jobs before the results: {seen_before_final:?}"
+    );
+    for (miner, body) in everyone.iter().zip(&finals) {
+        eprintln!("{}: {body}", miner.model.name);
+    }
+    for (miner, body) in honest.iter().zip(&finals) {
+        assert_eq!(status_of(body), "COMPLETED", "{}: {body}", miner.model.name);
+        let total = body["total"].as_f64().context("a total")?;
+        assert!(total > 0.0 && total <= 1.0, "{body}");
+        assert!(body["scores"]["vibe"].is_number(), "{body}");
+        assert_eq!(body["uid"], miner.uid, "{body}");
+    }
+    for ((miner, code), body) in failing.iter().zip(&finals[honest.len()..]) {
+        assert_eq!(status_of(body), "FAILED", "{}: {body}", miner.model.name);
+        assert_eq!(body["reason"]["code"], *code, "{body}");
+        assert!(
+            body["reason"]["message"]
+                .as_str()
+                .is_some_and(|m| m.len() > 10),
+            "{body}"
+        );
+    }
+    // Refused commitments are visible to their miners too.
+    for (hotkey, code) in [(&mallory, "malformed"), (&copycat, "hash_mismatch")] {
+        let path = format!("/v1/models/miners/alice?hotkey={hotkey}&chat_template=chatml");
+        let body = eventually("the invalid verdict", Duration::from_secs(30), || async {
+            let answer = cluster.get(&path).await?;
+            Ok((answer.status == 200).then(|| answer.json()).transpose()?)
+        })
+        .await?;
+        assert_eq!(status_of(&body), "INVALID", "{body}");
+        assert_eq!(body["reason"]["code"], code, "{body}");
+    }
+
+    // Each job ran to a stored result exactly once.
+    for miner in &everyone {
+        let id: JobId = miner.job_id();
+        let record = cluster
+            .sandbox
+            .store
+            .get(&id)
+            .await?
+            .context("a record")?;
+        assert!(record.status.is_final(), "{record:?}");
+        let stored: usize = cluster
+            .workers
+            .iter()
+            .map(|w| w.job_events(&id, "result stored"))
+            .sum();
+        assert_eq!(stored, 1, "{}: result stored once", miner.model.name);
+        if honest.iter().any(|h| h.uid == miner.uid) {
+            assert_eq!(record.status, JobStatus::Completed);
+        }
+    }
+
+    // The page shows the ranked models.
+    let page = cluster.get("/").await?;
+    assert_eq!(page.status, 200);
+    for miner in honest {
+        assert!(page.body.contains(&miner.model.name), "page lists {}", miner.model.name);
+    }
+
+    // The weights on chain are what `common` computes from the stored scores.
+    let expected = cluster.expected_weights().await?;
+    assert_eq!(
+        expected.keys().copied().collect::<BTreeSet<_>>().len(),
+        expected.len()
+    );
+    assert!(!expected.is_empty());
+    let on_chain = eventually(
+        "the weights on chain to match the stored scores",
+        Duration::from_secs(60),
+        || async {
+            let on_chain = cluster.weights_on_chain().await?;
+            Ok((on_chain == expected).then_some(on_chain))
+        },
+    )
+    .await?;
+    eprintln!("weights on chain: {on_chain:?}");
+    for miner in failing.iter().map(|(m, _)| m) {
+        assert!(!on_chain.contains_key(&miner.uid), "a failed model gets no weight");
+    }
+
+    cluster.shutdown().await
+}
+
+/// A small deterministic generator for the fault schedule; the seed is
+/// printed so a failing schedule can be replayed with `EVAL_FAULT_SEED`.
+struct Schedule(u64);
+
+impl Schedule {
+    fn new() -> Self {
+        let seed = std::env::var("EVAL_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("fault schedule seed: EVAL_FAULT_SEED={seed}");
+        Self(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// Waits until some job is being evaluated.
+async fn wait_running(cluster: &Cluster) -> Result<()> {
+    eventually("a job to run", Duration::from_secs(90), || async {
+        let running = cluster
+            .sandbox
+            .store
+            .jobs_with_status(JobStatus::Running)
+            .await
+            .unwrap_or_default();
+        Ok((!running.is_empty()).then_some(()))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> Result<()> {
+    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
+        eprintln!("SKIP_BROKER_RESTART is set: not restarting the shared servers");
+        return Ok(());
+    }
+    init_tracing();
+    let _servers = SERVERS.write().await;
+    let mut schedule = Schedule::new();
+    let mut cluster = Cluster::start(
+        "e2e-faults",
+        ClusterSettings {
+            samples: 150,
+            ..ClusterSettings::default()
+        },
+    )
+    .await?;
+    let mut miners = Vec::new();
+    for i in 0..8u8 {
+        miners.push(cluster.honest_miner(&format!("m{i}"), 40 + i).await?);
+    }
+
+    // Workers SIGKILLed at random points of their jobs, each replaced.
+    for round in 0..3 {
+        wait_running(&cluster).await?;
+        tokio::time::sleep(Duration::from_millis(schedule.below(1_500))).await;
+        let alive: Vec<usize> = (0..cluster.workers.len())
+            .filter(|&i| cluster.workers[i].is_running())
+            .collect();
+        let victim = alive[schedule.below(alive.len() as u64) as usize];
+        eprintln!("round {round}: SIGKILL {}", cluster.workers[victim].name);
+        cluster.workers[victim].kill().await?;
+        cluster.start_worker(&format!("worker-r{round}"))?;
+    }
+    // The broker restarts under running jobs.
+    wait_running(&cluster).await?;
+    eprintln!("restarting RabbitMQ");
+    tests::sandbox::restart_rabbitmq().await?;
+    // Redis restarts with its data, then without.
+    wait_running(&cluster).await?;
+    eprintln!("restarting Redis with its data");
+    tests::sandbox::restart_redis(true).await?;
+    wait_running(&cluster).await?;
+    let mut finished_before_wipe = BTreeSet::new();
+    for miner in &miners {
+        if let Ok(Some(record)) = cluster.sandbox.store.get(&miner.job_id()).await
+            && record.status.is_final()
+        {
+            finished_before_wipe.insert(miner.job_id());
+        }
+    }
+    eprintln!(
+        "restarting Redis without its data ({} results to redo)",
+        finished_before_wipe.len()
+    );
+    tests::sandbox::restart_redis(false).await?;
+    // The coordinator dies and a new one takes over.
+    tokio::time::sleep(Duration::from_millis(schedule.below(2_000))).await;
+    if let Some(mut old) = cluster.coordinator.take() {
+        eprintln!("SIGKILL the coordinator");
+        old.kill().await?;
+    }
+    cluster.start_coordinator().await?;
+
+    for miner in &miners {
+        let body = cluster
+            .wait_status(
+                miner,
+                "every job to complete after the faults",
+                Duration::from_secs(300),
+                is_final,
+            )
+            .await?;
+        assert_eq!(status_of(&body), "COMPLETED", "{}: {body}", miner.model.name);
+    }
+    for miner in &miners {
+        let id = miner.job_id();
+        let stored: usize = cluster
+            .workers
+            .iter()
+            .map(|w| w.job_events(&id, "result stored"))
+            .sum();
+        let allowed = if finished_before_wipe.contains(&id) { 2 } else { 1 };
+        assert!(
+            (1..=allowed).contains(&stored),
+            "{}: result stored {stored} times (at most {allowed}: once, plus once more if the \
+             wipe lost it)",
+            miner.model.name
+        );
+    }
+    assert_eq!(
+        cluster.sandbox.store.leaderboard(100).await?.len(),
+        miners.len(),
+        "one leaderboard entry per job"
+    );
+    let expected = cluster.expected_weights().await?;
+    eventually(
+        "the weights on chain to match the stored scores",
+        Duration::from_secs(60),
+        || async { Ok((cluster.weights_on_chain().await? == expected).then_some(())) },
+    )
+    .await?;
+    cluster.shutdown().await
+}
