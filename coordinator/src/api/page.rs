@@ -130,7 +130,11 @@ tr.INVALID td,tr.FAILED td{{color:#8a3b3b}} tr.COMPLETED td.w{{font-weight:600}}
         r#"<p id="weights-computed">Last computed {}</p><p id="weights-set">Last set on chain {}{}</p>"#,
         describe(&w.computed, w.computed_at_block),
         describe(&w.set, w.set_at_block),
-        if dry_run { " (dry run: weights are not sent)" } else { "" },
+        if dry_run {
+            " (dry run: weights are not sent)"
+        } else {
+            ""
+        },
     );
     if let Some(error) = &w.last_error {
         let _ = writeln!(
@@ -184,6 +188,9 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("a&quot;b/x"));
-        assert!(!html.contains("href=\"https://huggingface.co/a"), "unsafe names get no link");
+        assert!(
+            !html.contains("href=\"https://huggingface.co/a"),
+            "unsafe names get no link"
+        );
     }
 }
