@@ -160,28 +160,30 @@ mod tests {
 
     #[test]
     fn escapes_miner_text() {
-        let mut view = View::default();
-        view.leaderboard = Leaderboard {
-            block: 5,
-            entries: vec![Entry {
-                uid: 1,
-                hotkey: "<script>alert(1)</script>".into(),
-                block: Some(1),
-                model: Some(ModelRef {
-                    namespace: "a\"b".into(),
-                    name: "x".into(),
-                    revision: "main".into(),
-                    chat_template: "<b>".into(),
-                }),
-                job_id: None,
-                status: None,
-                components: None,
-                total: None,
-                score: 0.0,
-                reason: Some("<img src=x onerror=alert(1)>".into()),
-                weight: 0.0,
-            }],
-            ..Leaderboard::default()
+        let view = View {
+            leaderboard: Leaderboard {
+                block: 5,
+                entries: vec![Entry {
+                    uid: 1,
+                    hotkey: "<script>alert(1)</script>".into(),
+                    block: Some(1),
+                    model: Some(ModelRef {
+                        namespace: "a\"b".into(),
+                        name: "x".into(),
+                        revision: "main".into(),
+                        chat_template: "<b>".into(),
+                    }),
+                    job_id: None,
+                    status: None,
+                    components: None,
+                    total: None,
+                    score: 0.0,
+                    reason: Some("<img src=x onerror=alert(1)>".into()),
+                    weight: 0.0,
+                }],
+                ..Leaderboard::default()
+            },
+            ..View::default()
         };
         let html = render(&view, false);
         assert!(!html.contains("<script>alert"), "{html}");
