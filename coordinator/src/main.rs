@@ -101,7 +101,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let report = coordinator::embedded::run_with_engine(&options, shutdown.clone()).await?;
             print!("{}", coordinator::embedded::render(&report));
             if let Some(api) = report.api {
-                println!("\nLeaderboard page at http://{}/ (Ctrl-C to stop)", api.addr);
+                println!(
+                    "\nLeaderboard page at http://{}/ (Ctrl-C to stop)",
+                    api.addr
+                );
                 shutdown.cancelled().await;
                 api.stop().await?;
             }

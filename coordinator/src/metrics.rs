@@ -101,16 +101,14 @@ pub static FAILED_JOBS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 /// Seconds from a job's first claim to its result, observed once per job
 /// seen finishing.
 pub static JOB_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
-    register(Histogram::with_opts(
-        histogram_opts!(
-            "eval_coordinator_job_duration_seconds",
-            "Evaluation time of finished jobs (start to result)",
-            vec![
-                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
-                14400.0, 28800.0
-            ]
-        ),
-    ))
+    register(Histogram::with_opts(histogram_opts!(
+        "eval_coordinator_job_duration_seconds",
+        "Evaluation time of finished jobs (start to result)",
+        vec![
+            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+            14400.0, 28800.0
+        ]
+    )))
 });
 
 /// Tokens per second of the last job seen completing.

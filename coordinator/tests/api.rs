@@ -14,7 +14,9 @@ use common::chain::MemoryChain;
 use common::clock::now_ms;
 use common::job::{JobId, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
-use common::result::{ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores};
+use common::result::{
+    ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores,
+};
 use common::store::{JobRecord, MemoryStore, ResultStore};
 use common::submission::CommitString;
 use common::weights::WeightsParams;
@@ -95,7 +97,9 @@ impl Fixture {
             chain.register(&hotkey, false);
             let commit =
                 CommitString::bound_to("miner", format!("rp-{i}"), "chatml", &hotkey, None);
-            chain.commit(&hotkey, commit.to_string().as_bytes()).unwrap();
+            chain
+                .commit(&hotkey, commit.to_string().as_bytes())
+                .unwrap();
             chain.advance(1);
             commits.push(commit);
         }
@@ -108,8 +112,13 @@ impl Fixture {
         let store = Arc::new(MemoryStore::new());
         let queue = Arc::new(MemoryQueue::new(3));
         let view = SharedView::default();
-        let mut coordinator =
-            Coordinator::new(chain.clone(), queue.clone(), store.clone(), settings(), view.clone());
+        let mut coordinator = Coordinator::new(
+            chain.clone(),
+            queue.clone(),
+            store.clone(),
+            settings(),
+            view.clone(),
+        );
         coordinator.tick().await.unwrap();
         let jobs: Vec<JobId> = commits
             .iter()
@@ -121,11 +130,23 @@ impl Fixture {
             async move { store.get(&id).await.unwrap().unwrap().job }
         };
         // 0: RUNNING at 40 %; 1: COMPLETED; 2: FAILED; 3, 4: QUEUED.
-        store.claim(&job(0).await, "w0", LEASE, now_ms()).await.unwrap();
-        store.heartbeat(&jobs[0], "w0", 0.4, LEASE, now_ms()).await.unwrap();
-        store.claim(&job(1).await, "w", LEASE, now_ms()).await.unwrap();
+        store
+            .claim(&job(0).await, "w0", LEASE, now_ms())
+            .await
+            .unwrap();
+        store
+            .heartbeat(&jobs[0], "w0", 0.4, LEASE, now_ms())
+            .await
+            .unwrap();
+        store
+            .claim(&job(1).await, "w", LEASE, now_ms())
+            .await
+            .unwrap();
         finish(&store, &jobs[1], Outcome::Completed(scores(0.42))).await;
-        store.claim(&job(2).await, "w", LEASE, now_ms()).await.unwrap();
+        store
+            .claim(&job(2).await, "w", LEASE, now_ms())
+            .await
+            .unwrap();
         finish(
             &store,
             &jobs[2],
@@ -229,14 +250,23 @@ async fn status_query_answers_every_status() {
     let (_, failed) = get_json(&app, &uri(2)).await;
     assert_eq!(failed["status"], "FAILED");
     assert_eq!(failed["reason"]["code"], "too_large");
-    assert!(failed["reason"]["message"].as_str().unwrap().contains("18 GB"));
+    assert!(
+        failed["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("18 GB")
+    );
 
     // Both waiting jobs: positions 1 and 2 in queueing order.
     let mut queued: Vec<JobRecord> = fx.store.jobs_with_status(JobStatus::Queued).await.unwrap();
     queued.sort_by_key(|r| (r.queued_at_ms, r.job.job_id.clone()));
     assert_eq!(queued.len(), 2);
     for (position, record) in queued.iter().enumerate() {
-        let i = fx.jobs.iter().position(|id| *id == record.job.job_id).unwrap();
+        let i = fx
+            .jobs
+            .iter()
+            .position(|id| *id == record.job.job_id)
+            .unwrap();
         let (_, status) = get_json(&app, &uri(i)).await;
         assert_eq!(status["status"], "QUEUED", "{status}");
         assert_eq!(status["queue_position"], position as u64 + 1, "{status}");
@@ -251,24 +281,39 @@ async fn status_query_answers_every_status() {
     assert_eq!(by_id, completed);
 
     // The copycat's commitment was refused: INVALID with the reason.
-    let (code, invalid) =
-        get_json(&app, "/v1/models/miner/rp-0?hotkey=5Copycat&chat_template=chatml").await;
+    let (code, invalid) = get_json(
+        &app,
+        "/v1/models/miner/rp-0?hotkey=5Copycat&chat_template=chatml",
+    )
+    .await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(invalid["status"], "INVALID");
     assert_eq!(invalid["reason"]["code"], "hash_mismatch");
-    assert!(invalid["reason"]["message"].as_str().unwrap().contains("another hotkey"));
+    assert!(
+        invalid["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another hotkey")
+    );
 
     // Unknown model: 404 with a message that says what to check.
-    let (code, missing) =
-        get_json(&app, "/v1/models/nobody/nothing?chat_template=chatml").await;
+    let (code, missing) = get_json(&app, "/v1/models/nobody/nothing?chat_template=chatml").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_eq!(missing["error"]["code"], "not_found");
     let message = missing["error"]["message"].as_str().unwrap();
-    assert!(message.contains("nobody/nothing") && message.contains("chatml"), "{message}");
-    let (code, missing) =
-        get_json(&app, "/v1/models/nobody/nothing?hotkey=5Stranger").await;
+    assert!(
+        message.contains("nobody/nothing") && message.contains("chatml"),
+        "{message}"
+    );
+    let (code, missing) = get_json(&app, "/v1/models/nobody/nothing?hotkey=5Stranger").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
-    assert!(missing["error"]["message"].as_str().unwrap().contains("no uid"), "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no uid"),
+        "{missing}"
+    );
     // Another template of a known repository is another (unknown) job.
     let (code, _) = get_json(&app, "/v1/models/miner/rp-1?chat_template=llama3").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
@@ -276,7 +321,10 @@ async fn status_query_answers_every_status() {
     assert_eq!(code, StatusCode::NOT_FOUND);
 
     // Progress moves once the index is refreshed.
-    fx.store.heartbeat(&fx.jobs[0], "w0", 0.9, LEASE, now_ms()).await.unwrap();
+    fx.store
+        .heartbeat(&fx.jobs[0], "w0", 0.9, LEASE, now_ms())
+        .await
+        .unwrap();
     let (state, app) = fx.app(open()).await;
     let (_, running) = get_json(&app, &uri(0)).await;
     assert_eq!(running["progress"], 0.9);
@@ -290,7 +338,10 @@ async fn bad_input_gets_a_4xx_naming_the_field() {
     let (_, app) = fx.app(open()).await;
     for (uri, field) in [
         ("/v1/models/miner/rp-1?hotkey=5%20x", "hotkey"),
-        ("/v1/models/miner/rp-1?chat_template=%3Cscript%3E", "chat_template"),
+        (
+            "/v1/models/miner/rp-1?chat_template=%3Cscript%3E",
+            "chat_template",
+        ),
         ("/v1/models/miner/rp-1?revision=..%2Fetc", "revision"),
         ("/v1/models/miner/rp-1?hotkey=a&hotkey=b", "hotkey"),
         ("/v1/models/miner/rp-1?colour=red", "colour"),
@@ -320,7 +371,8 @@ async fn bad_input_gets_a_4xx_naming_the_field() {
 #[tokio::test]
 async fn operator_route_refuses_without_the_right_token() {
     let fx = Fixture::new().await;
-    let body = json!({"namespace": "ops", "name": "manual-7b", "chat_template": "chatml"}).to_string();
+    let body =
+        json!({"namespace": "ops", "name": "manual-7b", "chat_template": "chatml"}).to_string();
     let json_type = ("content-type", "application/json");
 
     // No token configured: the route is disabled.
@@ -330,17 +382,34 @@ async fn operator_route_refuses_without_the_right_token() {
             ..open()
         })
         .await;
-    let (code, _, answer) =
-        call(&closed, Method::POST, "/v1/evaluations", &[json_type], body.clone()).await;
+    let (code, _, answer) = call(
+        &closed,
+        Method::POST,
+        "/v1/evaluations",
+        &[json_type],
+        body.clone(),
+    )
+    .await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{answer:?}");
 
     let (_, app) = fx.app(open()).await;
     let depth = fx.queue.depth().await.unwrap().ready;
-    let (code, headers, answer) =
-        call(&app, Method::POST, "/v1/evaluations", &[json_type], body.clone()).await;
+    let (code, headers, answer) = call(
+        &app,
+        Method::POST,
+        "/v1/evaluations",
+        &[json_type],
+        body.clone(),
+    )
+    .await;
     assert_eq!(code, StatusCode::UNAUTHORIZED, "{answer:?}");
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
-    for auth in ["Bearer wrong-token", "Basic b3A6cHc=", "Bearer", &format!("Bearer {TOKEN}x")] {
+    for auth in [
+        "Bearer wrong-token",
+        "Basic b3A6cHc=",
+        "Bearer",
+        &format!("Bearer {TOKEN}x"),
+    ] {
         let (code, _, answer) = call(
             &app,
             Method::POST,
@@ -353,7 +422,11 @@ async fn operator_route_refuses_without_the_right_token() {
         let answer: Value = serde_json::from_slice(&answer).unwrap();
         assert_eq!(answer["error"]["code"], "unauthorized");
     }
-    assert_eq!(fx.queue.depth().await.unwrap().ready, depth, "nothing was queued");
+    assert_eq!(
+        fx.queue.depth().await.unwrap().ready,
+        depth,
+        "nothing was queued"
+    );
 
     // The right token queues the model, once.
     let bearer = format!("Bearer {TOKEN}");
@@ -365,38 +438,64 @@ async fn operator_route_refuses_without_the_right_token() {
     let id: JobId = answer["job_id"].as_str().unwrap().parse().unwrap();
     let record = fx.store.get(&id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Queued);
-    assert!(matches!(record.job.origin, common::job::JobOrigin::Operator { .. }));
+    assert!(matches!(
+        record.job.origin,
+        common::job::JobOrigin::Operator { .. }
+    ));
     assert_eq!(fx.queue.depth().await.unwrap().ready, depth + 1);
     // Asking again for a known, finished model changes nothing.
-    let finished = json!({"namespace": "miner", "name": "rp-1", "chat_template": "chatml"}).to_string();
+    let finished =
+        json!({"namespace": "miner", "name": "rp-1", "chat_template": "chatml"}).to_string();
     let (code, _, answer) = call(&app, Method::POST, "/v1/evaluations", &auth, finished).await;
     assert_eq!(code, StatusCode::OK, "{answer:?}");
     let answer: Value = serde_json::from_slice(&answer).unwrap();
-    assert_eq!((answer["created"].clone(), answer["status"].clone()), (json!(false), json!("COMPLETED")));
+    assert_eq!(
+        (answer["created"].clone(), answer["status"].clone()),
+        (json!(false), json!("COMPLETED"))
+    );
     assert_eq!(fx.queue.depth().await.unwrap().ready, depth + 1);
 
     // Bodies: malformed, wrong field, too large, wrong type.
     for (bad, expected, field) in [
         ("{", StatusCode::BAD_REQUEST, None),
-        (r#"{"namespace":"a","name":"b","chat_template":"c","extra":1}"#, StatusCode::BAD_REQUEST, None),
-        (r#"{"namespace":"a b","name":"b","chat_template":"c"}"#, StatusCode::BAD_REQUEST, Some("namespace")),
-        (r#"{"namespace":"a","name":"b","chat_template":"c","requested_by":"<x>"}"#, StatusCode::BAD_REQUEST, Some("requested_by")),
+        (
+            r#"{"namespace":"a","name":"b","chat_template":"c","extra":1}"#,
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            r#"{"namespace":"a b","name":"b","chat_template":"c"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("namespace"),
+        ),
+        (
+            r#"{"namespace":"a","name":"b","chat_template":"c","requested_by":"<x>"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("requested_by"),
+        ),
     ] {
-        let (code, _, answer) = call(&app, Method::POST, "/v1/evaluations", &auth, bad.to_owned()).await;
+        let (code, _, answer) =
+            call(&app, Method::POST, "/v1/evaluations", &auth, bad.to_owned()).await;
         assert_eq!(code, expected, "{bad}: {answer:?}");
         let answer: Value = serde_json::from_slice(&answer).unwrap();
         if let Some(field) = field {
             assert_eq!(answer["error"]["field"], field);
         }
     }
-    let huge = format!(r#"{{"namespace":"{}","name":"b","chat_template":"c"}}"#, "a".repeat(64 * 1024));
+    let huge = format!(
+        r#"{{"namespace":"{}","name":"b","chat_template":"c"}}"#,
+        "a".repeat(64 * 1024)
+    );
     let (code, _, _) = call(&app, Method::POST, "/v1/evaluations", &auth, huge).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     let (code, _, _) = call(
         &app,
         Method::POST,
         "/v1/evaluations",
-        &[("authorization", bearer.as_str()), ("content-type", "text/plain")],
+        &[
+            ("authorization", bearer.as_str()),
+            ("content-type", "text/plain"),
+        ],
         body,
     )
     .await;
@@ -409,7 +508,14 @@ async fn readiness_follows_the_chain_read() {
     let store = Arc::new(MemoryStore::new());
     let queue = Arc::new(MemoryQueue::new(3));
     let view = SharedView::default();
-    let state = ApiState::new(store.clone(), queue.clone(), view.clone(), "v1", false, open());
+    let state = ApiState::new(
+        store.clone(),
+        queue.clone(),
+        view.clone(),
+        "v1",
+        false,
+        open(),
+    );
     let app = api::router(state);
     let (code, body) = get_json(&app, "/readyz").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -421,7 +527,10 @@ async fn readiness_follows_the_chain_read() {
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["ready"], true);
     let (code, body) = get_json(&app, "/healthz").await;
-    assert_eq!((code, body["status"].clone()), (StatusCode::OK, json!("ok")));
+    assert_eq!(
+        (code, body["status"].clone()),
+        (StatusCode::OK, json!("ok"))
+    );
 }
 
 #[tokio::test]
@@ -507,7 +616,11 @@ async fn leaderboard_and_weights_json() {
     assert_eq!(entries[0]["rank"], 1);
     assert_eq!(entries[0]["hotkey"], "5Miner1");
     assert_eq!(entries[0]["status"], "COMPLETED");
-    assert!(entries.iter().any(|e| e["hotkey"] == "5Copycat" && e["status"] == "INVALID"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["hotkey"] == "5Copycat" && e["status"] == "INVALID")
+    );
     let (_, weights) = get_json(&app, "/v1/weights").await;
     assert_eq!(weights["computed"]["uids"], json!([2]), "{weights}");
     assert_eq!(weights["set"]["weights"], json!([65535]), "{weights}");
@@ -520,7 +633,10 @@ fn fill(pattern: &str, values: &[String]) -> String {
     let mut rest = pattern;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').map(|e| start + e + 1).unwrap_or(rest.len());
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e + 1)
+            .unwrap_or(rest.len());
         out.push_str(values.next().map(String::as_str).unwrap_or("x"));
         rest = &rest[end..];
     }
@@ -685,11 +801,24 @@ async fn page_renders_in_headless_chromium() {
         .output()
         .await
         .unwrap();
-    assert!(dom.status.success(), "chromium --dump-dom: {}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "chromium --dump-dom: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8_lossy(&dom.stdout);
     let rows = dom.matches("<tr class=").count();
     assert_eq!(rows, 7, "7 leaderboard rows expected in the DOM:\n{dom}");
-    for text in ["miner/rp-1", "5Copycat", "COMPLETED", "RUNNING", "QUEUED", "FAILED", "INVALID", "Last set on chain at block"] {
+    for text in [
+        "miner/rp-1",
+        "5Copycat",
+        "COMPLETED",
+        "RUNNING",
+        "QUEUED",
+        "FAILED",
+        "INVALID",
+        "Last set on chain at block",
+    ] {
         assert!(dom.contains(text), "{text} missing from the DOM:\n{dom}");
     }
 
@@ -703,7 +832,11 @@ async fn page_renders_in_headless_chromium() {
         .output()
         .await
         .unwrap();
-    assert!(shot.status.success(), "chromium --screenshot: {}", String::from_utf8_lossy(&shot.stderr));
+    assert!(
+        shot.status.success(),
+        "chromium --screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
@@ -720,8 +853,15 @@ async fn page_renders_in_headless_chromium() {
         }
     }
     // A blank page is one colour; the table has a dark header, text and links.
-    assert!(colours.len() > 50, "only {} colours in the screenshot", colours.len());
-    assert!(dark > 2_000, "only {dark} dark pixels: no table header or text rendered");
+    assert!(
+        colours.len() > 50,
+        "only {} colours in the screenshot",
+        colours.len()
+    );
+    assert!(
+        dark > 2_000,
+        "only {dark} dark pixels: no table header or text rendered"
+    );
 
     stop.cancel();
     server.await.unwrap().unwrap();

@@ -81,7 +81,7 @@ async fn status_query_through_coordinator_run() -> Result<()> {
     let status_path = "/v1/models/alice/rp-7b?hotkey=5Alice&chat_template=chatml";
     let queued = eventually("the job to be QUEUED", Duration::from_secs(20), || async {
         let answer = http::get(addr, status_path).await?;
-        Ok((answer.status == 200).then(|| answer.json()).transpose()?)
+        (answer.status == 200).then(|| answer.json()).transpose()
     })
     .await?;
     assert_eq!(queued["status"], "QUEUED", "{queued}");
@@ -91,10 +91,16 @@ async fn status_query_through_coordinator_run() -> Result<()> {
 
     // The copied commitment is INVALID with its reason (verdicts reach the
     // index at the refresh after the coordinator's tick).
-    let invalid = eventually("the copy to be INVALID", Duration::from_secs(10), || async {
-        let answer = http::get(addr, "/v1/models/alice/rp-7b?hotkey=5Copycat").await?.json()?;
-        Ok((answer["status"] == "INVALID").then_some(answer))
-    })
+    let invalid = eventually(
+        "the copy to be INVALID",
+        Duration::from_secs(10),
+        || async {
+            let answer = http::get(addr, "/v1/models/alice/rp-7b?hotkey=5Copycat")
+                .await?
+                .json()?;
+            Ok((answer["status"] == "INVALID").then_some(answer))
+        },
+    )
     .await?;
     assert_eq!(invalid["reason"]["code"], "hash_mismatch");
 
@@ -102,13 +108,21 @@ async fn status_query_through_coordinator_run() -> Result<()> {
     let missing = http::get(addr, "/v1/models/bob/none?chat_template=chatml").await?;
     assert_eq!(missing.status, 404, "{}", missing.body);
     let bad = http::get(addr, "/v1/models/alice/rp-7b?hotkey=%3Cx%3E").await?;
-    assert_eq!((bad.status, bad.json()?["error"]["field"].clone()), (400, "hotkey".into()));
+    assert_eq!(
+        (bad.status, bad.json()?["error"]["field"].clone()),
+        (400, "hotkey".into())
+    );
 
     // A worker (this test) runs and finishes the job in Redis.
     let record = sandbox.record(&id).await?;
     sandbox
         .store
-        .claim(&record.job, "test-worker", Duration::from_secs(60), now_ms())
+        .claim(
+            &record.job,
+            "test-worker",
+            Duration::from_secs(60),
+            now_ms(),
+        )
         .await?;
     sandbox
         .store
@@ -153,14 +167,25 @@ async fn status_query_through_coordinator_run() -> Result<()> {
     assert_eq!(completed["scores"]["latency"], 0.9);
 
     // The aggregation picks it up: leaderboard and page.
-    eventually("alice on top of the leaderboard", Duration::from_secs(10), || async {
-        let board = http::get(addr, "/v1/leaderboard").await?.json()?;
-        Ok((board["entries"][0]["hotkey"] == "5Alice" && board["entries"][0]["total"] == 0.618)
-            .then_some(()))
-    })
+    eventually(
+        "alice on top of the leaderboard",
+        Duration::from_secs(10),
+        || async {
+            let board = http::get(addr, "/v1/leaderboard").await?.json()?;
+            Ok(
+                (board["entries"][0]["hotkey"] == "5Alice"
+                    && board["entries"][0]["total"] == 0.618)
+                    .then_some(()),
+            )
+        },
+    )
     .await?;
     let page = http::get(addr, "/").await?;
-    ensure!(page.status == 200 && page.body.contains("alice/rp-7b"), "{}", page.body);
+    ensure!(
+        page.status == 200 && page.body.contains("alice/rp-7b"),
+        "{}",
+        page.body
+    );
 
     // Operator route: refused without the token, accepted with it.
     let body = r#"{"namespace":"ops","name":"manual","chat_template":"chatml"}"#;
@@ -206,7 +231,10 @@ async fn status_query_through_coordinator_run() -> Result<()> {
 
     // SIGTERM: the loop stops, then the API drains, and the process exits 0.
     let pid = child.id().context("coordinator exited early")?;
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
     ensure!(status.success());
     let exit = tokio::time::timeout(Duration::from_secs(20), child.wait()).await??;
     assert!(exit.success(), "coordinator exited with {exit}");

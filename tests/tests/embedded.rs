@@ -91,8 +91,15 @@ async fn embedded_cluster_scores_miners_refuses_bad_ones_and_sets_weights() {
         .json()
         .unwrap();
     assert_eq!(served["entries"][0]["uid"], board.entries[0].uid);
-    assert_eq!(served["entries"].as_array().unwrap().len(), board.entries.len());
-    let weights = tests::http::get(api.addr, "/v1/weights").await.unwrap().json().unwrap();
+    assert_eq!(
+        served["entries"].as_array().unwrap().len(),
+        board.entries.len()
+    );
+    let weights = tests::http::get(api.addr, "/v1/weights")
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(weights["set"]["uids"], serde_json::json!(on_chain.uids));
     api.stop().await.unwrap();
 }

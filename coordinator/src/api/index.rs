@@ -86,10 +86,7 @@ impl StatusIndex {
             .iter()
             .filter_map(|v| {
                 let commit = v.valid()?;
-                Some((
-                    commit.repo_id().to_lowercase(),
-                    (v.uid, v.hotkey.clone()),
-                ))
+                Some((commit.repo_id().to_lowercase(), (v.uid, v.hotkey.clone())))
             })
             .collect();
 
@@ -172,7 +169,12 @@ impl StatusIndex {
     }
 }
 
-fn job_status(record: &JobRecord, position: Option<u64>, queue_length: u64, now_ms: u64) -> ModelStatus {
+fn job_status(
+    record: &JobRecord,
+    position: Option<u64>,
+    queue_length: u64,
+    now_ms: u64,
+) -> ModelStatus {
     let (scores, total, reason) = match record.result.as_ref().map(|r| &r.outcome) {
         Some(Outcome::Completed(s)) => (Some(s.components.into()), Some(s.total), None),
         Some(Outcome::Failed(reason)) => (None, None, Some(Reason::from(reason))),
@@ -346,4 +348,3 @@ impl Refresher {
         }
     }
 }
-

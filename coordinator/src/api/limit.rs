@@ -58,7 +58,10 @@ impl RateLimiter {
                 let bits = u128::from(v6) & !((1u128 << 64) - 1);
                 IpAddr::V6(Ipv6Addr::from(bits))
             }
-            IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)),
+            IpAddr::V6(v6) => IpAddr::V4(
+                v6.to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            ),
             v4 => v4,
         };
         let mut buckets = self.buckets.lock();

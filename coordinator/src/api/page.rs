@@ -130,7 +130,11 @@ tr.INVALID td,tr.FAILED td{{color:#8a3b3b}} tr.COMPLETED td.w{{font-weight:600}}
         r#"<p id="weights-computed">Last computed {}</p><p id="weights-set">Last set on chain {}{}</p>"#,
         describe(&w.computed, w.computed_at_block),
         describe(&w.set, w.set_at_block),
-        if dry_run { " (dry run: weights are not sent)" } else { "" },
+        if dry_run {
+            " (dry run: weights are not sent)"
+        } else {
+            ""
+        },
     );
     if let Some(error) = &w.last_error {
         let _ = writeln!(
@@ -156,34 +160,39 @@ mod tests {
 
     #[test]
     fn escapes_miner_text() {
-        let mut view = View::default();
-        view.leaderboard = Leaderboard {
-            block: 5,
-            entries: vec![Entry {
-                uid: 1,
-                hotkey: "<script>alert(1)</script>".into(),
-                block: Some(1),
-                model: Some(ModelRef {
-                    namespace: "a\"b".into(),
-                    name: "x".into(),
-                    revision: "main".into(),
-                    chat_template: "<b>".into(),
-                }),
-                job_id: None,
-                status: None,
-                components: None,
-                total: None,
-                score: 0.0,
-                reason: Some("<img src=x onerror=alert(1)>".into()),
-                weight: 0.0,
-            }],
-            ..Leaderboard::default()
+        let view = View {
+            leaderboard: Leaderboard {
+                block: 5,
+                entries: vec![Entry {
+                    uid: 1,
+                    hotkey: "<script>alert(1)</script>".into(),
+                    block: Some(1),
+                    model: Some(ModelRef {
+                        namespace: "a\"b".into(),
+                        name: "x".into(),
+                        revision: "main".into(),
+                        chat_template: "<b>".into(),
+                    }),
+                    job_id: None,
+                    status: None,
+                    components: None,
+                    total: None,
+                    score: 0.0,
+                    reason: Some("<img src=x onerror=alert(1)>".into()),
+                    weight: 0.0,
+                }],
+                ..Leaderboard::default()
+            },
+            ..View::default()
         };
         let html = render(&view, false);
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("a&quot;b/x"));
-        assert!(!html.contains("href=\"https://huggingface.co/a"), "unsafe names get no link");
+        assert!(
+            !html.contains("href=\"https://huggingface.co/a"),
+            "unsafe names get no link"
+        );
     }
 }

@@ -249,7 +249,9 @@ pub async fn job_status(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = path.map_err(path_error)?;
-    let id: JobId = id.parse().map_err(|e| ApiError::invalid("id", format!("{e}")))?;
+    let id: JobId = id
+        .parse()
+        .map_err(|e| ApiError::invalid("id", format!("{e}")))?;
     let index = state.index();
     match index.jobs.get(&id) {
         Some(job) => Ok(json_bytes(job.body.clone())),

@@ -89,7 +89,13 @@ async fn fill_store(jobs: usize) -> Result<Arc<MemoryStore>> {
             .claim(job, "bench-worker", Duration::from_secs(3600), now)
             .await?;
         store
-            .heartbeat(&job.job_id, "bench-worker", 0.5, Duration::from_secs(3600), now)
+            .heartbeat(
+                &job.job_id,
+                "bench-worker",
+                0.5,
+                Duration::from_secs(3600),
+                now,
+            )
             .await?;
         if i % 4 == 1 {
             continue;
@@ -185,7 +191,9 @@ async fn connection(
     stream.set_nodelay(true)?;
     let requests: Vec<Vec<u8>> = paths
         .iter()
-        .map(|p| format!("GET {p} HTTP/1.1\r\nHost: bench\r\nUser-Agent: api_bench\r\n\r\n").into_bytes())
+        .map(|p| {
+            format!("GET {p} HTTP/1.1\r\nHost: bench\r\nUser-Agent: api_bench\r\n\r\n").into_bytes()
+        })
         .collect();
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut latencies = Vec::with_capacity(1 << 16);
