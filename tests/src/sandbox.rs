@@ -252,6 +252,10 @@ impl WorkerProcess {
             .arg(&sandbox.rabbit.queue)
             .arg("--models-dir")
             .arg(sandbox.models_dir())
+            // Many workers run at once: each takes a free port (see
+            // `WorkerProcess::metrics_addr`).
+            .arg("--metrics-listen")
+            .arg("127.0.0.1:0")
             .args(extra)
             .env(
                 "RUST_LOG",
@@ -345,6 +349,22 @@ impl WorkerProcess {
             &format!("worker {} to consume", self.name),
             Duration::from_secs(30),
             || async { Ok(self.logged("consuming").then_some(())) },
+        )
+        .await
+    }
+
+    /// The address the worker serves /metrics on, from its `metrics listening` log event.
+    pub async fn metrics_addr(&self) -> Result<std::net::SocketAddr> {
+        eventually(
+            &format!("worker {} to serve metrics", self.name),
+            Duration::from_secs(30),
+            || async {
+                Ok(self
+                    .events()
+                    .iter()
+                    .find(|e| e["message"] == "metrics listening")
+                    .and_then(|e| e["addr"].as_str()?.parse().ok()))
+            },
         )
         .await
     }
