@@ -1350,11 +1350,7 @@ fn dockerfiles_pass_hadolint_and_build_what_the_chart_runs() {
     assert!(values.contains("runAsUser: 10001"));
     for text in [&coordinator, &worker] {
         assert!(text.matches("\nFROM ").count() >= 2, "multi-stage");
-        let last_user = text
-            .lines()
-            .filter(|l| l.starts_with("USER "))
-            .next_back()
-            .unwrap();
+        let last_user = text.lines().rfind(|l| l.starts_with("USER ")).unwrap();
         assert_eq!(last_user, "USER 10001:10001");
     }
     let ignore = read(".dockerignore");
