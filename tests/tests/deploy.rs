@@ -1359,3 +1359,53 @@ fn dockerfiles_pass_hadolint_and_build_what_the_chart_runs() {
         "the build context skips target/"
     );
 }
+
+#[test]
+fn the_install_notes_point_at_the_api_the_page_and_the_dashboards() {
+    let notes = |values: &[&str]| {
+        let mut command = Command::new(tool("helm"));
+        command.args([
+            "install",
+            "eval",
+            CHART,
+            "--dry-run=client",
+            "--namespace",
+            "validators",
+        ]);
+        for file in values {
+            command.args(["--values", file]);
+        }
+        let out = run_ok(&mut command);
+        out.split_once("NOTES:")
+            .expect("helm prints the notes")
+            .1
+            .to_owned()
+    };
+    let default = notes(&[]);
+    for needle in [
+        "port-forward svc/eval-eval-cluster-coordinator 8080:8080",
+        "/v1/leaderboard",
+        "/openapi.json",
+        "create secret generic eval-cluster",
+        "consumer-timeout",
+        "{\"grafana_dashboard\":\"1\"}",
+        "metrics.serviceMonitor.enabled=true",
+    ] {
+        assert!(
+            default.contains(needle),
+            "`{needle}` not in the notes:\n{default}"
+        );
+    }
+    let production = notes(&[PRODUCTION_VALUES]);
+    for needle in [
+        "https://eval.validator.example/",
+        "KEDA scales eval-eval-cluster-worker between 0 and 8",
+        "The hook Job sets policy \"eval-jobs\"",
+        "{\"release\":\"kube-prometheus-stack\"}",
+    ] {
+        assert!(
+            production.contains(needle),
+            "`{needle}` not in the notes:\n{production}"
+        );
+    }
+}
