@@ -1303,18 +1303,28 @@ async fn a_running_coordinator_exports_every_coordinator_metric_the_dashboards_u
         };
         let (status, body) = http_get(addr, "/healthz").await?;
         ensure!(status == 200, "/healthz: {status} {body}");
-        let (status, text) = http_get(addr, "/metrics").await?;
-        ensure!(status == 200, "/metrics: {status}");
-        let exported = exposition_names(&text);
         let used: BTreeSet<String> = dashboard_metric_names()
             .into_iter()
             .filter(|n| n.starts_with("eval_coordinator_"))
             .collect();
-        let missing: Vec<&String> = used.difference(&exported).collect();
-        ensure!(
-            missing.is_empty(),
-            "the dashboards use coordinator metrics the coordinator does not export: {missing:?}\n{text}"
-        );
+        // From start: allow the first chain read (1 s blocks) but no finished job and no
+        // aggregation (every 100 blocks by default), so the Vec metrics must be
+        // pre-initialised.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, text) = http_get(addr, "/metrics").await?;
+            ensure!(status == 200, "/metrics: {status}");
+            let exported = exposition_names(&text);
+            let missing: Vec<&String> = used.difference(&exported).collect();
+            if missing.is_empty() {
+                break;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the dashboards use coordinator metrics the coordinator does not export: {missing:?}\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         child.start_kill()?;
         child.wait().await?;
         Ok(())
