@@ -58,6 +58,19 @@ pub enum FailureCode {
 }
 
 impl FailureCode {
+    /// Every code, for pre-initialising metric labels and for listings.
+    pub const ALL: [Self; 9] = [
+        Self::NotAccessible,
+        Self::ForbiddenFile,
+        Self::TooLarge,
+        Self::BadConfig,
+        Self::BadTemplate,
+        Self::NanOutput,
+        Self::Timeout,
+        Self::LoadFailed,
+        Self::InvalidJob,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotAccessible => "not_accessible",
@@ -162,6 +175,27 @@ impl ResultMessage {
 
 #[cfg(test)]
 mod tests {
+    use super::FailureCode;
+
+    #[test]
+    fn failure_code_all_lists_every_code_once() {
+        // A new variant breaks this match until it is added to `ALL` too.
+        let position = |code: FailureCode| match code {
+            FailureCode::NotAccessible => 0,
+            FailureCode::ForbiddenFile => 1,
+            FailureCode::TooLarge => 2,
+            FailureCode::BadConfig => 3,
+            FailureCode::BadTemplate => 4,
+            FailureCode::NanOutput => 5,
+            FailureCode::Timeout => 6,
+            FailureCode::LoadFailed => 7,
+            FailureCode::InvalidJob => 8,
+        };
+        for (i, code) in FailureCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(code), i, "{code}");
+        }
+    }
+
     use super::*;
     use crate::job::{JobId, ModelRef};
 

@@ -299,6 +299,8 @@ impl Process {
             vec!["--log-format".into(), "json".into(), "run".into()];
         args.extend(sandbox.connection_args());
         args.extend(["--name".into(), name.into()]);
+        // Many workers run at once: each takes a free port (see `metrics_addr`).
+        args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
         if !extra.iter().any(|a| a.starts_with("--hf-endpoint")) {
             args.extend(["--models-dir".into(), sandbox.models_dir().into()]);
         }
@@ -388,6 +390,17 @@ impl Process {
         self.wait_event("consuming", Duration::from_secs(30))
             .await
             .map(drop)
+    }
+
+    /// The address the worker serves /metrics on, from its `metrics listening` log event.
+    pub async fn metrics_addr(&self) -> Result<std::net::SocketAddr> {
+        let event = self
+            .wait_event("metrics listening", Duration::from_secs(30))
+            .await?;
+        event["addr"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("{}: no address in {event}", self.name))
     }
 
     pub fn log_path(&self) -> &Path {

@@ -1,12 +1,28 @@
 //! `worker run`: the worker as deployed, consuming from RabbitMQ and writing
 //! to Redis until SIGTERM, then handing its in-flight job back.
+//!
+//! It serves, on [`WorkerConfig::metrics_listen`] (bound before anything
+//! else, and kept up until the in-flight job is handed back):
+//! - `/metrics`: the Prometheus text format; every metric is registered at
+//!   start with its known labels ([`metrics::init`]).
+//! - `/healthz`: 200 while the process runs (the liveness probe).
+//! - `/readyz`: 200 once connected, while RabbitMQ answers a passive declare
+//!   of the job queue and Redis answers a read, each within
+//!   [`READY_CHECK_TIMEOUT`]; else 503 naming what is missing.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use common::queue::{RabbitConfig, RabbitQueue};
-use common::store::{RedisConfig, RedisStore};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use common::job::{JobId, ModelRef};
+use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
+use common::store::{RedisConfig, RedisStore, ResultStore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -19,6 +35,15 @@ use crate::{gpu, metrics};
 
 /// Connects to the cluster and consumes jobs until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    metrics::init();
+    let connections = Arc::new(OnceLock::new());
+    let listener = tokio::net::TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding the metrics endpoint on {}", config.metrics_listen))?;
+    let stop_serving = CancellationToken::new();
+    let _stop_serving = stop_serving.clone().drop_guard();
+    let bound = serve_metrics(listener, connections.clone(), stop_serving)?;
+    info!(addr = %bound, "metrics listening");
     let amqp_url = config
         .amqp_url
         .clone()
@@ -72,6 +97,10 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         .await
         .context("connecting to Redis")?,
     );
+    let _ = connections.set(Connections {
+        queue: queue.clone(),
+        store: store.clone(),
+    });
     let worker = Worker {
         name: config.name,
         queue: queue.clone(),
@@ -84,6 +113,87 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     worker.run(shutdown).await;
     queue.close().await;
     Ok(())
+}
+
+/// What `/readyz` checks, once connected.
+#[derive(Debug)]
+struct Connections {
+    queue: Arc<RabbitQueue>,
+    store: Arc<RedisStore>,
+}
+
+/// How long `/readyz` waits for each of RabbitMQ and Redis.
+pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop`;
+/// returns the bound address.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    connections: Arc<OnceLock<Connections>>,
+    stop: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let bound = listener.local_addr()?;
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics::render(),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(connections);
+    tokio::spawn(async move {
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(error) = server.await {
+            warn!(%error, "metrics endpoint failed");
+        }
+    });
+    Ok(bound)
+}
+
+async fn readyz(State(connections): State<Arc<OnceLock<Connections>>>) -> impl IntoResponse {
+    let Some(c) = connections.get() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "connecting\n".to_owned());
+    };
+    let mut missing = Vec::new();
+    match tokio::time::timeout(READY_CHECK_TIMEOUT, c.queue.depth()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => missing.push(format!("rabbitmq: {e}")),
+        Err(_) => missing.push("rabbitmq: no answer".to_owned()),
+    }
+    match tokio::time::timeout(READY_CHECK_TIMEOUT, c.store.get(&probe_job_id())).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => missing.push(format!("redis: {e}")),
+        Err(_) => missing.push("redis: no answer".to_owned()),
+    }
+    if missing.is_empty() {
+        (StatusCode::OK, "ready\n".to_owned())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", missing.join("; ")),
+        )
+    }
+}
+
+/// A job id no real job has, read by `/readyz` to see Redis answer.
+fn probe_job_id() -> JobId {
+    static ID: OnceLock<JobId> = OnceLock::new();
+    ID.get_or_init(|| {
+        let probe = ModelRef {
+            namespace: "readyz".into(),
+            name: "probe".into(),
+            revision: "none".into(),
+            chat_template: "none".into(),
+        };
+        JobId::for_model(&probe, "readyz")
+    })
+    .clone()
 }
 
 /// How often the GPU memory gauges are read again.

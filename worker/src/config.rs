@@ -2,6 +2,7 @@
 //! environment variables, then flags, validated into [`WorkerConfig`].
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,6 +76,10 @@ pub struct WorkerOptions {
     /// the same on every worker of a cluster [default: 64]
     #[arg(long, env = "EVAL_MEMORY_BUDGET_GIB")]
     pub memory_budget_gib: Option<u64>,
+    /// Address of the HTTP endpoint serving /metrics, /healthz and /readyz
+    /// (`worker run`); port 0 picks a free port [default: 0.0.0.0:9090]
+    #[arg(long, env = "EVAL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 layered!(WorkerOptions {
@@ -93,6 +98,7 @@ layered!(WorkerOptions {
     lease,
     heartbeat,
     memory_budget_gib,
+    metrics_listen,
 });
 
 /// The validated configuration.
@@ -111,7 +117,14 @@ pub struct WorkerConfig {
     pub timings: LoopTimings,
     /// Bounds on a model's `config.json`, the memory budget included.
     pub config_limits: ConfigLimits,
+    /// Where `worker run` serves /metrics, /healthz and /readyz.
+    pub metrics_listen: SocketAddr,
 }
+
+/// Default of [`WorkerOptions::metrics_listen`]: the port the chart's pod
+/// template and ServiceMonitor name.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9090);
 
 impl WorkerOptions {
     /// Merges flags/environment (`self`) over the file at `file`, if any.
@@ -245,6 +258,7 @@ impl WorkerOptions {
                 ..defaults
             },
             config_limits,
+            metrics_listen: self.metrics_listen.unwrap_or(DEFAULT_METRICS_LISTEN),
         })
     }
 }
@@ -282,6 +296,15 @@ mod tests {
         assert_eq!(config.timings.lease, Duration::from_secs(600));
         assert_eq!(config.redis_prefix, "eval");
         assert_eq!(config.profile, ScoringProfile::v1());
+        assert_eq!(config.metrics_listen, DEFAULT_METRICS_LISTEN);
+        let file_listen = dir.path().join("listen.toml");
+        std::fs::write(&file_listen, "metrics_listen = \"127.0.0.1:0\"\n").unwrap();
+        let config = WorkerOptions::default()
+            .with_file(Some(&file_listen))
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(config.metrics_listen, "127.0.0.1:0".parse().unwrap());
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl Worker {
     }
 
     async fn handle(&self, delivery: Delivery, shutdown: &CancellationToken) {
+        let _busy = metrics::BusyGuard::start();
         let message = match JobMessage::decode(&delivery.body) {
             Ok(message) => message,
             Err(e) => {

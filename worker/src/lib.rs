@@ -2,7 +2,8 @@
 //! mistral.rs and stores the results.
 //!
 //! # Layout
-//! - [`cluster`]: `worker run`, the deployed worker on RabbitMQ and Redis.
+//! - [`cluster`]: `worker run`, the deployed worker on RabbitMQ and Redis,
+//!   with its `/metrics`, `/healthz` and `/readyz` endpoint.
 //! - [`cli`]: `worker eval`, a miner's local scoring.
 //! - [`submit`]: `worker submit`, a miner's on-chain commitment.
 //! - [`engine`]: the mistral.rs evaluator.

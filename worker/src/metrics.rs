@@ -3,7 +3,10 @@
 use std::sync::LazyLock;
 
 use common::metrics::register;
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGaugeVec, histogram_opts, opts};
+use common::result::FailureCode;
+use prometheus::{
+    Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, histogram_opts, opts,
+};
 
 /// Job deliveries handled, by outcome: `completed`, `failed_<code>`,
 /// `handed_back`, `duplicate`, `poison`.
@@ -69,5 +72,79 @@ pub fn record_gpus(gpus: &[crate::gpu::GpuInfo]) {
         GPU_MEMORY_TOTAL
             .with_label_values(&[&label])
             .set(gauge(gpu.total_bytes));
+    }
+}
+
+/// 1 while the worker holds a job (from the delivery to its ack or hand-back), else 0.
+pub static BUSY: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::with_opts(opts!(
+        "eval_worker_busy",
+        "1 while the worker holds a job, else 0"
+    )))
+});
+
+/// Always 1, labelled with the build's version and compute device (`cpu` or `gpu`).
+pub static INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(
+        opts!(
+            "eval_worker_info",
+            "Always 1; the labels name the worker's version and compute device"
+        ),
+        &["version", "device"],
+    ))
+});
+
+/// Every `outcome` label of [`JOBS`].
+pub fn job_outcomes() -> Vec<String> {
+    let mut outcomes: Vec<String> = ["completed", "handed_back", "duplicate", "poison"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    outcomes.extend(FailureCode::ALL.iter().map(|code| format!("failed_{code}")));
+    outcomes
+}
+
+/// Registers every metric with its known labels at zero, so each name is on
+/// `/metrics` from the start (dashboards and alerts see 0, not "no data").
+/// The GPU gauges are labelled by GPU and appear once a GPU was read.
+pub fn init() {
+    for outcome in job_outcomes() {
+        JOBS.with_label_values(&[&outcome]);
+    }
+    LazyLock::force(&JOB_SECONDS);
+    LazyLock::force(&TOKENS);
+    LazyLock::force(&GPU_MEMORY_FREE);
+    LazyLock::force(&GPU_MEMORY_TOTAL);
+    BUSY.set(0);
+    let device = match crate::source::ComputeDevice::of_this_build() {
+        crate::source::ComputeDevice::Cpu => "cpu",
+        crate::source::ComputeDevice::Gpu => "gpu",
+    };
+    INFO.with_label_values(&[env!("CARGO_PKG_VERSION"), device])
+        .set(1);
+}
+
+/// The default registry in the Prometheus text format.
+pub fn render() -> String {
+    let families = prometheus::gather();
+    prometheus::TextEncoder::new()
+        .encode_to_string(&families)
+        .unwrap_or_else(|e| format!("# error encoding metrics: {e}\n"))
+}
+
+/// Sets [`BUSY`] for as long as it lives.
+#[derive(Debug)]
+pub struct BusyGuard(());
+
+impl BusyGuard {
+    pub fn start() -> Self {
+        BUSY.set(1);
+        Self(())
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        BUSY.set(0);
     }
 }
