@@ -23,7 +23,6 @@ use common::queue::{RabbitConfig, RabbitQueue};
 use common::store::{RedisConfig, RedisStore};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
 
 use crate::config::CoordinatorConfig;
 use crate::service::Coordinator;
