@@ -55,7 +55,7 @@ fn account(text: &str) -> RpcResult<[u8; 32]> {
 }
 
 /// The block a request names (`None`: the best block).
-fn at<'s>(state: &'s State, hash: Option<H256>) -> RpcResult<&'s Block> {
+fn at(state: &State, hash: Option<H256>) -> RpcResult<&Block> {
     match hash {
         None => Ok(state.best()),
         Some(h) => state

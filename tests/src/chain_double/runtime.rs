@@ -531,17 +531,11 @@ pub fn metadata_bytes() -> Vec<u8> {
         storage: Some(PalletStorageMetadata {
             prefix: "System",
             entries: vec![
-                storage_entry(
-                    "Number",
-                    vec![],
-                    netuid.clone(),
-                    meta_type::<u32>(),
-                    0u32.encode(),
-                ),
+                storage_entry("Number", vec![], netuid, meta_type::<u32>(), 0u32.encode()),
                 storage_entry(
                     "Events",
                     vec![],
-                    netuid.clone(),
+                    netuid,
                     meta_type::<Vec<EventRecord>>(),
                     vec![0],
                 ),
@@ -563,7 +557,7 @@ pub fn metadata_bytes() -> Vec<u8> {
             entries: vec![storage_entry(
                 "Now",
                 vec![],
-                netuid.clone(),
+                netuid,
                 meta_type::<u64>(),
                 0u64.encode(),
             )],
@@ -576,7 +570,7 @@ pub fn metadata_bytes() -> Vec<u8> {
         docs: vec![],
     };
     let by_netuid = |name, value: MetaType, default: Vec<u8>| {
-        storage_entry(name, vec![Identity], netuid.clone(), value, default)
+        storage_entry(name, vec![Identity], netuid, value, default)
     };
     let by_netuid_uid = |name, value: MetaType, default: Vec<u8>| {
         storage_entry(

@@ -442,7 +442,7 @@ impl SubtensorChain {
                     commitments.push(RawCommitment {
                         uid,
                         hotkey,
-                        block: block.min(u64::MAX),
+                        block,
                         data: Vec::new(),
                     });
                 }
