@@ -46,7 +46,8 @@ pub async fn select(
             .map(Hotkey::from_file)
             .transpose()
             .context("loading the validator hotkey")?;
-        let mut options = SubtensorOptions::new(url, config.netuid, Some(config.chain.state_dir.clone()));
+        let mut options =
+            SubtensorOptions::new(url, config.netuid, Some(config.chain.state_dir.clone()));
         options.reconnects = Some(metrics::CHAIN_RECONNECTS.clone());
         let chain = SubtensorChain::new(options, hotkey).context("opening the chain client")?;
         let block = chain

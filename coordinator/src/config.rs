@@ -321,7 +321,9 @@ impl CoordinatorOptions {
             }
             (Some(file), None) => Some(file.clone()),
             (None, Some(name)) => Some(common::chain::subtensor::wallet_hotkey_path(
-                self.wallet_path.as_deref().unwrap_or("~/.bittensor/wallets"),
+                self.wallet_path
+                    .as_deref()
+                    .unwrap_or("~/.bittensor/wallets"),
                 name,
                 self.wallet_hotkey.as_deref().unwrap_or("default"),
             )),
@@ -336,7 +338,10 @@ impl CoordinatorOptions {
         Ok(ChainConfig {
             subtensor_url,
             hotkey_file,
-            state_dir: self.state_dir.clone().unwrap_or_else(|| PathBuf::from("./state")),
+            state_dir: self
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./state")),
         })
     }
 }

@@ -77,8 +77,7 @@ pub async fn run(
         .redis_url
         .clone()
         .context("redis_url (EVAL_REDIS_URL) is required by `coordinator run`")?;
-    let selected =
-        crate::chain::select(&config, submissions, block_time, &shutdown).await?;
+    let selected = crate::chain::select(&config, submissions, block_time, &shutdown).await?;
     let queue = Arc::new(
         RabbitQueue::connect(RabbitConfig::for_queue(
             amqp_url.expose(),

@@ -271,7 +271,9 @@ impl Coordinator {
                     match outcome {
                         Ok(receipt) => {
                             info!(block = receipt.block, "committed weights revealed");
-                            metrics::WEIGHT_COMMITS.with_label_values(&["revealed"]).inc();
+                            metrics::WEIGHT_COMMITS
+                                .with_label_values(&["revealed"])
+                                .inc();
                             metrics::LAST_WEIGHTS_BLOCK.set(receipt.block as i64);
                             self.view.update(|view| {
                                 view.weights.set_at_block = Some(receipt.block);
@@ -280,7 +282,9 @@ impl Coordinator {
                         }
                         Err(e) => {
                             warn!(error = %e, "revealing weights failed");
-                            metrics::WEIGHT_COMMITS.with_label_values(&["refused"]).inc();
+                            metrics::WEIGHT_COMMITS
+                                .with_label_values(&["refused"])
+                                .inc();
                             self.view
                                 .update(|view| view.weights.last_error = Some(e.to_string()));
                         }
@@ -316,7 +320,9 @@ impl Coordinator {
             {
                 Ok(receipt) if receipt.action == WeightsAction::Committed => {
                     info!(block = receipt.block, uids = ?weights.uids, weights = ?weights.weights, "weights committed, reveal follows in the reveal window");
-                    metrics::WEIGHT_COMMITS.with_label_values(&["committed"]).inc();
+                    metrics::WEIGHT_COMMITS
+                        .with_label_values(&["committed"])
+                        .inc();
                     self.view.update(|view| {
                         view.weights.set = Some(weights.clone());
                         view.weights.last_error = None;

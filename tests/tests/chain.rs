@@ -33,7 +33,11 @@ async fn double(config: DoubleConfig) -> ChainDouble {
         .unwrap()
 }
 
-fn client(double: &ChainDouble, hotkey: Option<Hotkey>, state_dir: Option<&Path>) -> SubtensorChain {
+fn client(
+    double: &ChainDouble,
+    hotkey: Option<Hotkey>,
+    state_dir: Option<&Path>,
+) -> SubtensorChain {
     let mut options = SubtensorOptions::new(double.url(), NETUID, state_dir.map(Path::to_owned));
     options.call_timeout = Duration::from_secs(30);
     SubtensorChain::new(options, hotkey).unwrap()
@@ -84,8 +88,7 @@ async fn commitments_of_several_miners_are_read_and_judged() {
     // Storage written directly: an unparsable string and a block ahead of the chain.
     let now = double.block_number();
     double.set_commitment(garbled.public_key(), b"not a commit string", now);
-    let future =
-        CommitString::bound_to("eve", "m", "chatml", early.ss58(), None).to_string();
+    let future = CommitString::bound_to("eve", "m", "chatml", early.ss58(), None).to_string();
     double.set_commitment(early.public_key(), future.as_bytes(), now + 50);
 
     let snapshot = client(&double, None, None).snapshot().await.unwrap();
@@ -106,7 +109,10 @@ async fn commitments_of_several_miners_are_read_and_judged() {
         Some("alice/rp-7b")
     );
     assert!(
-        matches!(verdicts[&2].outcome, Err(InvalidReason::HashMismatch { .. })),
+        matches!(
+            verdicts[&2].outcome,
+            Err(InvalidReason::HashMismatch { .. })
+        ),
         "{:?}",
         verdicts[&2]
     );
@@ -147,7 +153,10 @@ async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
     assert_eq!(receipt.block, double.block_number());
     // 10_001 × 65535 / 30_000 = 21847.18…
     assert_eq!(double.weights(0), vec![(1, 65_535), (2, 21_847)]);
-    assert_eq!(max_upscale_to_u16(&[30_000, 10_001, 0]), vec![65_535, 21_847, 0]);
+    assert_eq!(
+        max_upscale_to_u16(&[30_000, 10_001, 0]),
+        vec![65_535, 21_847, 0]
+    );
     let snapshot = chain.snapshot().await.unwrap();
     assert_eq!(snapshot.neurons[0].last_update, receipt.block);
 
@@ -187,7 +196,10 @@ async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
     assert!(again.block >= receipt.block + 100);
     let applied = double.applied();
     assert_eq!(
-        applied.iter().filter(|(_, name, r)| name == "set_weights" && r.is_ok()).count(),
+        applied
+            .iter()
+            .filter(|(_, name, r)| name == "set_weights" && r.is_ok())
+            .count(),
         2
     );
 }
@@ -341,9 +353,15 @@ async fn worker_submit_writes_a_commitment_the_watcher_sees() {
 fn hotkey_files_of_the_python_sdk_load_with_their_address() {
     // Written by bittensor_wallet's own serializer (fixtures/hotkeys/make_hotkeys.py).
     let dev_key = Hotkey::from_file(&fixture("dev.json")).unwrap();
-    assert_eq!(dev_key.ss58(), "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV");
+    assert_eq!(
+        dev_key.ss58(),
+        "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV"
+    );
     let other = Hotkey::from_file(&fixture("other.json")).unwrap();
-    assert_eq!(other.ss58(), "5EHgWw2Af1pnoc7f1A8bfmM97W3DAYW8xr82RfhLL9oAabAe");
+    assert_eq!(
+        other.ss58(),
+        "5EHgWw2Af1pnoc7f1A8bfmM97W3DAYW8xr82RfhLL9oAabAe"
+    );
     // The phrase alone and the seed alone give the same key.
     for file in ["dev-phrase-only.json", "dev-seed-only.json"] {
         let key = Hotkey::from_file(&fixture(file)).unwrap();
@@ -359,7 +377,10 @@ fn hotkey_files_of_the_python_sdk_load_with_their_address() {
     ));
     // Nothing secret in what can be printed.
     let printed = format!("{dev_key:?}");
-    assert!(!printed.contains("bottom") && !printed.contains("fac7959d"), "{printed}");
+    assert!(
+        !printed.contains("bottom") && !printed.contains("fac7959d"),
+        "{printed}"
+    );
 }
 
 mod decoding {
@@ -493,7 +514,10 @@ mod coordinator_on_subtensor {
         let validator = key(dev::alice());
         double.register(validator.public_key(), true);
         let mut ids = Vec::new();
-        for (i, miner) in [key(dev::bob()), key(dev::charlie())].into_iter().enumerate() {
+        for (i, miner) in [key(dev::bob()), key(dev::charlie())]
+            .into_iter()
+            .enumerate()
+        {
             double.register(miner.public_key(), false);
             let commit =
                 CommitString::bound_to("ns", format!("m{i}"), "chatml", miner.ss58(), None);

@@ -25,25 +25,41 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub competition_id: Option<String>,
     /// Subtensor network: finney, test, local, or a ws:// / wss:// URL
-    #[arg(long = "subtensor.network", env = "EVAL_SUBTENSOR_NETWORK", default_value = "finney")]
+    #[arg(
+        long = "subtensor.network",
+        env = "EVAL_SUBTENSOR_NETWORK",
+        default_value = "finney"
+    )]
     pub network: String,
     /// Subnet id
     #[arg(long, env = "EVAL_NETUID", default_value_t = 11)]
     pub netuid: u16,
     /// Bittensor wallets directory
-    #[arg(long = "wallet.path", env = "EVAL_WALLET_PATH", default_value = "~/.bittensor/wallets")]
+    #[arg(
+        long = "wallet.path",
+        env = "EVAL_WALLET_PATH",
+        default_value = "~/.bittensor/wallets"
+    )]
     pub wallet_path: String,
     /// Wallet name
     #[arg(long = "wallet.name", env = "EVAL_WALLET_NAME")]
     pub wallet_name: Option<String>,
     /// Hotkey name within the wallet
-    #[arg(long = "wallet.hotkey", env = "EVAL_WALLET_HOTKEY", default_value = "default")]
+    #[arg(
+        long = "wallet.hotkey",
+        env = "EVAL_WALLET_HOTKEY",
+        default_value = "default"
+    )]
     pub wallet_hotkey: String,
     /// A hotkey JSON file instead of the wallet flags
     #[arg(long = "hotkey-file", env = "EVAL_HOTKEY_FILE")]
     pub hotkey_file: Option<PathBuf>,
     /// Coordinator base URL, for the status link printed at the end
-    #[arg(long, env = "EVAL_COORDINATOR_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "EVAL_COORDINATOR_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub coordinator_url: String,
     /// Print the commit string and exit without submitting
     #[arg(long)]
@@ -84,7 +100,10 @@ pub fn commit_string(
     }
     // Round-trip through the parser the validators use (characters, fields).
     let parsed = CommitString::parse(&text).context("the commit string would not parse")?;
-    anyhow::ensure!(parsed.is_bound_to(hotkey), "the commit string is not bound to the hotkey");
+    anyhow::ensure!(
+        parsed.is_bound_to(hotkey),
+        "the commit string is not bound to the hotkey"
+    );
     Ok(commit)
 }
 

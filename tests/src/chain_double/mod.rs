@@ -232,21 +232,41 @@ impl State {
             keys::identity(&mut k, &netuid);
             k
         };
-        put(keys::prefix("System", "Number"), (self.block_number() as u32).encode());
-        put(keys::prefix("Timestamp", "Now"), self.best().timestamp_ms.encode());
-        put(by_netuid("SubnetworkN"), (self.neurons.len() as u16).encode());
+        put(
+            keys::prefix("System", "Number"),
+            (self.block_number() as u32).encode(),
+        );
+        put(
+            keys::prefix("Timestamp", "Now"),
+            self.best().timestamp_ms.encode(),
+        );
+        put(
+            by_netuid("SubnetworkN"),
+            (self.neurons.len() as u16).encode(),
+        );
         put(by_netuid("Tempo"), self.tempo.encode());
         put(by_netuid("WeightsSetRateLimit"), self.rate_limit.encode());
-        put(by_netuid("CommitRevealWeightsEnabled"), self.commit_reveal.encode());
+        put(
+            by_netuid("CommitRevealWeightsEnabled"),
+            self.commit_reveal.encode(),
+        );
         put(by_netuid("RevealPeriodEpochs"), self.reveal_period.encode());
         put(by_netuid("WeightsVersionKey"), self.version_key.encode());
         put(
             by_netuid("ValidatorPermit"),
-            self.neurons.iter().map(|n| n.permit).collect::<Vec<_>>().encode(),
+            self.neurons
+                .iter()
+                .map(|n| n.permit)
+                .collect::<Vec<_>>()
+                .encode(),
         );
         put(
             by_netuid("LastUpdate"),
-            self.neurons.iter().map(|n| n.last_update).collect::<Vec<_>>().encode(),
+            self.neurons
+                .iter()
+                .map(|n| n.last_update)
+                .collect::<Vec<_>>()
+                .encode(),
         );
         for (uid, neuron) in self.neurons.iter().enumerate() {
             let uid = uid as u16;
@@ -315,10 +335,7 @@ impl State {
         }
         let expected = self.nonces.get(&ext.signer).copied().unwrap_or(0);
         if ext.nonce != expected {
-            return Err(format!(
-                "bad nonce {} (expected {expected})",
-                ext.nonce
-            ));
+            return Err(format!("bad nonce {} (expected {expected})", ext.nonce));
         }
         self.nonces.insert(ext.signer, expected + 1);
         let name = call_name(&ext.call);
@@ -354,10 +371,9 @@ impl State {
                         info: *info,
                     },
                 );
-                Ok(vec![RuntimeEvent::Commitments(CommitmentsEvent::Commitment {
-                    netuid,
-                    who: *who,
-                })])
+                Ok(vec![RuntimeEvent::Commitments(
+                    CommitmentsEvent::Commitment { netuid, who: *who },
+                )])
             }
             RuntimeCall::SubtensorModule(SubtensorCall::set_weights {
                 netuid,
@@ -445,9 +461,9 @@ impl State {
                         self.commits.remove(who);
                     }
                 }
-                events.push(RuntimeEvent::SubtensorModule(SubtensorEvent::WeightsRevealed(
-                    *who, netuid, hash,
-                )));
+                events.push(RuntimeEvent::SubtensorModule(
+                    SubtensorEvent::WeightsRevealed(*who, netuid, hash),
+                ));
                 Ok(events)
             }
         }
@@ -502,9 +518,9 @@ impl State {
             .collect();
         self.weights.insert(uid, zipped);
         self.neurons[usize::from(uid)].last_update = block;
-        Ok(vec![RuntimeEvent::SubtensorModule(SubtensorEvent::WeightsSet(
-            netuid, uid,
-        ))])
+        Ok(vec![RuntimeEvent::SubtensorModule(
+            SubtensorEvent::WeightsSet(netuid, uid),
+        )])
     }
 }
 
@@ -536,8 +552,10 @@ impl Shared {
             let mut state = self.lock();
             let before = state.blocks.len();
             let result = f(&mut state);
-            let heads: Vec<serde_json::Value> =
-                state.blocks[before..].iter().map(Block::header_json).collect();
+            let heads: Vec<serde_json::Value> = state.blocks[before..]
+                .iter()
+                .map(Block::header_json)
+                .collect();
             (result, heads)
         };
         for head in new_heads {
@@ -606,7 +624,8 @@ impl ChainDouble {
 
     /// Registers `hotkey` under the next uid at the current block.
     pub fn register(&self, hotkey: [u8; 32], validator_permit: bool) -> u16 {
-        self.shared.mutate(|s| s.register(AccountId32(hotkey), validator_permit))
+        self.shared
+            .mutate(|s| s.register(AccountId32(hotkey), validator_permit))
     }
 
     /// Adds `n` empty blocks; returns the new best block number.
@@ -625,7 +644,8 @@ impl ChainDouble {
 
     /// Writes a commitment directly into storage (any bytes, any block).
     pub fn set_commitment(&self, hotkey: [u8; 32], data: &[u8], block: u64) {
-        self.shared.mutate(|s| s.set_commitment(AccountId32(hotkey), data, block));
+        self.shared
+            .mutate(|s| s.set_commitment(AccountId32(hotkey), data, block));
     }
 
     pub fn set_commit_reveal(&self, enabled: bool) {
@@ -642,7 +662,12 @@ impl ChainDouble {
 
     /// The weights row of `uid` as stored (normalised by the chain).
     pub fn weights(&self, uid: u16) -> Vec<(u16, u16)> {
-        self.shared.lock().weights.get(&uid).cloned().unwrap_or_default()
+        self.shared
+            .lock()
+            .weights
+            .get(&uid)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Unrevealed commits of `hotkey`: (hash, commit block, first and last reveal block).

@@ -37,8 +37,9 @@ fn parse_hash(value: Option<Value>) -> RpcResult<Option<H256>> {
 fn parse_number(value: &Value) -> RpcResult<u64> {
     match value {
         Value::Number(n) => n.as_u64().ok_or_else(|| err("bad block number")),
-        Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
-            .map_err(|_| err("bad block number")),
+        Value::String(s) => {
+            u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|_| err("bad block number"))
+        }
         _ => Err(err("bad block number")),
     }
 }
@@ -54,7 +55,7 @@ fn account(text: &str) -> RpcResult<[u8; 32]> {
 }
 
 /// The block a request names (`None`: the best block).
-fn at<'s>(state: &'s State, hash: Option<H256>) -> RpcResult<&'s Block> {
+fn at(state: &State, hash: Option<H256>) -> RpcResult<&Block> {
     match hash {
         None => Ok(state.best()),
         Some(h) => state
@@ -90,7 +91,11 @@ fn state_call(state: &State, method: &str, data: &[u8]) -> RpcResult<Vec<u8>> {
             let who = AccountId32::decode(&mut &data[..]).map_err(|e| err(e.to_string()))?;
             state.nonces.get(&who).copied().unwrap_or(0).encode()
         }
-        other => return Err(err(format!("runtime api {other} is not provided by the double"))),
+        other => {
+            return Err(err(format!(
+                "runtime api {other} is not provided by the double"
+            )));
+        }
     })
 }
 
@@ -111,55 +116,67 @@ pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
     }).map(|_| ()));
 
     reg(m
-        .register_method("chain_getBlockHash", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let value: Option<Value> = seq.optional_next()?;
-            let state = shared.lock();
-            let block = match value {
-                None | Some(Value::Null) => Some(state.best()),
-                Some(v) => state.block_by_number(parse_number(&v)?),
-            };
-            Ok(block.map_or(Value::Null, |b| json!(hex0x(&b.hash.0))))
-        })
+        .register_method(
+            "chain_getBlockHash",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let value: Option<Value> = seq.optional_next()?;
+                let state = shared.lock();
+                let block = match value {
+                    None | Some(Value::Null) => Some(state.best()),
+                    Some(v) => state.block_by_number(parse_number(&v)?),
+                };
+                Ok(block.map_or(Value::Null, |b| json!(hex0x(&b.hash.0))))
+            },
+        )
         .map(|_| ()));
 
     reg(m
-        .register_method("chain_getFinalizedHead", |_, shared, _| -> RpcResult<Value> {
-            Ok(json!(hex0x(&shared.lock().best().hash.0)))
-        })
+        .register_method(
+            "chain_getFinalizedHead",
+            |_, shared, _| -> RpcResult<Value> { Ok(json!(hex0x(&shared.lock().best().hash.0))) },
+        )
         .map(|_| ()));
 
     reg(m
-        .register_method("chain_getHeader", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let hash = parse_hash(seq.optional_next()?)?;
-            let state = shared.lock();
-            Ok(match hash {
-                None => state.best().header_json(),
-                Some(h) => state.block_by_hash(&h).map_or(Value::Null, Block::header_json),
-            })
-        })
-        .map(|_| ()));
-
-    reg(m
-        .register_method("chain_getBlock", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let hash = parse_hash(seq.optional_next()?)?;
-            let state = shared.lock();
-            let block = match hash {
-                None => Some(state.best()),
-                Some(h) => state.block_by_hash(&h),
-            };
-            Ok(block.map_or(Value::Null, |b| {
-                json!({
-                    "block": {
-                        "header": b.header_json(),
-                        "extrinsics": b.extrinsics.iter().map(|e| hex0x(e)).collect::<Vec<_>>(),
-                    },
-                    "justifications": null,
+        .register_method(
+            "chain_getHeader",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let hash = parse_hash(seq.optional_next()?)?;
+                let state = shared.lock();
+                Ok(match hash {
+                    None => state.best().header_json(),
+                    Some(h) => state
+                        .block_by_hash(&h)
+                        .map_or(Value::Null, Block::header_json),
                 })
-            }))
-        })
+            },
+        )
+        .map(|_| ()));
+
+    reg(m
+        .register_method(
+            "chain_getBlock",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let hash = parse_hash(seq.optional_next()?)?;
+                let state = shared.lock();
+                let block = match hash {
+                    None => Some(state.best()),
+                    Some(h) => state.block_by_hash(&h),
+                };
+                Ok(block.map_or(Value::Null, |b| {
+                    json!({
+                        "block": {
+                            "header": b.header_json(),
+                            "extrinsics": b.extrinsics.iter().map(|e| hex0x(e)).collect::<Vec<_>>(),
+                        },
+                        "justifications": null,
+                    })
+                }))
+            },
+        )
         .map(|_| ()));
 
     reg(m
@@ -178,106 +195,138 @@ pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
         .map(|_| ()));
 
     reg(m
-        .register_method("state_getStorage", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let key: String = seq.next()?;
-            let key = parse_hex(&key)?;
-            let hash = parse_hash(seq.optional_next()?)?;
-            let state = shared.lock();
-            let block = at(&state, hash)?;
-            Ok(state
-                .storage_at(&key, Some(block))
-                .map_or(Value::Null, |v| json!(hex0x(&v))))
-        })
+        .register_method(
+            "state_getStorage",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let key: String = seq.next()?;
+                let key = parse_hex(&key)?;
+                let hash = parse_hash(seq.optional_next()?)?;
+                let state = shared.lock();
+                let block = at(&state, hash)?;
+                Ok(state
+                    .storage_at(&key, Some(block))
+                    .map_or(Value::Null, |v| json!(hex0x(&v))))
+            },
+        )
         .map(|_| ()));
 
     reg(m
-        .register_method("state_getKeysPaged", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let prefix = parse_hex(&seq.next::<String>()?)?;
-            let count: u32 = seq.next()?;
-            let start: Option<String> = seq.optional_next()?;
-            let start = start.map(|s| parse_hex(&s)).transpose()?;
-            let hash = parse_hash(seq.optional_next()?)?;
-            let state = shared.lock();
-            at(&state, hash)?;
-            let keys: Vec<String> = state
-                .storage()
-                .into_keys()
-                .filter(|k| k.starts_with(&prefix))
-                .filter(|k| start.as_ref().is_none_or(|s| k > s))
-                .take(count as usize)
-                .map(|k| hex0x(&k))
-                .collect();
-            Ok(json!(keys))
-        })
+        .register_method(
+            "state_getKeysPaged",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let prefix = parse_hex(&seq.next::<String>()?)?;
+                let count: u32 = seq.next()?;
+                let start: Option<String> = seq.optional_next()?;
+                let start = start.map(|s| parse_hex(&s)).transpose()?;
+                let hash = parse_hash(seq.optional_next()?)?;
+                let state = shared.lock();
+                at(&state, hash)?;
+                let keys: Vec<String> = state
+                    .storage()
+                    .into_keys()
+                    .filter(|k| k.starts_with(&prefix))
+                    .filter(|k| start.as_ref().is_none_or(|s| k > s))
+                    .take(count as usize)
+                    .map(|k| hex0x(&k))
+                    .collect();
+                Ok(json!(keys))
+            },
+        )
         .map(|_| ()));
 
     reg(m
-        .register_method("state_queryStorageAt", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let keys: Vec<String> = seq.next()?;
-            let hash = parse_hash(seq.optional_next()?)?;
-            let state = shared.lock();
-            let block = at(&state, hash)?;
-            let mut changes = Vec::new();
-            for key in keys {
-                let raw = parse_hex(&key)?;
-                let value = state.storage_at(&raw, Some(block)).map(|v| hex0x(&v));
-                changes.push(json!([key, value]));
-            }
-            Ok(json!([{ "block": hex0x(&block.hash.0), "changes": changes }]))
-        })
+        .register_method(
+            "state_queryStorageAt",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let keys: Vec<String> = seq.next()?;
+                let hash = parse_hash(seq.optional_next()?)?;
+                let state = shared.lock();
+                let block = at(&state, hash)?;
+                let mut changes = Vec::new();
+                for key in keys {
+                    let raw = parse_hex(&key)?;
+                    let value = state.storage_at(&raw, Some(block)).map(|v| hex0x(&v));
+                    changes.push(json!([key, value]));
+                }
+                Ok(json!([{ "block": hex0x(&block.hash.0), "changes": changes }]))
+            },
+        )
         .map(|_| ()));
 
     reg(m
-        .register_method("state_call", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let method: String = seq.next()?;
-            let data: String = seq.next()?;
-            let data = parse_hex(&data)?;
-            let hash = parse_hash(seq.optional_next()?)?;
-            let state = shared.lock();
-            at(&state, hash)?;
-            Ok(json!(hex0x(&state_call(&state, &method, &data)?)))
-        })
+        .register_method(
+            "state_call",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let method: String = seq.next()?;
+                let data: String = seq.next()?;
+                let data = parse_hex(&data)?;
+                let hash = parse_hash(seq.optional_next()?)?;
+                let state = shared.lock();
+                at(&state, hash)?;
+                Ok(json!(hex0x(&state_call(&state, &method, &data)?)))
+            },
+        )
         .map(|_| ()));
 
     reg(m
-        .register_method("system_accountNextIndex", |params: Params, shared, _| -> RpcResult<Value> {
-            let who: String = params.one()?;
-            let who = AccountId32(account(&who)?);
-            Ok(json!(shared.lock().nonces.get(&who).copied().unwrap_or(0)))
-        })
+        .register_method(
+            "system_accountNextIndex",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let who: String = params.one()?;
+                let who = AccountId32(account(&who)?);
+                Ok(json!(shared.lock().nonces.get(&who).copied().unwrap_or(0)))
+            },
+        )
         .map(|_| ()));
 
     for (sub, notif, unsub) in [
-        ("chain_subscribeFinalizedHeads", "chain_finalizedHead", "chain_unsubscribeFinalizedHeads"),
-        ("chain_subscribeNewHeads", "chain_newHead", "chain_unsubscribeNewHeads"),
-        ("chain_subscribeAllHeads", "chain_allHead", "chain_unsubscribeAllHeads"),
+        (
+            "chain_subscribeFinalizedHeads",
+            "chain_finalizedHead",
+            "chain_unsubscribeFinalizedHeads",
+        ),
+        (
+            "chain_subscribeNewHeads",
+            "chain_newHead",
+            "chain_unsubscribeNewHeads",
+        ),
+        (
+            "chain_subscribeAllHeads",
+            "chain_allHead",
+            "chain_unsubscribeAllHeads",
+        ),
     ] {
         reg(m
-            .register_subscription(sub, notif, unsub, |_params, pending, shared, _| async move {
-                let mut heads = shared.subscribe_heads();
-                let current = shared.lock().best().header_json();
-                let Ok(sink) = pending.accept().await else {
-                    return;
-                };
-                let send = |v: &Value| serde_json::value::to_raw_value(v).expect("json");
-                if sink.send(send(&current)).await.is_err() {
-                    return;
-                }
-                loop {
-                    tokio::select! {
-                        () = sink.closed() => return,
-                        head = heads.recv() => match head {
-                            Ok(head) => if sink.send(send(&head)).await.is_err() { return },
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(_) => return,
-                        },
+            .register_subscription(
+                sub,
+                notif,
+                unsub,
+                |_params, pending, shared, _| async move {
+                    let mut heads = shared.subscribe_heads();
+                    let current = shared.lock().best().header_json();
+                    let Ok(sink) = pending.accept().await else {
+                        return;
+                    };
+                    let send = |v: &Value| serde_json::value::to_raw_value(v).expect("json");
+                    if sink.send(send(&current)).await.is_err() {
+                        return;
                     }
-                }
-            })
+                    loop {
+                        tokio::select! {
+                            () = sink.closed() => return,
+                            head = heads.recv() => match head {
+                                Ok(head) => if sink.send(send(&head)).await.is_err() { return },
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                                Err(_) => return,
+                            },
+                        }
+                    }
+                },
+            )
             .map(|_| ()));
     }
 
@@ -313,7 +362,11 @@ pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
                     return;
                 };
                 let h = hex0x(&hash.0);
-                for status in [json!("ready"), json!({ "inBlock": h }), json!({ "finalized": h })] {
+                for status in [
+                    json!("ready"),
+                    json!({ "inBlock": h }),
+                    json!({ "finalized": h }),
+                ] {
                     let raw = serde_json::value::to_raw_value(&status).expect("json");
                     if sink.send(raw).await.is_err() {
                         return;
@@ -325,23 +378,31 @@ pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
 
     // Control methods for tests in another process.
     reg(m
-        .register_method("double_register", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let who = account(&seq.next::<String>()?)?;
-            let permit: bool = seq.optional_next()?.unwrap_or(false);
-            Ok(json!(shared.mutate(|s| s.register(AccountId32(who), permit))))
-        })
+        .register_method(
+            "double_register",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let who = account(&seq.next::<String>()?)?;
+                let permit: bool = seq.optional_next()?.unwrap_or(false);
+                Ok(json!(
+                    shared.mutate(|s| s.register(AccountId32(who), permit))
+                ))
+            },
+        )
         .map(|_| ()));
     reg(m
-        .register_method("double_advance", |params: Params, shared, _| -> RpcResult<Value> {
-            let n: u64 = params.one()?;
-            Ok(json!(shared.mutate(|s| {
-                for _ in 0..n {
-                    s.push_block(Vec::new(), Vec::new());
-                }
-                s.block_number()
-            })))
-        })
+        .register_method(
+            "double_advance",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let n: u64 = params.one()?;
+                Ok(json!(shared.mutate(|s| {
+                    for _ in 0..n {
+                        s.push_block(Vec::new(), Vec::new());
+                    }
+                    s.block_number()
+                })))
+            },
+        )
         .map(|_| ()));
     reg(m
         .register_method("double_block", |_, shared, _| -> RpcResult<Value> {
@@ -349,44 +410,61 @@ pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
         })
         .map(|_| ()));
     reg(m
-        .register_method("double_setCommitment", |params: Params, shared, _| -> RpcResult<Value> {
-            let mut seq = params.sequence();
-            let who = account(&seq.next::<String>()?)?;
-            let data: String = seq.next()?;
-            let block: Option<u64> = seq.optional_next()?;
-            shared.mutate(|s| {
-                let block = block.unwrap_or_else(|| s.block_number());
-                s.set_commitment(AccountId32(who), data.as_bytes(), block);
-            });
-            Ok(Value::Null)
-        })
+        .register_method(
+            "double_setCommitment",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let mut seq = params.sequence();
+                let who = account(&seq.next::<String>()?)?;
+                let data: String = seq.next()?;
+                let block: Option<u64> = seq.optional_next()?;
+                shared.mutate(|s| {
+                    let block = block.unwrap_or_else(|| s.block_number());
+                    s.set_commitment(AccountId32(who), data.as_bytes(), block);
+                });
+                Ok(Value::Null)
+            },
+        )
         .map(|_| ()));
     reg(m
-        .register_method("double_setCommitReveal", |params: Params, shared, _| -> RpcResult<Value> {
-            let on: bool = params.one()?;
-            shared.mutate(|s| s.commit_reveal = on);
-            Ok(Value::Null)
-        })
+        .register_method(
+            "double_setCommitReveal",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let on: bool = params.one()?;
+                shared.mutate(|s| s.commit_reveal = on);
+                Ok(Value::Null)
+            },
+        )
         .map(|_| ()));
     reg(m
-        .register_method("double_setRateLimit", |params: Params, shared, _| -> RpcResult<Value> {
-            let n: u64 = params.one()?;
-            shared.mutate(|s| s.rate_limit = n);
-            Ok(Value::Null)
-        })
+        .register_method(
+            "double_setRateLimit",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let n: u64 = params.one()?;
+                shared.mutate(|s| s.rate_limit = n);
+                Ok(Value::Null)
+            },
+        )
         .map(|_| ()));
     reg(m
-        .register_method("double_setTempo", |params: Params, shared, _| -> RpcResult<Value> {
-            let n: u16 = params.one()?;
-            shared.mutate(|s| s.tempo = n);
-            Ok(Value::Null)
-        })
+        .register_method(
+            "double_setTempo",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let n: u16 = params.one()?;
+                shared.mutate(|s| s.tempo = n);
+                Ok(Value::Null)
+            },
+        )
         .map(|_| ()));
     reg(m
-        .register_method("double_weights", |params: Params, shared, _| -> RpcResult<Value> {
-            let uid: u16 = params.one()?;
-            Ok(json!(shared.lock().weights.get(&uid).cloned().unwrap_or_default()))
-        })
+        .register_method(
+            "double_weights",
+            |params: Params, shared, _| -> RpcResult<Value> {
+                let uid: u16 = params.one()?;
+                Ok(json!(
+                    shared.lock().weights.get(&uid).cloned().unwrap_or_default()
+                ))
+            },
+        )
         .map(|_| ()));
     m
 }

@@ -488,7 +488,10 @@ fn storage_entry(
     default: Vec<u8>,
 ) -> StorageEntryMetadata {
     let (modifier, ty) = if hashers.is_empty() {
-        (StorageEntryModifier::Default, StorageEntryType::Plain(value))
+        (
+            StorageEntryModifier::Default,
+            StorageEntryType::Plain(value),
+        )
     } else {
         (
             StorageEntryModifier::Default,
@@ -528,11 +531,11 @@ pub fn metadata_bytes() -> Vec<u8> {
         storage: Some(PalletStorageMetadata {
             prefix: "System",
             entries: vec![
-                storage_entry("Number", vec![], netuid.clone(), meta_type::<u32>(), 0u32.encode()),
+                storage_entry("Number", vec![], netuid, meta_type::<u32>(), 0u32.encode()),
                 storage_entry(
                     "Events",
                     vec![],
-                    netuid.clone(),
+                    netuid,
                     meta_type::<Vec<EventRecord>>(),
                     vec![0],
                 ),
@@ -554,7 +557,7 @@ pub fn metadata_bytes() -> Vec<u8> {
             entries: vec![storage_entry(
                 "Now",
                 vec![],
-                netuid.clone(),
+                netuid,
                 meta_type::<u64>(),
                 0u64.encode(),
             )],
@@ -567,7 +570,7 @@ pub fn metadata_bytes() -> Vec<u8> {
         docs: vec![],
     };
     let by_netuid = |name, value: MetaType, default: Vec<u8>| {
-        storage_entry(name, vec![Identity], netuid.clone(), value, default)
+        storage_entry(name, vec![Identity], netuid, value, default)
     };
     let by_netuid_uid = |name, value: MetaType, default: Vec<u8>| {
         storage_entry(
@@ -588,7 +591,11 @@ pub fn metadata_bytes() -> Vec<u8> {
                 by_netuid("ValidatorPermit", meta_type::<Vec<bool>>(), vec![0]),
                 by_netuid("LastUpdate", meta_type::<Vec<u64>>(), vec![0]),
                 by_netuid("WeightsSetRateLimit", meta_type::<u64>(), 100u64.encode()),
-                by_netuid("CommitRevealWeightsEnabled", meta_type::<bool>(), false.encode()),
+                by_netuid(
+                    "CommitRevealWeightsEnabled",
+                    meta_type::<bool>(),
+                    false.encode(),
+                ),
                 by_netuid("RevealPeriodEpochs", meta_type::<u64>(), 1u64.encode()),
                 by_netuid("WeightsVersionKey", meta_type::<u64>(), 0u64.encode()),
                 by_netuid_uid("Keys", meta_type::<AccountId32>(), [0u8; 32].encode()),
@@ -690,7 +697,11 @@ pub fn metadata_bytes() -> Vec<u8> {
             map: BTreeMap::new(),
         },
     );
-    RuntimeMetadataPrefixed(frame_metadata::META_RESERVED, RuntimeMetadata::V15(metadata)).encode()
+    RuntimeMetadataPrefixed(
+        frame_metadata::META_RESERVED,
+        RuntimeMetadata::V15(metadata),
+    )
+    .encode()
 }
 
 /// Storage key helpers (the hashers subtensor's entries use).
@@ -773,7 +784,9 @@ pub fn decode_extrinsic(bytes: &[u8]) -> Result<SignedExtrinsic, String> {
     }
     let version = u8::decode(input).map_err(|e| e.to_string())?;
     if version != 0x84 {
-        return Err(format!("only signed v4 extrinsics are accepted, got {version:#x}"));
+        return Err(format!(
+            "only signed v4 extrinsics are accepted, got {version:#x}"
+        ));
     }
     let address = MultiAddress::decode(input).map_err(|e| format!("address: {e}"))?;
     let MultiAddress::Id(signer) = address else {
@@ -782,7 +795,9 @@ pub fn decode_extrinsic(bytes: &[u8]) -> Result<SignedExtrinsic, String> {
     let signature = MultiSignature::decode(input).map_err(|e| format!("signature: {e}"))?;
     let extra_start = bytes.len() - input.len();
     let era = Era::decode(input).map_err(|e| format!("era: {e}"))?;
-    let nonce = CheckNonce::decode(input).map_err(|e| format!("nonce: {e}"))?.0;
+    let nonce = CheckNonce::decode(input)
+        .map_err(|e| format!("nonce: {e}"))?
+        .0;
     let _tip = ChargeTransactionPayment::decode(input).map_err(|e| format!("tip: {e}"))?;
     let extra_end = bytes.len() - input.len();
     let extra = bytes[extra_start..extra_end].to_vec();
@@ -800,11 +815,7 @@ pub fn decode_extrinsic(bytes: &[u8]) -> Result<SignedExtrinsic, String> {
 }
 
 /// The bytes an extrinsic's signature covers.
-pub fn signer_payload(
-    ext: &SignedExtrinsic,
-    genesis: &H256,
-    birth_hash: &H256,
-) -> Vec<u8> {
+pub fn signer_payload(ext: &SignedExtrinsic, genesis: &H256, birth_hash: &H256) -> Vec<u8> {
     let mut payload = ext.call_bytes.clone();
     payload.extend_from_slice(&ext.extra);
     payload.extend(SPEC_VERSION.encode());
@@ -831,9 +842,11 @@ pub fn extrinsic_events(
     match outcome {
         Ok(events) => {
             let mut records: Vec<EventRecord> = events.iter().cloned().map(record).collect();
-            records.push(record(RuntimeEvent::System(SystemEvent::ExtrinsicSuccess {
-                dispatch_info: DispatchInfo::normal(),
-            })));
+            records.push(record(RuntimeEvent::System(
+                SystemEvent::ExtrinsicSuccess {
+                    dispatch_info: DispatchInfo::normal(),
+                },
+            )));
             records
         }
         Err(e) => vec![record(RuntimeEvent::System(SystemEvent::ExtrinsicFailed {

@@ -91,4 +91,3 @@ fn raw_bytes(value: &Value) -> Result<Vec<u8>, CommitmentDecodeError> {
         })
         .collect()
 }
-

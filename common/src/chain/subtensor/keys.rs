@@ -78,8 +78,8 @@ impl Hotkey {
             field,
         };
         let keypair = if let Some(seed) = &file.secret_seed {
-            let bytes = hex::decode(seed.trim().trim_start_matches("0x"))
-                .map_err(|_| bad("secretSeed"))?;
+            let bytes =
+                hex::decode(seed.trim().trim_start_matches("0x")).map_err(|_| bad("secretSeed"))?;
             let seed: [u8; 32] = bytes.try_into().map_err(|_| bad("secretSeed"))?;
             Keypair::from_secret_key(seed).map_err(|_| bad("secretSeed"))?
         } else if let Some(phrase) = &file.secret_phrase {

@@ -291,16 +291,10 @@ impl SubtensorChain {
                 commit.len()
             )));
         }
-        let data = Value::unnamed_variant(
-            format!("Raw{}", commit.len()),
-            [Value::from_bytes(commit)],
-        );
+        let data =
+            Value::unnamed_variant(format!("Raw{}", commit.len()), [Value::from_bytes(commit)]);
         let info = Value::named_composite([("fields", Value::unnamed_composite([data]))]);
-        let call = dynamic::tx(
-            "Commitments",
-            "set_commitment",
-            (self.options.netuid, info),
-        );
+        let call = dynamic::tx("Commitments", "set_commitment", (self.options.netuid, info));
         self.submit(call).await
     }
 
@@ -326,7 +320,11 @@ impl SubtensorChain {
         }
     }
 
-    async fn fetch_netuid_value<V>(at: &AtBlock, entry: &str, netuid: u16) -> Result<Option<V>, ChainError>
+    async fn fetch_netuid_value<V>(
+        at: &AtBlock,
+        entry: &str,
+        netuid: u16,
+    ) -> Result<Option<V>, ChainError>
     where
         V: subxt::ext::scale_decode::DecodeAsType,
     {
@@ -343,8 +341,14 @@ impl SubtensorChain {
         // Hotkeys by uid (one prefix iteration).
         let keys_addr = dynamic::storage::<(u16, u16), AccountId32>("SubtensorModule", "Keys");
         let mut hotkeys = std::collections::BTreeMap::new();
-        let entry = at.storage().entry(keys_addr).map_err(|e| unavailable("Keys", e))?;
-        let mut iter = entry.iter((netuid,)).await.map_err(|e| unavailable("Keys", e))?;
+        let entry = at
+            .storage()
+            .entry(keys_addr)
+            .map_err(|e| unavailable("Keys", e))?;
+        let mut iter = entry
+            .iter((netuid,))
+            .await
+            .map_err(|e| unavailable("Keys", e))?;
         while let Some(kv) = iter.next().await {
             let kv = kv.map_err(|e| unavailable("Keys", e))?;
             let key = kv.key().map_err(|e| unavailable("Keys key", e))?;
@@ -370,8 +374,13 @@ impl SubtensorChain {
             .map_err(|e| unavailable("BlockAtRegistration", e))?;
         while let Some(kv) = iter.next().await {
             let kv = kv.map_err(|e| unavailable("BlockAtRegistration", e))?;
-            let key = kv.key().map_err(|e| unavailable("BlockAtRegistration key", e))?;
-            if let Some(uid) = key.part(1).and_then(|p| p.decode_as::<u16>().ok().flatten()) {
+            let key = kv
+                .key()
+                .map_err(|e| unavailable("BlockAtRegistration key", e))?;
+            if let Some(uid) = key
+                .part(1)
+                .and_then(|p| p.decode_as::<u16>().ok().flatten())
+            {
                 let b: u64 = kv
                     .value()
                     .decode_as()
@@ -433,7 +442,7 @@ impl SubtensorChain {
                     commitments.push(RawCommitment {
                         uid,
                         hotkey,
-                        block: block.min(u64::MAX),
+                        block,
                         data: Vec::new(),
                     });
                 }
@@ -566,7 +575,12 @@ impl Chain for SubtensorChain {
             let call = dynamic::tx(
                 "SubtensorModule",
                 "set_weights",
-                (netuid, weights.uids.clone(), weights.weights.clone(), version_key),
+                (
+                    netuid,
+                    weights.uids.clone(),
+                    weights.weights.clone(),
+                    version_key,
+                ),
             );
             let block = self.submit(call).await?;
             return Ok(WeightsReceipt {
@@ -663,7 +677,8 @@ impl Chain for SubtensorChain {
                 .iter()
                 .find(|(h, ..)| hex::encode(h) == commit.hash);
             let Some(&(_, commit_block, first_reveal, last_reveal)) = entry else {
-                if commit.commit_block.is_some_and(|b| b <= block) || commit.commit_block.is_none() {
+                if commit.commit_block.is_some_and(|b| b <= block) || commit.commit_block.is_none()
+                {
                     warn!(hash = %commit.hash, "the chain holds no such commit (revealed, expired or never included), forgetting it");
                     let _ = self.pending.lock().await.remove(&commit.hash);
                 }
