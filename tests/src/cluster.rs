@@ -213,10 +213,7 @@ impl Cluster {
         let event = process
             .wait_event("http api listening", Duration::from_secs(60))
             .await?;
-        let addr: SocketAddr = event["addr"]
-            .as_str()
-            .context("api address")?
-            .parse()?;
+        let addr: SocketAddr = event["addr"].as_str().context("api address")?.parse()?;
         self.coordinator = Some(process);
         self.api = Some(addr);
         Ok(addr)
@@ -224,10 +221,11 @@ impl Cluster {
 
     /// Starts one more `worker run` fetching from the hub endpoint.
     pub fn start_worker(&mut self, name: &str) -> Result<()> {
-        let profile = self.sandbox.slow_profile("cluster", self.settings.samples)?;
+        let profile = self
+            .sandbox
+            .slow_profile("cluster", self.settings.samples)?;
         let lease = humantime::format_duration(self.settings.lease).to_string();
-        let heartbeat =
-            humantime::format_duration(self.settings.lease / 3).to_string();
+        let heartbeat = humantime::format_duration(self.settings.lease / 3).to_string();
         let cache = self.sandbox.dir.path().join(format!("hf-cache-{name}"));
         let args = [
             format!("--hf-endpoint={}", self.hub_url),
@@ -283,10 +281,12 @@ impl Cluster {
     /// An honest miner: a generated model on the hub (`seed`), a fresh
     /// hotkey, and the commit string bound to it.
     pub async fn honest_miner(&self, name: &str, seed: u8) -> Result<Miner> {
-        let model = self.sandbox.tiny_model("miners", name, u64::from(seed)).await?;
+        let model = self
+            .sandbox
+            .tiny_model("miners", name, u64::from(seed))
+            .await?;
         let (hotkey, uid) = self.register(seed).await?;
-        let commit =
-            CommitString::bound_to(&model.namespace, &model.name, "chatml", &hotkey, None);
+        let commit = CommitString::bound_to(&model.namespace, &model.name, "chatml", &hotkey, None);
         self.set_commitment(&hotkey, &commit.to_string()).await?;
         Ok(Miner { hotkey, uid, model })
     }
@@ -304,7 +304,8 @@ impl Cluster {
     /// scores stored in Redis (independently of the coordinator's
     /// aggregator), as the chain would store them (zeros dropped).
     pub async fn expected_weights(&self) -> Result<BTreeMap<u16, u16>> {
-        let chain = SubtensorChain::new(SubtensorOptions::new(&self.chain_url, NETUID, None), None)?;
+        let chain =
+            SubtensorChain::new(SubtensorOptions::new(&self.chain_url, NETUID, None), None)?;
         let snapshot = chain.snapshot().await?;
         let verdicts = validate_submissions(
             &snapshot.hotkeys(),
@@ -320,7 +321,11 @@ impl Cluster {
                 continue;
             };
             let model = coordinator::leaderboard::model_of(commit);
-            let record = self.sandbox.store.get(&JobId::for_model(&model, "v1")).await?;
+            let record = self
+                .sandbox
+                .store
+                .get(&JobId::for_model(&model, "v1"))
+                .await?;
             let score = match record.and_then(|r| r.result).map(|r| r.outcome) {
                 Some(Outcome::Completed(scores)) => scores.total,
                 _ => 0.0,

@@ -17,9 +17,9 @@
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
 //! - `src/bin/api_bench.rs`: the miner status route under load (req/s, p99).
 
-pub mod http;
 pub mod chain_double;
 pub mod cluster;
+pub mod http;
 pub mod hub;
 pub mod sandbox;
 

@@ -88,9 +88,7 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
         .args(["--subtensor.network", &cluster.chain_url])
         .args(["--netuid", &NETUID.to_string()])
         .arg("--hotkey-file")
-        .arg(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hotkeys/other.json"),
-        )
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hotkeys/other.json"))
         .args(["--coordinator-url", &format!("http://{api}")])
         .output()
         .await?;
@@ -120,7 +118,10 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
         CommitString::bound_to("miners", "alice", "chatml", &alice.hotkey, None).to_string();
     cluster.set_commitment(&copycat, &alice_commit).await?;
     let pickle = damaged_miner(&cluster, "pickle", 22, "chatml", |dir| {
-        std::fs::write(dir.join("pytorch_model.bin"), b"\x80\x04not really a pickle")?;
+        std::fs::write(
+            dir.join("pytorch_model.bin"),
+            b"\x80\x04not really a pickle",
+        )?;
         Ok(())
     })
     .await?;
@@ -248,12 +249,7 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
     // Each job ran to a stored result exactly once.
     for miner in &everyone {
         let id: JobId = miner.job_id();
-        let record = cluster
-            .sandbox
-            .store
-            .get(&id)
-            .await?
-            .context("a record")?;
+        let record = cluster.sandbox.store.get(&id).await?.context("a record")?;
         assert!(record.status.is_final(), "{record:?}");
         let stored: usize = cluster
             .workers
@@ -270,7 +266,11 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
     let page = cluster.get("/").await?;
     assert_eq!(page.status, 200);
     for miner in honest {
-        assert!(page.body.contains(&miner.model.name), "page lists {}", miner.model.name);
+        assert!(
+            page.body.contains(&miner.model.name),
+            "page lists {}",
+            miner.model.name
+        );
     }
 
     // The weights on chain are what `common` computes from the stored scores.
@@ -291,7 +291,10 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
     .await?;
     eprintln!("weights on chain: {on_chain:?}");
     for miner in failing.iter().map(|(m, _)| m) {
-        assert!(!on_chain.contains_key(&miner.uid), "a failed model gets no weight");
+        assert!(
+            !on_chain.contains_key(&miner.uid),
+            "a failed model gets no weight"
+        );
     }
 
     cluster.shutdown().await
@@ -412,7 +415,12 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
                 is_final,
             )
             .await?;
-        assert_eq!(status_of(&body), "COMPLETED", "{}: {body}", miner.model.name);
+        assert_eq!(
+            status_of(&body),
+            "COMPLETED",
+            "{}: {body}",
+            miner.model.name
+        );
     }
     for miner in &miners {
         let id = miner.job_id();
@@ -421,7 +429,11 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
             .iter()
             .map(|w| w.job_events(&id, "result stored"))
             .sum();
-        let allowed = if finished_before_wipe.contains(&id) { 2 } else { 1 };
+        let allowed = if finished_before_wipe.contains(&id) {
+            2
+        } else {
+            1
+        };
         assert!(
             (1..=allowed).contains(&stored),
             "{}: result stored {stored} times (at most {allowed}: once, plus once more if the \

@@ -27,8 +27,8 @@ use common::weights::WeightsParams;
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;
 use tests::sandbox::{
-    Sandbox, WorkerProcess, eventually, rabbitmqctl, redis_client_ports, redis_port, restart_rabbitmq,
-    restart_redis,
+    Sandbox, WorkerProcess, eventually, rabbitmqctl, redis_client_ports, redis_port,
+    restart_rabbitmq, restart_redis,
 };
 use tokio::sync::RwLock;
 use tokio::time::Instant;

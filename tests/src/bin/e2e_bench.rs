@@ -45,7 +45,10 @@ async fn main() -> Result<()> {
     let mut miners = Vec::new();
     for i in 0..args.miners {
         let started = Instant::now();
-        miners.push((cluster.honest_miner(&format!("bench{i}"), 60 + i).await?, started));
+        miners.push((
+            cluster.honest_miner(&format!("bench{i}"), 60 + i).await?,
+            started,
+        ));
     }
     let mut latencies = Vec::new();
     for (miner, started) in &miners {
