@@ -497,16 +497,28 @@ pub async fn restart_redis(keep_data: bool) -> Result<()> {
     let dump = dir.join("dump.rdb");
     let _ = std::fs::remove_file(&dump);
     if keep_data {
-        let dir_arg = dir.display().to_string();
-        for args in [&["config", "set", "dir", dir_arg.as_str()][..], &["save"]] {
-            let out = cli(args).output().await.context("redis-cli is installed")?;
-            ensure!(
-                String::from_utf8_lossy(&out.stdout).contains("OK"),
-                "redis-cli {args:?}: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
+        // Where the running server writes its snapshot (`dir` cannot be
+        // changed at run time on Redis 7).
+        let mut config = Vec::new();
+        for key in ["dir", "dbfilename"] {
+            let out = cli(&["config", "get", key])
+                .output()
+                .await
+                .context("redis-cli is installed")?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let value = text.lines().nth(1).map(str::to_owned);
+            config.push(value.with_context(|| format!("CONFIG GET {key}: {text}"))?);
         }
-        ensure!(dump.is_file(), "SAVE wrote no {}", dump.display());
+        let out = cli(&["save"]).output().await?;
+        ensure!(
+            String::from_utf8_lossy(&out.stdout).contains("OK"),
+            "SAVE: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let saved = Path::new(&config[0]).join(&config[1]);
+        if saved.canonicalize()? != dump.canonicalize().unwrap_or_default() {
+            std::fs::copy(&saved, &dump).context("copying the snapshot")?;
+        }
     }
     // The server closes the connection as it exits, so the status says nothing.
     let _ = cli(&["shutdown", "nosave"]).output().await?;
