@@ -7,7 +7,7 @@ use common::chain::MemoryChain;
 use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
-use common::result::{ComponentScores, Outcome, ResultMessage, ResultV1, Scores};
+use common::store::testsuite::claim_and_complete;
 use common::store::{MemoryStore, ResultStore};
 use common::submission::CommitString;
 use common::weights::{U16Weights, WeightsParams};
@@ -68,39 +68,6 @@ fn setup(miners: usize) -> (Setup, Vec<JobId>) {
     )
 }
 
-async fn complete(store: &MemoryStore, id: &JobId, total: f64) {
-    let record = store.get(id).await.unwrap().unwrap();
-    store
-        .claim(&record.job, "w", Duration::from_secs(60), now_ms())
-        .await
-        .unwrap();
-    let scores = ComponentScores {
-        similarity: total,
-        vibe: total,
-        latency: total,
-        size: total,
-    };
-    store
-        .finish(&ResultMessage::V1(ResultV1 {
-            job_id: id.clone(),
-            profile: "v1".into(),
-            outcome: Outcome::Completed(Scores {
-                components: scores,
-                total,
-                weights_fingerprint: format!("fp-{id}"),
-                dataset_sha256: String::new(),
-                revision_sha: String::new(),
-                tokens: 1,
-            }),
-            worker: "w".into(),
-            attempt: 1,
-            started_at_ms: 0,
-            finished_at_ms: 0,
-        }))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn schedules_each_model_once_and_sets_weights_on_cadence() {
     let (mut s, ids) = setup(3);
@@ -124,7 +91,7 @@ async fn schedules_each_model_once_and_sets_weights_on_cadence() {
     assert!(s.coordinator.tick().await.unwrap().published.is_empty());
 
     for (id, total) in ids.iter().zip([0.5, 0.9, 0.7]) {
-        complete(&s.store, id, total).await;
+        claim_and_complete(s.store.as_ref(), id, total).await;
     }
     s.chain.advance(10);
     let report = s.coordinator.tick().await.unwrap();
@@ -143,7 +110,7 @@ async fn schedules_each_model_once_and_sets_weights_on_cadence() {
 async fn refused_weights_are_reported_and_dry_run_sets_nothing() {
     let (mut s, ids) = setup(1);
     s.coordinator.tick().await.unwrap();
-    complete(&s.store, &ids[0], 0.5).await;
+    claim_and_complete(s.store.as_ref(), &ids[0], 0.5).await;
     s.chain.advance(10);
     s.coordinator.tick().await.unwrap();
     assert_eq!(s.chain.weights_history().len(), 1);

@@ -460,11 +460,10 @@ mod coordinator_on_subtensor {
     use std::time::Duration;
 
     use common::chain::subtensor::{SubtensorChain, SubtensorOptions};
-    use common::clock::now_ms;
     use common::job::JobId;
     use common::queue::MemoryQueue;
-    use common::result::{ComponentScores, Outcome, ResultMessage, ResultV1, Scores};
-    use common::store::{MemoryStore, ResultStore};
+    use common::store::MemoryStore;
+    use common::store::testsuite::claim_and_complete;
     use common::submission::CommitString;
     use common::weights::WeightsParams;
     use coordinator::leaderboard::model_of;
@@ -474,39 +473,6 @@ mod coordinator_on_subtensor {
     use tests::chain_double::DoubleConfig;
 
     use super::{NETUID, client, double, key};
-
-    async fn complete(store: &MemoryStore, id: &JobId, total: f64) {
-        let record = store.get(id).await.unwrap().unwrap();
-        store
-            .claim(&record.job, "w", Duration::from_secs(60), now_ms())
-            .await
-            .unwrap();
-        let c = ComponentScores {
-            similarity: total,
-            vibe: total,
-            latency: total,
-            size: total,
-        };
-        store
-            .finish(&ResultMessage::V1(ResultV1 {
-                job_id: id.clone(),
-                profile: "v1".into(),
-                outcome: Outcome::Completed(Scores {
-                    components: c,
-                    total,
-                    weights_fingerprint: format!("fp-{id}"),
-                    dataset_sha256: String::new(),
-                    revision_sha: String::new(),
-                    tokens: 1,
-                }),
-                worker: "w".into(),
-                attempt: 1,
-                started_at_ms: 0,
-                finished_at_ms: 0,
-            }))
-            .await
-            .unwrap();
-    }
 
     #[tokio::test]
     async fn weights_reach_the_chain_and_refusals_reach_the_view_and_metrics() {
@@ -550,7 +516,7 @@ mod coordinator_on_subtensor {
         assert_eq!(report.valid, 2);
         assert_eq!(report.published.len(), 2);
         for (id, total) in ids.iter().zip([0.4, 0.9]) {
-            complete(&store, id, total).await;
+            claim_and_complete(store.as_ref(), id, total).await;
         }
         double.advance(1);
         let report = coordinator.tick().await.unwrap();

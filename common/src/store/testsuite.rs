@@ -54,6 +54,20 @@ pub fn completed(job: &JobV1, total: f64, worker: &str) -> ResultMessage {
     })
 }
 
+/// Claims the stored job `id` and finishes it as completed with `total`, as
+/// a worker would (for tests of what reads results).
+pub async fn claim_and_complete(store: &dyn ResultStore, id: &crate::job::JobId, total: f64) {
+    let record = store.get(id).await.unwrap().expect("the job is stored");
+    store
+        .claim(&record.job, "w", LEASE, crate::clock::now_ms())
+        .await
+        .unwrap();
+    store
+        .finish(&completed(&record.job, total, "w"))
+        .await
+        .unwrap();
+}
+
 /// Runs the suite. `make` builds a fresh, empty store each call.
 pub async fn run<S, F, Fut>(make: F)
 where
