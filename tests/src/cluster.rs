@@ -281,12 +281,28 @@ impl Cluster {
     /// An honest miner: a generated model on the hub (`seed`), a fresh
     /// hotkey, and the commit string bound to it.
     pub async fn honest_miner(&self, name: &str, seed: u8) -> Result<Miner> {
-        let model = self
+        self.miner_with(name, seed, "chatml", |_| Ok(())).await
+    }
+
+    /// A miner whose repository is the generated model of `seed` changed by
+    /// `damage` (given the repository directory), committed with
+    /// `chat_template` under a fresh hotkey.
+    pub async fn miner_with(
+        &self,
+        name: &str,
+        seed: u8,
+        chat_template: &str,
+        damage: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Miner> {
+        let mut model = self
             .sandbox
             .tiny_model("miners", name, u64::from(seed))
             .await?;
+        damage(&self.sandbox.models_dir().join("miners").join(name))?;
+        model.chat_template = chat_template.into();
         let (hotkey, uid) = self.register(seed).await?;
-        let commit = CommitString::bound_to(&model.namespace, &model.name, "chatml", &hotkey, None);
+        let commit =
+            CommitString::bound_to(&model.namespace, &model.name, chat_template, &hotkey, None);
         self.set_commitment(&hotkey, &commit.to_string()).await?;
         Ok(Miner { hotkey, uid, model })
     }

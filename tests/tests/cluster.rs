@@ -35,26 +35,6 @@ fn is_final(body: &Value) -> bool {
     matches!(status_of(body), "COMPLETED" | "FAILED" | "INVALID")
 }
 
-/// A miner whose repository is a generated model changed by `damage`.
-async fn damaged_miner(
-    cluster: &Cluster,
-    name: &str,
-    seed: u8,
-    chat_template: &str,
-    damage: impl FnOnce(&std::path::Path) -> Result<()>,
-) -> Result<Miner> {
-    let mut model = cluster
-        .sandbox
-        .tiny_model("miners", name, u64::from(seed))
-        .await?;
-    damage(&cluster.sandbox.models_dir().join("miners").join(name))?;
-    model.chat_template = chat_template.into();
-    let (hotkey, uid) = cluster.register(seed).await?;
-    let commit = CommitString::bound_to("miners", name, chat_template, &hotkey, None);
-    cluster.set_commitment(&hotkey, &commit.to_string()).await?;
-    Ok(Miner { hotkey, uid, model })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<()> {
     init_tracing();
@@ -117,52 +97,43 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
     let alice_commit =
         CommitString::bound_to("miners", "alice", "chatml", &alice.hotkey, None).to_string();
     cluster.set_commitment(&copycat, &alice_commit).await?;
-    let pickle = damaged_miner(&cluster, "pickle", 22, "chatml", |dir| {
-        std::fs::write(
-            dir.join("pytorch_model.bin"),
-            b"\x80\x04not really a pickle",
-        )?;
-        Ok(())
-    })
-    .await?;
-    let oversize = damaged_miner(&cluster, "oversize", 23, "chatml", |dir| {
-        std::fs::write(
-            dir.join(tests::hub::DECLARED_SIZES_FILE),
-            r#"{"model-00001-of-00002.safetensors": 40000000000}"#,
-        )?;
-        Ok(())
-    })
-    .await?;
-    let broken_template = damaged_miner(&cluster, "broken-template", 24, "tokenizer", |dir| {
-        let path = dir.join("tokenizer_config.json");
-        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-        config["chat_template"] = "{{ raise_exception('this template is broken') }}".into();
-        std::fs::write(&path, serde_json::to_vec(&config)?)?;
-        Ok(())
-    })
-    .await?;
-    let nan = {
-        let model = cluster.sandbox.models_dir().join("miners").join("nan");
-        let spec = worker::fixtures::TinyModelSpec {
-            nan: true,
-            ..worker::fixtures::TinyModelSpec::with_seed(25)
-        };
-        tokio::task::spawn_blocking(move || worker::fixtures::write_tiny_model(&model, &spec))
-            .await??;
-        let (hotkey, uid) = cluster.register(25).await?;
-        let commit = CommitString::bound_to("miners", "nan", "chatml", &hotkey, None);
-        cluster.set_commitment(&hotkey, &commit.to_string()).await?;
-        Miner {
-            hotkey,
-            uid,
-            model: common::job::ModelRef {
-                namespace: "miners".into(),
-                name: "nan".into(),
-                revision: "main".into(),
-                chat_template: "chatml".into(),
-            },
-        }
-    };
+    let pickle = cluster
+        .miner_with("pickle", 22, "chatml", |dir| {
+            std::fs::write(
+                dir.join("pytorch_model.bin"),
+                b"\x80\x04not really a pickle",
+            )?;
+            Ok(())
+        })
+        .await?;
+    let oversize = cluster
+        .miner_with("oversize", 23, "chatml", |dir| {
+            std::fs::write(
+                dir.join(tests::hub::DECLARED_SIZES_FILE),
+                r#"{"model-00001-of-00002.safetensors": 40000000000}"#,
+            )?;
+            Ok(())
+        })
+        .await?;
+    let broken_template = cluster
+        .miner_with("broken-template", 24, "tokenizer", |dir| {
+            let path = dir.join("tokenizer_config.json");
+            let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            config["chat_template"] = "{{ raise_exception('this template is broken') }}".into();
+            std::fs::write(&path, serde_json::to_vec(&config)?)?;
+            Ok(())
+        })
+        .await?;
+    let nan = cluster
+        .miner_with("nan", 25, "chatml", |dir| {
+            let spec = worker::fixtures::TinyModelSpec {
+                nan: true,
+                ..worker::fixtures::TinyModelSpec::with_seed(25)
+            };
+            worker::fixtures::write_tiny_model(dir, &spec)?;
+            Ok(())
+        })
+        .await?;
 
     // The miners watch their status until it is final.
     let honest = [&alice, &bob, &carol];
