@@ -1,5 +1,5 @@
 //! Evaluation jobs: content-derived ids, status, and the versioned message the
-//! coordinator publishes and workers consume (DESIGN §4).
+//! coordinator publishes and workers consume (docs/architecture.md §4).
 //!
 //! A job is one distinct (repository, revision, chat template, scoring profile
 //! version). Its id is a hash of exactly those, so publishing the same model

@@ -1,4 +1,4 @@
-//! The outcome of an evaluation as a worker reports it (DESIGN §5, §6).
+//! The outcome of an evaluation as a worker reports it (docs/architecture.md §4, §7).
 //!
 //! A result is final: COMPLETED with component scores, or FAILED with a reason
 //! the miner can act on. Transient trouble (network, broker, host OOM) is not

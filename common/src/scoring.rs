@@ -1,4 +1,4 @@
-//! Scoring profiles and the pure formulas of profile `v1` (DESIGN §6).
+//! Scoring profiles and the pure formulas of profile `v1` (docs/architecture.md §7).
 //!
 //! A profile is data: component weights, sample counts and limits. The engine
 //! measures raw quantities (token probabilities, reply lengths, latencies,

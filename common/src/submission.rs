@@ -1,4 +1,4 @@
-//! Submissions as miners commit them on chain (DESIGN §3), and the rules that
+//! Submissions as miners commit them on chain (docs/architecture.md §3), and the rules that
 //! decide which of them a validator evaluates.
 //!
 //! A miner commits the UTF-8 string
@@ -252,7 +252,7 @@ pub struct ValidationContext {
     pub epoch_start_block: u64,
 }
 
-/// Judges every registered uid's commitment (DESIGN §3).
+/// Judges every registered uid's commitment (docs/architecture.md §3).
 ///
 /// `hotkeys` lists every registered uid; `commitments` holds the commitments
 /// read from chain (uids without one are [`InvalidReason::NoCommitment`]).

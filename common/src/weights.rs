@@ -1,4 +1,4 @@
-//! From scores to chain weights (DESIGN §7). Pure and deterministic.
+//! From scores to chain weights (docs/architecture.md §8). Pure and deterministic.
 //!
 //! 1. Every pair of eligible uids plays a match: the higher score wins, but the
 //!    later submission's score is first multiplied by `1 - earlier_advantage`.

@@ -481,7 +481,7 @@ pub async fn restart_rabbitmq() -> Result<()> {
     rabbitmqctl(&["await_startup"]).await
 }
 
-/// Stops the local Redis and starts it again with the command of DESIGN §10
+/// Stops the local Redis and starts it again with the command of docs/architecture.md §11
 /// (no persistence configured). With `keep_data`, the data set is saved to
 /// disk first and loaded again at start, like a restart of a persistent
 /// server; without it the server comes back empty.

@@ -1,6 +1,6 @@
 //! Generated tiny models: a random-weight Llama written to disk in the Hugging Face layout.
 //!
-//! The worker's tests cannot download a real model, so they generate one (DESIGN §10):
+//! The worker's tests cannot download a real model, so they generate one (architecture §11):
 //! sharded safetensors with an index, `config.json`, a byte-level BPE `tokenizer.json` built
 //! with the `tokenizers` crate, `tokenizer_config.json` with a ChatML template, and
 //! `generation_config.json`. The same [`TinyModelSpec`] (seed included) always produces

@@ -1,4 +1,4 @@
-//! The validator's view of the chain (DESIGN §3): the metagraph, the
+//! The validator's view of the chain (docs/architecture.md §3): the metagraph, the
 //! miners' commitments, and setting weights.
 //!
 //! [`Chain`] is what the coordinator needs; the subxt client

@@ -1,4 +1,4 @@
-//! The job queue between the coordinator and the workers (DESIGN §4).
+//! The job queue between the coordinator and the workers (docs/architecture.md §5).
 //!
 //! # Guarantees every implementation gives
 //! - **At-least-once**: a published job is delivered until a consumer acks it.

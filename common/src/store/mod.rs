@@ -1,4 +1,4 @@
-//! Job state and results (DESIGN §5).
+//! Job state and results (docs/architecture.md §6).
 //!
 //! # Guarantees every implementation gives
 //! - `enqueue` is idempotent: the first call creates a QUEUED record, later

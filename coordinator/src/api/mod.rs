@@ -1,6 +1,6 @@
 //! The coordinator's HTTP API: the miners' status query, the leaderboard
 //! (JSON and a page for people), weights, the operator's manual evaluations,
-//! health, readiness and metrics, all on one port (DESIGN §8).
+//! health, readiness and metrics, all on one port (docs/architecture.md §9).
 //!
 //! # Layout
 //! - [`router`] builds the axum router from an [`ApiState`]; [`serve`] runs

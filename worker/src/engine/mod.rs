@@ -1,5 +1,5 @@
 //! The mistral.rs evaluator: loads a model, computes the components of a
-//! scoring profile (DESIGN §6), unloads it.
+//! scoring profile (docs/architecture.md §7), unloads it.
 //!
 //! - **Similarity**: for each sampled conversation, the context is rendered
 //!   with the submission's chat template and tokenized; the reference reply

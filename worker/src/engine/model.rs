@@ -2,7 +2,7 @@
 //! and the operations the v1 scoring profile needs:
 //! teacher-forced top-k probabilities, greedy generation and forward-pass latency.
 //!
-//! Notes that shape this module (DESIGN §11, mistral.rs 0.8.1):
+//! Notes that shape this module (docs/architecture.md §12, mistral.rs 0.8.1):
 //! - A model path that does not exist is taken as a hub repo id, so [`LoadedModel::load`]
 //!   checks the directory first and never lets mistral.rs reach for the network
 //!   (`TokenSource::None`).
@@ -104,7 +104,7 @@ pub enum EngineError {
 /// How a model is run.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Sequences the scheduler may batch together. Keep 1 on CPU (DESIGN §11: batched
+    /// Sequences the scheduler may batch together. Keep 1 on CPU (docs/architecture.md §12: batched
     /// generations came back with another sequence's continuation).
     pub max_num_seqs: usize,
     /// Send one request at a time to the model. Keep `true`: mixing a scoring request with
@@ -265,7 +265,7 @@ impl LoadedModel {
     }
 
     /// For each reference position, the model's probability of the reference token if it is
-    /// within the top `k` of that position, else `floor` (DESIGN §6).
+    /// within the top `k` of that position, else `floor` (docs/architecture.md §7).
     ///
     /// One forward pass over `context ++ reference` with raw logits; row `i` of the logits
     /// predicts token `i + 1`, so reference token `j` is read from row `context.len() - 1 + j`.

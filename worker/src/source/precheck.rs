@@ -209,7 +209,7 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
 ];
 
 /// Where the weights will live, which sets the bytes per parameter: the CPU
-/// engine runs in F32 (BF16 fails and F16 gave NaN there, DESIGN §11), the
+/// engine runs in F32 (BF16 fails and F16 gave NaN there, docs/architecture.md §12), the
 /// GPU engine in BF16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComputeDevice {

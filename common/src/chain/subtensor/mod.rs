@@ -1,4 +1,4 @@
-//! The subtensor client: [`Chain`] over subxt's dynamic API (DESIGN §3).
+//! The subtensor client: [`Chain`] over subxt's dynamic API (docs/architecture.md §3).
 //!
 //! # Shape
 //! - One WebSocket connection through subxt's *legacy* RPC backend (the
