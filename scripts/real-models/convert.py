@@ -13,7 +13,7 @@ F32 or rounded to BF16. What llama.cpp's HF-to-GGUF converter changed is undone:
 - Gemma norm weights had 1 added (llama.cpp stores the effective RMSNorm scale,
   HF Gemma computes x * (1 + w)); 1 is subtracted again.
 
-Usage: convert.py MODEL.gguf OUT_DIR [--dtype bf16|f32] [--shard-size 64MB]
+Usage: convert.py MODEL.gguf OUT_DIR [--dtype bf16|f32] [--shard-size 200MB]
 """
 
 import argparse

@@ -125,6 +125,11 @@ class Model:
             if kind != "linear":
                 raise SystemExit(f"reference: unsupported rope_scaling {scaling}")
             self.rope_factor = float(scaling["factor"])
+        # Biases (attention_bias / mlp_bias) are not part of this forward pass;
+        # refuse rather than silently ignore them.
+        biases = [n for n in self.w if n.endswith(".bias")]
+        if biases:
+            raise SystemExit(f"reference: bias tensors are not supported ({biases[0]}, ...)")
         embed = self.w["model.embed_tokens.weight"]
         self.lm_head = self.w.get("lm_head.weight", embed)
 
