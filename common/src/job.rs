@@ -154,6 +154,94 @@ impl FromStr for JobStatus {
     }
 }
 
+/// What moves a job from one status to another. The lifecycle is this
+/// table and nothing else: both stores check every change against
+/// [`TRANSITIONS`] (the Redis scripts get it rendered into Lua, see
+/// [`transitions_lua`]), and the store contract suite walks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transition {
+    /// A worker starts an attempt under a lease. From RUNNING only when the
+    /// lease ran out or the same worker claims again.
+    Claim,
+    /// The worker hands its job back (shutdown, transient failure); its
+    /// message goes back to the queue with it.
+    HandBack,
+    /// The reconciler takes back a job whose lease expired (its worker died
+    /// or hangs); the job needs a new message.
+    Reclaim,
+    /// The reconciler queues again a job whose message was dead-lettered
+    /// through no fault of the model; the job needs a new message.
+    Requeue,
+    /// A result with scores is recorded.
+    Complete,
+    /// A failure reason is recorded (the model's fault, or the reconciler
+    /// giving up on a dead-lettered job).
+    Fail,
+}
+
+impl Transition {
+    pub const ALL: [Self; 6] = [
+        Self::Claim,
+        Self::HandBack,
+        Self::Reclaim,
+        Self::Requeue,
+        Self::Complete,
+        Self::Fail,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claim => "claim",
+            Self::HandBack => "hand_back",
+            Self::Reclaim => "reclaim",
+            Self::Requeue => "requeue",
+            Self::Complete => "complete",
+            Self::Fail => "fail",
+        }
+    }
+
+    /// The status `self` leads to from `from`, or `None` when the table
+    /// does not allow it.
+    pub fn apply(self, from: JobStatus) -> Option<JobStatus> {
+        TRANSITIONS
+            .iter()
+            .find(|(f, t, _)| *f == from && *t == self)
+            .map(|(_, _, to)| *to)
+    }
+}
+
+/// The job lifecycle: (from, transition, to). A new record starts QUEUED;
+/// COMPLETED and FAILED are final (for one scoring profile version).
+pub const TRANSITIONS: &[(JobStatus, Transition, JobStatus)] = &[
+    (JobStatus::Queued, Transition::Claim, JobStatus::Running),
+    (JobStatus::Running, Transition::Claim, JobStatus::Running),
+    (JobStatus::Running, Transition::HandBack, JobStatus::Queued),
+    (JobStatus::Running, Transition::Reclaim, JobStatus::Queued),
+    (JobStatus::Queued, Transition::Requeue, JobStatus::Queued),
+    (
+        JobStatus::Queued,
+        Transition::Complete,
+        JobStatus::Completed,
+    ),
+    (
+        JobStatus::Running,
+        Transition::Complete,
+        JobStatus::Completed,
+    ),
+    (JobStatus::Queued, Transition::Fail, JobStatus::Failed),
+    (JobStatus::Running, Transition::Fail, JobStatus::Failed),
+];
+
+/// [`TRANSITIONS`] as a Lua table `{["FROM>transition"] = "TO", …}`, so the
+/// Redis scripts enforce the very same table.
+pub fn transitions_lua() -> String {
+    let entries: Vec<String> = TRANSITIONS
+        .iter()
+        .map(|(from, t, to)| format!("[\"{from}>{}\"] = \"{to}\"", t.as_str()))
+        .collect();
+    format!("{{{}}}", entries.join(", "))
+}
+
 /// Who asked for a job: a chain submission or an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -312,6 +400,30 @@ mod tests {
             ..model
         };
         assert_ne!(JobId::for_model(&a, "v1"), JobId::for_model(&b, "v1"));
+    }
+
+    #[test]
+    fn the_lifecycle_table() {
+        use JobStatus::*;
+        // Final statuses never move.
+        for t in Transition::ALL {
+            assert_eq!(t.apply(Completed), None, "{t:?} from COMPLETED");
+            assert_eq!(t.apply(Failed), None, "{t:?} from FAILED");
+        }
+        assert_eq!(Transition::Claim.apply(Queued), Some(Running));
+        assert_eq!(Transition::Reclaim.apply(Queued), None);
+        assert_eq!(Transition::HandBack.apply(Queued), None);
+        assert_eq!(Transition::Requeue.apply(Running), None);
+        assert_eq!(Transition::Complete.apply(Running), Some(Completed));
+        assert_eq!(Transition::Fail.apply(Queued), Some(Failed));
+        // One row per (from, transition).
+        let mut seen = std::collections::HashSet::new();
+        for (from, t, _) in TRANSITIONS {
+            assert!(seen.insert((*from, *t)), "duplicate row {from} {t:?}");
+        }
+        let lua = transitions_lua();
+        assert!(lua.contains(r#"["RUNNING>reclaim"] = "QUEUED""#), "{lua}");
+        assert_eq!(lua.matches(" = ").count(), TRANSITIONS.len());
     }
 
     #[test]

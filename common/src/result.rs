@@ -33,7 +33,9 @@ impl ComponentScores {
     }
 }
 
-/// Why an evaluation failed for good: the model's own fault.
+/// Why an evaluation failed for good: the model's own fault, or (for
+/// `invalid_job` and `delivery_limit`) the validator giving up on a job, as
+/// its message says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureCode {
@@ -55,11 +57,15 @@ pub enum FailureCode {
     LoadFailed,
     /// The job's message could not be understood.
     InvalidJob,
+    /// Every worker that started the job died or gave up before finishing it,
+    /// as many times as the queue's delivery limit allows (e.g. the model
+    /// crashes or exhausts the worker each time).
+    DeliveryLimit,
 }
 
 impl FailureCode {
     /// Every code, for pre-initialising metric labels and for listings.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::NotAccessible,
         Self::ForbiddenFile,
         Self::TooLarge,
@@ -69,6 +75,7 @@ impl FailureCode {
         Self::Timeout,
         Self::LoadFailed,
         Self::InvalidJob,
+        Self::DeliveryLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +89,7 @@ impl FailureCode {
             Self::Timeout => "timeout",
             Self::LoadFailed => "load_failed",
             Self::InvalidJob => "invalid_job",
+            Self::DeliveryLimit => "delivery_limit",
         }
     }
 }
@@ -190,6 +198,7 @@ mod tests {
             FailureCode::Timeout => 6,
             FailureCode::LoadFailed => 7,
             FailureCode::InvalidJob => 8,
+            FailureCode::DeliveryLimit => 9,
         };
         for (i, code) in FailureCode::ALL.into_iter().enumerate() {
             assert_eq!(position(code), i, "{code}");

@@ -1,9 +1,16 @@
 //! From chain verdicts and stored results to a ranked leaderboard and the
 //! weights to set. Pure: the caller reads the chain and the store.
+//!
+//! **A re-commit keeps the miner's score until the new result.** While a
+//! miner's new submission is QUEUED or RUNNING (or not yet enqueued), their
+//! row carries the score of their last COMPLETED evaluation, with that
+//! model's commit block for the earlier-submitter advantage, and the new
+//! submission shows as `pending`. When the new job completes, its score
+//! replaces the old one; when it FAILS, the miner has no score.
 
 use std::collections::{BTreeMap, HashMap};
 
-use common::job::{DEFAULT_REVISION, JobId, JobStatus, ModelRef};
+use common::job::{DEFAULT_REVISION, JobId, JobOrigin, JobStatus, ModelRef};
 use common::result::{ComponentScores, Outcome};
 use common::store::JobRecord;
 use common::submission::{CommitString, Verdict, fingerprint_copies};
@@ -38,6 +45,38 @@ pub struct Entry {
     /// Why the submission is invalid, failed, or zeroed.
     pub reason: Option<String>,
     pub weight: f64,
+    /// The miner's newer submission while it is evaluated; the fields above
+    /// are then their last completed model, whose score still counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// A submission being evaluated while an earlier score still counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub block: Option<u64>,
+    pub model: ModelRef,
+    pub job_id: JobId,
+    /// QUEUED or RUNNING; `None` until the job is enqueued.
+    pub status: Option<JobStatus>,
+}
+
+/// The last COMPLETED job among a miner's `records` for `profile_version`,
+/// other than `current` (what [`build`] takes as `previous`).
+pub fn last_completed<'a>(
+    records: impl IntoIterator<Item = &'a JobRecord>,
+    profile_version: &str,
+    current: &JobId,
+) -> Option<&'a JobRecord> {
+    records
+        .into_iter()
+        .filter(|r| {
+            r.status == JobStatus::Completed
+                && r.job.profile == profile_version
+                && &r.job.job_id != current
+                && r.total().is_some()
+        })
+        .max_by_key(|r| (r.finished_at_ms, r.queued_at_ms))
 }
 
 /// The ranked leaderboard with the weights it implies.
@@ -51,14 +90,20 @@ pub struct Leaderboard {
 }
 
 /// Builds the leaderboard at `block`. `records` holds the store's records
-/// of the valid submissions' jobs (missing ones are not evaluated yet).
+/// of the valid submissions' jobs (missing ones are not evaluated yet);
+/// `previous`, by uid, the last completed job of a miner whose current
+/// submission is not final (see the module docs).
 pub fn build(
     block: u64,
     verdicts: &[Verdict],
     records: &HashMap<JobId, JobRecord>,
+    previous: &HashMap<u16, JobRecord>,
     profile_version: &str,
     params: &WeightsParams,
 ) -> Leaderboard {
+    // The record whose score counts for each entry's job id.
+    let mut scored: HashMap<JobId, &JobRecord> =
+        records.iter().map(|(k, v)| (k.clone(), v)).collect();
     let mut entries: Vec<Entry> = verdicts
         .iter()
         .map(|verdict| {
@@ -74,6 +119,7 @@ pub fn build(
                 score: 0.0,
                 reason: None,
                 weight: 0.0,
+                pending: None,
             };
             let commit = match &verdict.outcome {
                 Ok(commit) => commit,
@@ -84,8 +130,33 @@ pub fn build(
             };
             let model = model_of(commit);
             let job_id = JobId::for_model(&model, profile_version);
+            let current = records.get(&job_id);
+            if !current.is_some_and(|r| r.status.is_final())
+                && let Some(kept) = previous.get(&verdict.uid)
+            {
+                entry.pending = Some(Pending {
+                    block: verdict.block,
+                    model,
+                    job_id,
+                    status: current.map(|r| r.status),
+                });
+                entry.block = match &kept.job.origin {
+                    JobOrigin::Chain { block, .. } => Some(*block),
+                    JobOrigin::Operator { .. } => verdict.block,
+                };
+                entry.model = Some(kept.job.model.clone());
+                entry.status = Some(kept.status);
+                if let Some(Outcome::Completed(scores)) = kept.result.as_ref().map(|r| &r.outcome) {
+                    entry.components = Some(scores.components);
+                    entry.total = Some(scores.total);
+                    entry.score = scores.total;
+                }
+                entry.job_id = Some(kept.job.job_id.clone());
+                scored.insert(kept.job.job_id.clone(), kept);
+                return entry;
+            }
             entry.model = Some(model);
-            if let Some(record) = records.get(&job_id) {
+            if let Some(record) = current {
                 entry.status = Some(record.status);
                 match record.result.as_ref().map(|r| &r.outcome) {
                     Some(Outcome::Completed(scores)) => {
@@ -106,7 +177,7 @@ pub fn build(
     let fingerprints: Vec<(u16, u64, String)> = entries
         .iter()
         .filter_map(|e| {
-            let record = records.get(e.job_id.as_ref()?)?;
+            let record = scored.get(e.job_id.as_ref()?)?;
             match &record.result.as_ref()?.outcome {
                 Outcome::Completed(scores) => {
                     Some((e.uid, e.block?, scores.weights_fingerprint.clone()))
@@ -194,6 +265,15 @@ pub fn render_table(board: &Leaderboard) -> String {
         if let Some(reason) = &e.reason {
             let _ = writeln!(out, "{:>11}└ {reason}", "");
         }
+        if let Some(p) = &e.pending {
+            let status = p.status.map(|s| s.as_str()).unwrap_or("SUBMITTED");
+            let _ = writeln!(
+                out,
+                "{:>11}└ pending: {} {status}; the score above counts until its result",
+                "",
+                p.model.repo_id()
+            );
+        }
     }
     out
 }
@@ -252,6 +332,114 @@ mod tests {
     }
 
     #[test]
+    fn a_recommit_keeps_the_last_score_until_its_own_result() {
+        let hotkeys: BTreeMap<u16, String> = [(0, "hk0".to_owned()), (1, "hk1".to_owned())].into();
+        let old = CommitString::bound_to("m", "old", "chatml", "hk0", None);
+        let new = CommitString::bound_to("m", "new", "chatml", "hk0", None);
+        let rival = CommitString::bound_to("m", "rival", "chatml", "hk1", None);
+        let raw = vec![
+            RawCommitment {
+                uid: 0,
+                hotkey: "hk0".into(),
+                block: 500,
+                data: new.to_string().into_bytes(),
+            },
+            RawCommitment {
+                uid: 1,
+                hotkey: "hk1".into(),
+                block: 300,
+                data: rival.to_string().into_bytes(),
+            },
+        ];
+        let verdicts = validate_submissions(
+            &hotkeys,
+            &raw,
+            ValidationContext {
+                current_block: 1_000,
+                epoch_start_block: 0,
+            },
+        );
+        let mut kept = record(&old, 0.9, "f-old");
+        kept.job.origin = JobOrigin::Chain {
+            uid: 0,
+            hotkey: "hk0".into(),
+            block: 100,
+        };
+        let previous: HashMap<u16, JobRecord> = [(0, kept.clone())].into();
+        let rival_record = record(&rival, 0.5, "f-rival");
+        let new_id = JobId::for_model(&model_of(&new), "v1");
+        let board_with = |current: Option<JobRecord>| {
+            let mut records: HashMap<JobId, JobRecord> =
+                [(rival_record.job.job_id.clone(), rival_record.clone())].into();
+            if let Some(current) = current {
+                records.insert(new_id.clone(), current);
+            }
+            build(
+                1_000,
+                &verdicts,
+                &records,
+                &previous,
+                "v1",
+                &WeightsParams::default(),
+            )
+        };
+        let uid0 = |board: &Leaderboard| board.entries.iter().find(|e| e.uid == 0).unwrap().clone();
+
+        // Not enqueued yet, then QUEUED, then RUNNING: the old score counts,
+        // with the old commit's block, and the new model shows as pending.
+        let mut queued = record(&new, 0.0, "f-new");
+        queued.status = JobStatus::Queued;
+        queued.result = None;
+        let mut running = queued.clone();
+        running.status = JobStatus::Running;
+        for (current, status) in [
+            (None, None),
+            (Some(queued), Some(JobStatus::Queued)),
+            (Some(running), Some(JobStatus::Running)),
+        ] {
+            let board = board_with(current);
+            let e = uid0(&board);
+            assert_eq!((e.score, e.block), (0.9, Some(100)));
+            assert_eq!(e.model.as_ref().unwrap().name, "old");
+            let pending = e.pending.expect("the new submission is pending");
+            assert_eq!(
+                (pending.model.name.as_str(), pending.status),
+                ("new", status)
+            );
+            assert!(e.weight > board.weights[&1], "the kept score still wins");
+            assert!(render_table(&board).contains("pending: m/new"));
+        }
+
+        // The new result replaces it, good or bad.
+        let board = board_with(Some(record(&new, 0.2, "f-new")));
+        let e = uid0(&board);
+        assert_eq!((e.score, e.pending.is_none()), (0.2, true));
+        assert_eq!(e.model.unwrap().name, "new");
+        let mut failed = record(&new, 0.0, "f-new");
+        failed.status = JobStatus::Failed;
+        failed.result.as_mut().unwrap().outcome = Outcome::Failed(
+            common::result::FailureReason::new(common::result::FailureCode::NanOutput, "NaN"),
+        );
+        let board = board_with(Some(failed));
+        let e = uid0(&board);
+        assert_eq!((e.score, e.weight, e.pending.is_none()), (0.0, 0.0, true));
+        assert!(e.reason.unwrap().contains("NaN"));
+
+        // Which earlier job is kept: the latest completed one of the profile.
+        let mut older = kept.clone();
+        older.finished_at_ms = Some(1);
+        older.job.job_id = JobId::for_model(&model_of(&rival), "v1");
+        let mut newer = kept.clone();
+        newer.finished_at_ms = Some(2);
+        let mut other_profile = kept.clone();
+        other_profile.finished_at_ms = Some(3);
+        other_profile.job.profile = "v0".into();
+        let picked = last_completed([&older, &newer, &other_profile], "v1", &new_id).unwrap();
+        assert_eq!(picked.finished_at_ms, Some(2));
+        assert!(last_completed([&newer], "v1", &newer.job.job_id).is_none());
+    }
+
+    #[test]
     fn ranks_weights_and_zeroes_copies() {
         let hotkeys: BTreeMap<u16, String> = (0..5).map(|u| (u, format!("hk{u}"))).collect();
         let commits: Vec<CommitString> = (0..4)
@@ -290,7 +478,14 @@ mod tests {
             (r.job.job_id.clone(), r)
         })
         .collect();
-        let board = build(1_000, &verdicts, &records, "v1", &WeightsParams::default());
+        let board = build(
+            1_000,
+            &verdicts,
+            &records,
+            &HashMap::new(),
+            "v1",
+            &WeightsParams::default(),
+        );
         let order: Vec<u16> = board.entries.iter().map(|e| e.uid).collect();
         assert_eq!(order, vec![0, 1, 2, 3, 4]);
         assert_eq!(

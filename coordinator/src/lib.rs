@@ -3,8 +3,10 @@
 //! # Layout
 //! - [`config`]: layered, validated configuration.
 //! - [`chain`]: which chain `coordinator run` uses (subtensor or local).
-//! - [`service`]: the loop — read the chain, judge submissions, publish jobs,
-//!   reclaim expired leases, aggregate results and set weights.
+//! - [`service`]: the loop — read the chain, judge submissions, enqueue jobs,
+//!   reconcile, aggregate results and set weights.
+//! - [`reconcile`]: the one owner of the job lifecycle between the queue and
+//!   the store: publishes, reclaims expired leases, settles dead letters.
 //! - [`leaderboard`]: the pure step from verdicts and results to a ranked
 //!   leaderboard and weights.
 //! - [`view`]: what the coordinator last saw and did, shared with the API.
@@ -21,5 +23,6 @@ pub mod embedded;
 pub mod leaderboard;
 pub mod local;
 pub mod metrics;
+pub mod reconcile;
 pub mod service;
 pub mod view;

@@ -79,21 +79,19 @@ pub async fn run(
         .context("redis_url (EVAL_REDIS_URL) is required by `coordinator run`")?;
     let selected = crate::chain::select(&config, submissions, block_time, &shutdown).await?;
     let queue = Arc::new(
-        RabbitQueue::connect(RabbitConfig::for_queue(
+        RabbitQueue::lazy(RabbitConfig::for_queue(
             amqp_url.expose(),
             &config.queue,
             "coordinator",
         ))
-        .await
-        .context("connecting to RabbitMQ")?,
+        .context("the RabbitMQ settings")?,
     );
     let store = Arc::new(
-        RedisStore::connect(RedisConfig::for_prefix(
+        RedisStore::lazy(RedisConfig::for_prefix(
             redis_url.expose().to_owned(),
             config.redis_prefix.clone(),
         ))
-        .await
-        .context("connecting to Redis")?,
+        .context("the Redis settings")?,
     );
     let view = SharedView::default();
     let api_state = ApiState::new(

@@ -8,8 +8,9 @@ use prometheus::{
     Gauge, Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, histogram_opts, opts,
 };
 
-/// Jobs published to the queue, by why: `new` (first time) or `reclaimed`
-/// (lease expired or result lost).
+/// Jobs published to the queue by the reconciler, by why: `new` (first
+/// time), `republished` (after a reclaimed lease or a requeued dead letter)
+/// or `stranded` (an earlier publish failed: the job had no message).
 pub static JOBS_PUBLISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(IntCounterVec::new(
         opts!(
@@ -18,6 +19,37 @@ pub static JOBS_PUBLISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         ),
         &["reason"],
     ))
+});
+
+/// What the reconciler repaired, by action: `reclaimed` (expired lease),
+/// `requeued` (dead-lettered job queued again), `failed` (gave up on a job),
+/// `stranded` (published a job whose earlier publish failed),
+/// `publish_failed` (a publish the next pass retries).
+pub static RECONCILER_REPAIRS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(
+        opts!(
+            "eval_coordinator_reconciler_repairs_total",
+            "Lifecycle repairs by the reconciler, by action"
+        ),
+        &["action"],
+    ))
+});
+
+/// QUEUED jobs without a message outstanding at the reconciler's last pass
+/// (each gets one in that pass; a value that stays up means the broker is away).
+pub static JOBS_UNPUBLISHED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::with_opts(opts!(
+        "eval_coordinator_jobs_unpublished",
+        "QUEUED jobs without a message at the reconciler's last pass"
+    )))
+});
+
+/// Dead-lettered messages the reconciler settled.
+pub static DEAD_LETTERS_SETTLED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    register(prometheus::IntCounter::with_opts(opts!(
+        "eval_coordinator_dead_letters_settled_total",
+        "Dead-lettered messages settled by the reconciler"
+    )))
 });
 
 /// Submissions seen at the last chain read, by verdict (`valid` or the invalid reason's code).
@@ -156,17 +188,7 @@ pub const SUBMISSION_VERDICTS: &[&str] = &[
 ];
 
 /// Every failure code, for the `reason` label of [`FAILED_JOBS`].
-pub const FAILURE_CODES: &[FailureCode] = &[
-    FailureCode::NotAccessible,
-    FailureCode::ForbiddenFile,
-    FailureCode::TooLarge,
-    FailureCode::BadConfig,
-    FailureCode::BadTemplate,
-    FailureCode::NanOutput,
-    FailureCode::Timeout,
-    FailureCode::LoadFailed,
-    FailureCode::InvalidJob,
-];
+pub const FAILURE_CODES: &[FailureCode] = &FailureCode::ALL;
 
 /// Sets every known label of [`SUBMISSIONS`] to 0 (instead of removing them,
 /// so each series stays on `/metrics`).
@@ -180,9 +202,20 @@ pub fn zero_submissions() {
 /// each name is on `/metrics` from the start (dashboards and alerts need the
 /// series to exist before the first event). `routes` are the HTTP routes.
 pub fn init(routes: &[&str]) {
-    for reason in ["new", "reclaimed"] {
+    for reason in ["new", "republished", "stranded"] {
         JOBS_PUBLISHED.with_label_values(&[reason]);
     }
+    for action in [
+        "reclaimed",
+        "requeued",
+        "failed",
+        "stranded",
+        "publish_failed",
+    ] {
+        RECONCILER_REPAIRS.with_label_values(&[action]);
+    }
+    JOBS_UNPUBLISHED.get();
+    LazyLock::force(&DEAD_LETTERS_SETTLED);
     zero_submissions();
     QUEUE_DEPTH.get();
     CHAIN_BLOCK.get();

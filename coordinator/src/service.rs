@@ -1,11 +1,13 @@
-//! The coordinator's loop: read the chain, schedule jobs, reclaim stuck ones,
-//! aggregate results into a leaderboard and set weights.
+//! The coordinator's loop: read the chain, enqueue jobs, reconcile the queue
+//! with the store, aggregate results into a leaderboard and set weights.
 //!
 //! Each [`Coordinator::tick`] is one pass and is safe to repeat: job ids come
-//! from content, `enqueue` is idempotent, and publishing a job twice only
-//! costs a duplicate delivery that workers drop (the store knows it is done).
-//! That makes a coordinator restart, or a Redis wipe, harmless: the next tick
-//! re-creates whatever records are missing and re-publishes their jobs.
+//! from content and `enqueue` is idempotent. The tick only *enqueues* (in the
+//! store); the [`Reconciler`] publishes, reclaims and settles dead letters,
+//! so a job never depends on the tick that created it. That makes a
+//! coordinator restart, a broker outage, or a Redis wipe harmless: the next
+//! tick re-creates whatever records are missing, and the reconciler gives
+//! every QUEUED job without a message its message.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use common::chain::{Chain, ChainError, ChainSnapshot, WeightsAction};
 use common::clock::now_ms;
-use common::job::{JobId, JobMessage, JobOrigin, JobStatus};
+use common::job::{JobId, JobMessage, JobOrigin};
 use common::queue::{JobQueue, QueueError};
 use common::store::{Enqueued, JobRecord, ResultStore, StoreError};
 use common::submission::{ValidationContext, Verdict, validate_submissions};
@@ -23,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::leaderboard::{self, Leaderboard, model_of};
 use crate::metrics;
+use crate::reconcile::{ReconcileError, ReconcileReport, ReconcileSettings, Reconciler};
 use crate::view::SharedView;
 
 /// Settings of the loop.
@@ -50,6 +53,8 @@ pub enum TickError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
 }
 
 /// What one tick did, for logs and tests.
@@ -57,8 +62,10 @@ pub enum TickError {
 pub struct TickReport {
     pub block: u64,
     pub valid: usize,
-    pub published: Vec<JobId>,
-    pub reclaimed: Vec<JobId>,
+    /// Jobs the chain named that the store did not know.
+    pub enqueued: Vec<JobId>,
+    /// What the reconciler did in this tick.
+    pub reconciled: ReconcileReport,
     pub aggregated: bool,
 }
 
@@ -69,6 +76,7 @@ pub struct Coordinator {
     pub store: Arc<dyn ResultStore>,
     pub settings: LoopSettings,
     pub view: SharedView,
+    reconciler: Reconciler,
     last_aggregated_block: Option<u64>,
 }
 
@@ -88,14 +96,28 @@ impl Coordinator {
         settings: LoopSettings,
         view: SharedView,
     ) -> Self {
+        let reconciler =
+            Reconciler::new(store.clone(), queue.clone(), ReconcileSettings::default());
         Self {
             chain,
             queue,
             store,
             settings,
             view,
+            reconciler,
             last_aggregated_block: None,
         }
+    }
+
+    /// Replaces the reconciler's settings.
+    pub fn with_reconcile_settings(mut self, settings: ReconcileSettings) -> Self {
+        self.reconciler = Reconciler::new(self.store.clone(), self.queue.clone(), settings);
+        self
+    }
+
+    /// The reconciler the loop runs, for the API's operator route.
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.reconciler
     }
 
     /// Ticks until `shutdown`; a failed tick is logged and retried.
@@ -104,15 +126,20 @@ impl Coordinator {
         loop {
             match self.tick().await {
                 Ok(report)
-                    if !report.published.is_empty()
-                        || !report.reclaimed.is_empty()
+                    if !report.enqueued.is_empty()
+                        || !report.reconciled.is_empty()
                         || report.aggregated =>
                 {
+                    let r = &report.reconciled;
                     info!(
                         block = report.block,
                         valid = report.valid,
-                        published = report.published.len(),
-                        reclaimed = report.reclaimed.len(),
+                        enqueued = report.enqueued.len(),
+                        published = r.published.len(),
+                        publish_failures = r.publish_failures,
+                        reclaimed = r.reclaimed.len(),
+                        requeued = r.requeued.len(),
+                        failed = r.failed.len(),
                         aggregated = report.aggregated,
                         "tick"
                     );
@@ -144,8 +171,8 @@ impl Coordinator {
             valid: verdicts.iter().filter(|v| v.valid().is_some()).count(),
             ..TickReport::default()
         };
-        report.published = self.schedule(&verdicts).await?;
-        report.reclaimed = self.reclaim().await?;
+        report.enqueued = self.schedule(&verdicts).await?;
+        report.reconciled = self.reconciler.run_once().await?;
         if let Ok(depth) = self.queue.depth().await {
             metrics::QUEUE_DEPTH.set(depth.ready as i64);
         }
@@ -184,11 +211,11 @@ impl Coordinator {
         verdicts
     }
 
-    /// Enqueues and publishes the job of every valid submission the store
-    /// does not know yet. Already known jobs (any status) are left alone:
-    /// a model is evaluated once per profile.
+    /// Enqueues the job of every valid submission the store does not know
+    /// yet; the reconciler publishes it. Already known jobs (any status) are
+    /// left alone: a model is evaluated once per profile.
     async fn schedule(&self, verdicts: &[Verdict]) -> Result<Vec<JobId>, TickError> {
-        let mut published = Vec::new();
+        let mut enqueued = Vec::new();
         for verdict in verdicts {
             let Some(commit) = verdict.valid() else {
                 continue;
@@ -204,32 +231,11 @@ impl Coordinator {
                 now_ms(),
             );
             if self.store.enqueue(message.job()).await? == Enqueued::Created {
-                self.queue.publish(&message).await?;
-                info!(job_id = %message.id(), uid = verdict.uid, model = %message.job().model, "job published");
-                metrics::JOBS_PUBLISHED.with_label_values(&["new"]).inc();
-                published.push(message.id().clone());
+                info!(job_id = %message.id(), uid = verdict.uid, model = %message.job().model, "job enqueued");
+                enqueued.push(message.id().clone());
             }
         }
-        Ok(published)
-    }
-
-    /// Re-publishes jobs whose worker stopped renewing its lease.
-    async fn reclaim(&self) -> Result<Vec<JobId>, TickError> {
-        let now = now_ms();
-        let mut reclaimed = Vec::new();
-        for record in self.store.jobs_with_status(JobStatus::Running).await? {
-            if !record.lease_expired(now) {
-                continue;
-            }
-            let message = JobMessage::V1(record.job.clone());
-            self.queue.publish(&message).await?;
-            warn!(job_id = %message.id(), worker = ?record.worker, attempts = record.attempts, "lease expired, job re-published");
-            metrics::JOBS_PUBLISHED
-                .with_label_values(&["reclaimed"])
-                .inc();
-            reclaimed.push(message.id().clone());
-        }
-        Ok(reclaimed)
+        Ok(enqueued)
     }
 
     /// Builds the leaderboard from stored results and sets weights.
@@ -238,13 +244,24 @@ impl Coordinator {
         block: u64,
         verdicts: &[Verdict],
     ) -> Result<Leaderboard, TickError> {
+        let profile = &self.settings.profile_version;
         let mut records: HashMap<JobId, JobRecord> = HashMap::new();
+        let mut previous: HashMap<u16, JobRecord> = HashMap::new();
         for verdict in verdicts {
             let Some(commit) = verdict.valid() else {
                 continue;
             };
-            let id = JobId::for_model(&model_of(commit), &self.settings.profile_version);
-            if let Some(record) = self.store.get(&id).await? {
+            let id = JobId::for_model(&model_of(commit), profile);
+            let current = self.store.get(&id).await?;
+            if !current.as_ref().is_some_and(|r| r.status.is_final()) {
+                // Re-committed: the last completed model's score counts until
+                // the new one's result.
+                let history = self.store.jobs_of_hotkey(&verdict.hotkey).await?;
+                if let Some(kept) = leaderboard::last_completed(&history, profile, &id) {
+                    previous.insert(verdict.uid, kept.clone());
+                }
+            }
+            if let Some(record) = current {
                 records.insert(id, record);
             }
         }
@@ -252,7 +269,8 @@ impl Coordinator {
             block,
             verdicts,
             &records,
-            &self.settings.profile_version,
+            &previous,
+            profile,
             &self.settings.weights,
         );
         self.set_weights(block, &board).await;

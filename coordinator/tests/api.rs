@@ -544,7 +544,13 @@ async fn metrics_list_every_agreed_name() {
     let text = String::from_utf8(body.to_vec()).unwrap();
     for name in [
         "eval_coordinator_jobs_published_total{reason=\"new\"}",
-        "eval_coordinator_jobs_published_total{reason=\"reclaimed\"}",
+        "eval_coordinator_jobs_published_total{reason=\"republished\"}",
+        "eval_coordinator_jobs_published_total{reason=\"stranded\"}",
+        "eval_coordinator_reconciler_repairs_total{action=\"reclaimed\"}",
+        "eval_coordinator_reconciler_repairs_total{action=\"stranded\"}",
+        "eval_coordinator_reconciler_repairs_total{action=\"failed\"}",
+        "eval_coordinator_jobs_unpublished",
+        "eval_coordinator_dead_letters_settled_total",
         "eval_coordinator_submissions{verdict=\"hash_mismatch\"}",
         "eval_coordinator_queue_depth",
         "eval_coordinator_chain_block",

@@ -73,14 +73,14 @@ async fn schedules_each_model_once_and_sets_weights_on_cadence() {
     let (mut s, ids) = setup(3);
     let report = s.coordinator.tick().await.unwrap();
     assert_eq!(report.valid, 3);
-    assert_eq!(report.published.len(), 3);
+    assert_eq!(report.reconciled.published.len(), 3);
     assert!(report.aggregated);
     // Nothing scored yet: no weights.
     assert!(s.chain.weights_history().is_empty());
 
     // A second tick publishes nothing new, and it is not time to aggregate.
     let report = s.coordinator.tick().await.unwrap();
-    assert!(report.published.is_empty() && !report.aggregated);
+    assert!(report.reconciled.published.is_empty() && !report.aggregated);
     assert_eq!(s.queue.depth().await.unwrap().ready, 3);
 
     // Re-committing the identical string reuses the job.
@@ -88,7 +88,15 @@ async fn schedules_each_model_once_and_sets_weights_on_cadence() {
     s.chain
         .commit("5M0", commit.to_string().as_bytes())
         .unwrap();
-    assert!(s.coordinator.tick().await.unwrap().published.is_empty());
+    assert!(
+        s.coordinator
+            .tick()
+            .await
+            .unwrap()
+            .reconciled
+            .published
+            .is_empty()
+    );
 
     for (id, total) in ids.iter().zip([0.5, 0.9, 0.7]) {
         claim_and_complete(s.store.as_ref(), id, total).await;
@@ -156,7 +164,7 @@ async fn expired_leases_are_reclaimed_and_a_wiped_store_is_refilled() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let report = s.coordinator.tick().await.unwrap();
-    assert_eq!(report.reclaimed, vec![ids[0].clone()]);
+    assert_eq!(report.reconciled.reclaimed, vec![ids[0].clone()]);
     let delivery = s.queue.next_delivery().await.unwrap();
     assert_eq!(JobMessage::decode(&delivery.body).unwrap().id(), &ids[0]);
     delivery.ack().await.unwrap();
@@ -164,7 +172,7 @@ async fn expired_leases_are_reclaimed_and_a_wiped_store_is_refilled() {
     // Redis loses everything: the next tick re-creates and re-publishes both jobs.
     s.store.wipe();
     let report = s.coordinator.tick().await.unwrap();
-    assert_eq!(report.published.len(), 2);
+    assert_eq!(report.reconciled.published.len(), 2);
     for id in &ids {
         assert_eq!(
             s.store.get(id).await.unwrap().unwrap().status,

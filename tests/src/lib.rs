@@ -8,6 +8,7 @@
 //! - [`hub`]: a local Hugging Face-compatible endpoint serving generated
 //!   models, for the worker's hub source (`tests/hub.rs`).
 //! - [`http`]: a minimal HTTP client for the coordinator API's tests.
+//! - [`proxy`]: a TCP proxy a test can cut, to take a server away from one client.
 //! - [`chain_double`]: a local subtensor (JSON-RPC over WebSocket, metadata
 //!   built in code) for the subxt client, the weight setter and `worker submit`
 //!   (`tests/chain.rs`); `src/bin/chain_double.rs` runs it as a process.
@@ -21,6 +22,7 @@ pub mod chain_double;
 pub mod cluster;
 pub mod http;
 pub mod hub;
+pub mod proxy;
 pub mod sandbox;
 
 use std::collections::BTreeMap;

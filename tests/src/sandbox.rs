@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::job::{JobId, JobMessage, JobOrigin, ModelRef};
-use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
+use common::queue::{RabbitConfig, RabbitQueue};
 use common::scoring::ScoringProfile;
 use common::store::{JobRecord, RedisConfig, RedisStore, ResultStore};
+use coordinator::reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -194,8 +195,27 @@ impl Sandbox {
             common::clock::now_ms(),
         );
         self.store.enqueue(message.job()).await?;
-        self.queue.publish(&message).await?;
+        // Published as the coordinator does, so its reconciler sees the
+        // message as outstanding and sends no second one.
+        let mut report = ReconcileReport::default();
+        self.reconciler()
+            .publish_if_needed(message.id(), &mut report)
+            .await?;
+        ensure!(
+            report.published.len() == 1,
+            "job {} was not published: {report:?}",
+            message.id()
+        );
         Ok(message.id().clone())
+    }
+
+    /// A reconciler over this sandbox's queue and store.
+    pub fn reconciler(&self) -> Reconciler {
+        Reconciler::new(
+            std::sync::Arc::new(self.store.clone()),
+            std::sync::Arc::new(self.queue.clone()),
+            ReconcileSettings::default(),
+        )
     }
 
     pub async fn record(&self, id: &JobId) -> Result<JobRecord> {

@@ -462,8 +462,8 @@ mod coordinator_on_subtensor {
     use common::chain::subtensor::{SubtensorChain, SubtensorOptions};
     use common::job::JobId;
     use common::queue::MemoryQueue;
-    use common::store::MemoryStore;
     use common::store::testsuite::claim_and_complete;
+    use common::store::{MemoryStore, ResultStore};
     use common::submission::CommitString;
     use common::weights::WeightsParams;
     use coordinator::leaderboard::model_of;
@@ -514,7 +514,7 @@ mod coordinator_on_subtensor {
         );
         let report = coordinator.tick().await.unwrap();
         assert_eq!(report.valid, 2);
-        assert_eq!(report.published.len(), 2);
+        assert_eq!(report.reconciled.published.len(), 2);
         for (id, total) in ids.iter().zip([0.4, 0.9]) {
             claim_and_complete(store.as_ref(), id, total).await;
         }
@@ -543,5 +543,132 @@ mod coordinator_on_subtensor {
         );
         assert_eq!(status.set_at_block, Some(set_at));
         assert_eq!(refused.get(), before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_miner_who_recommits_keeps_their_weight_until_the_new_result() {
+        let double = double(DoubleConfig {
+            weights_rate_limit: 1,
+            ..DoubleConfig::default()
+        })
+        .await;
+        let validator = key(dev::alice());
+        double.register(validator.public_key(), true);
+        let miners = [key(dev::bob()), key(dev::charlie())];
+        let mut ids = Vec::new();
+        for (i, miner) in miners.iter().enumerate() {
+            double.register(miner.public_key(), false);
+            let commit =
+                CommitString::bound_to("ns", format!("m{i}"), "chatml", miner.ss58(), None);
+            client(&double, Some(miner.clone()), None)
+                .set_commitment(commit.to_string().as_bytes())
+                .await
+                .unwrap();
+            ids.push(JobId::for_model(&model_of(&commit), "v1"));
+        }
+        let chain = Arc::new(
+            SubtensorChain::new(
+                SubtensorOptions::new(double.url(), NETUID, None),
+                Some(validator),
+            )
+            .unwrap(),
+        );
+        let store = Arc::new(MemoryStore::new());
+        let mut coordinator = Coordinator::new(
+            chain,
+            Arc::new(MemoryQueue::new(5)),
+            store.clone(),
+            LoopSettings {
+                profile_version: "v1".into(),
+                epoch_start_block: 0,
+                aggregate_every_blocks: 1,
+                weights: WeightsParams::default(),
+                version_key: 1,
+                dry_run: false,
+                poll_interval: Duration::from_millis(10),
+            },
+            SharedView::default(),
+        );
+        coordinator.tick().await.unwrap();
+        // Bob's model is the better one.
+        for (id, total) in ids.iter().zip([0.9, 0.4]) {
+            claim_and_complete(store.as_ref(), id, total).await;
+        }
+        double.advance(2);
+        coordinator.tick().await.unwrap();
+        let before = double.weights(0);
+        let uid_of_bob = coordinator
+            .view
+            .read()
+            .leaderboard
+            .entries
+            .iter()
+            .find(|e| e.hotkey == miners[0].ss58())
+            .unwrap()
+            .uid;
+        let weight_of = |weights: &[(u16, u16)], uid: u16| {
+            weights.iter().find(|(u, _)| *u == uid).map(|(_, w)| *w)
+        };
+        assert_eq!(weight_of(&before, uid_of_bob), Some(u16::MAX));
+
+        // Bob commits a new model: while it waits and runs, his old score
+        // still sets his weight, and the API shows both models.
+        let recommit = CommitString::bound_to("ns", "m0-v2", "chatml", miners[0].ss58(), None);
+        client(&double, Some(miners[0].clone()), None)
+            .set_commitment(recommit.to_string().as_bytes())
+            .await
+            .unwrap();
+        let new_id = JobId::for_model(&model_of(&recommit), "v1");
+        double.advance(2);
+        coordinator.tick().await.unwrap();
+        let pending = store.get(&new_id).await.unwrap().unwrap();
+        assert_eq!(pending.status, common::job::JobStatus::Queued);
+        assert_eq!(weight_of(&double.weights(0), uid_of_bob), Some(u16::MAX));
+        let board =
+            coordinator::api::routes::leaderboard_response(&coordinator.view.read().leaderboard);
+        let bob = board.entries.iter().find(|e| e.uid == uid_of_bob).unwrap();
+        assert_eq!(bob.model.as_ref().unwrap().name, "m0");
+        assert_eq!(bob.score, 0.9);
+        let shown = bob
+            .pending
+            .as_ref()
+            .expect("the new model is shown as pending");
+        assert_eq!(
+            (shown.model.name.as_str(), shown.job_id.as_str()),
+            ("m0-v2", new_id.as_str())
+        );
+
+        // The new model fails: Bob loses his weight.
+        store
+            .claim(
+                &pending.job,
+                "w",
+                Duration::from_secs(60),
+                common::clock::now_ms(),
+            )
+            .await
+            .unwrap();
+        let failed = common::result::ResultMessage::V1(common::result::ResultV1 {
+            outcome: common::result::Outcome::Failed(common::result::FailureReason::new(
+                common::result::FailureCode::NanOutput,
+                "NaN logits",
+            )),
+            ..common::store::testsuite::completed(&pending.job, 0.0, "w")
+                .result()
+                .clone()
+        });
+        store.finish(&failed).await.unwrap();
+        double.advance(2);
+        coordinator.tick().await.unwrap();
+        assert_eq!(weight_of(&double.weights(0), uid_of_bob), None);
+        let bob = coordinator
+            .view
+            .read()
+            .leaderboard
+            .entries
+            .into_iter()
+            .find(|e| e.uid == uid_of_bob)
+            .unwrap();
+        assert_eq!((bob.score, bob.pending.is_none()), (0.0, true));
     }
 }

@@ -361,10 +361,16 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
         cluster.workers[victim].kill().await?;
         cluster.start_worker(&format!("worker-r{round}"))?;
     }
-    // The broker restarts under running jobs.
+    // The broker restarts under running jobs, and a miner commits while it
+    // is down: the coordinator enqueues the job, and its reconciler
+    // publishes it once the broker is back.
     wait_running(&cluster).await?;
-    eprintln!("restarting RabbitMQ");
-    tests::sandbox::restart_rabbitmq().await?;
+    eprintln!("stopping RabbitMQ; a miner commits meanwhile");
+    tests::sandbox::rabbitmqctl(&["stop_app"]).await?;
+    miners.push(cluster.honest_miner("late", 60).await?);
+    tokio::time::sleep(Duration::from_millis(1_000 + schedule.below(3_000))).await;
+    tests::sandbox::rabbitmqctl(&["start_app"]).await?;
+    tests::sandbox::rabbitmqctl(&["await_startup"]).await?;
     // Redis restarts with its data, then without. A result written between
     // the snapshot and the restart is lost like one in the wipe: its job is
     // evaluated and stored again, which the count below allows.
@@ -430,6 +436,14 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
         miners.len(),
         "one leaderboard entry per job"
     );
+    // Nothing is left behind: no job in the store is QUEUED or RUNNING.
+    for status in [JobStatus::Queued, JobStatus::Running] {
+        let left = cluster.sandbox.store.jobs_with_status(status).await?;
+        assert!(
+            left.is_empty(),
+            "{status} jobs left after the faults: {left:?}"
+        );
+    }
     let expected = cluster.expected_weights().await?;
     eventually(
         "the weights on chain to match the stored scores",

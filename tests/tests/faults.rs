@@ -18,14 +18,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::chain::MemoryChain;
-use common::job::{JobId, JobStatus};
-use common::queue::JobQueue;
+use common::clock::now_ms;
+use common::job::{JobId, JobMessage, JobStatus};
+use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
 use common::result::{FailureCode, Outcome};
 use common::store::{JobRecord, ResultStore};
 use common::submission::CommitString;
 use common::weights::WeightsParams;
+use coordinator::reconcile::{ReconcileSettings, Reconciler};
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;
+use tests::proxy::{CutProxy, url_addr, url_via};
 use tests::sandbox::{
     Sandbox, WorkerProcess, eventually, rabbitmqctl, redis_client_ports, redis_port,
     restart_rabbitmq, restart_redis,
@@ -128,7 +131,7 @@ fn spawn_coordinator(
         let mut reclaimed = 0;
         // Bounded by the test's own deadlines: it cancels `stop`.
         while !stop.is_cancelled() {
-            reclaimed += coordinator.tick().await?.reclaimed.len();
+            reclaimed += coordinator.tick().await?.reconciled.reclaimed.len();
             tokio::select! {
                 () = stop.cancelled() => {}
                 () = tokio::time::sleep(Duration::from_millis(300)) => {}
@@ -644,5 +647,323 @@ async fn sigterm_mid_job_hands_the_job_back_and_exits_zero() -> Result<()> {
     next.stop().await?;
     assert_eq!(next.job_events(&id, "result stored"), 1);
     assert_eq!(worker.job_events(&id, "result stored"), 0);
+    sandbox.cleanup().await
+}
+
+// The job lifecycle's owner, the coordinator's reconciler, against the real
+// broker and store: no job is stranded, duplicated or left QUEUED forever.
+
+/// Settings of a reconciler that fails fast, for the lifecycle tests.
+fn reconcile_settings(max_requeues: u32, max_reclaims: u32) -> ReconcileSettings {
+    ReconcileSettings {
+        publish_stale_after: Duration::from_secs(2),
+        max_requeues,
+        max_reclaims,
+        ..ReconcileSettings::default()
+    }
+}
+
+/// A worker's own connection, so that the sandbox's connection never
+/// consumes (a consumer's prefetch would hide messages from `depth`). Close
+/// it before counting: its prefetched messages go back to the queue.
+async fn consumer(sandbox: &Sandbox) -> Result<RabbitQueue> {
+    Ok(RabbitQueue::connect(RabbitConfig {
+        consumer_tag: format!("{}-consumer", sandbox.name),
+        ..sandbox.rabbit.clone()
+    })
+    .await?)
+}
+
+/// Takes the next delivery of `queue` within 10 s.
+async fn take(queue: &RabbitQueue) -> Result<common::queue::Delivery> {
+    tokio::time::timeout(Duration::from_secs(10), queue.next_delivery())
+        .await
+        .context("a delivery within 10 s")?
+        .map_err(Into::into)
+}
+
+/// Ready messages of the sandbox's queue once the broker's count settles.
+async fn settled_depth(sandbox: &Sandbox) -> Result<u64> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(sandbox.queue.depth().await?.ready)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns() -> Result<()> {
+    init_tracing();
+    let _broker = BROKER.read().await;
+    let sandbox = Sandbox::new("outage").await?;
+    let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
+    let mut worker = spawn(&sandbox, "outage-w", &args)?;
+    worker.wait_consuming().await?;
+
+    // The coordinator reaches the broker through a link the test cuts; its
+    // publisher gives up after 2 s, far less than the outage.
+    let proxy = CutProxy::start(url_addr(&sandbox.rabbit.url)?).await?;
+    let queue = RabbitQueue::lazy(RabbitConfig {
+        url: url_via(&sandbox.rabbit.url, proxy.addr()),
+        operation_timeout: Duration::from_secs(2),
+        ..sandbox.rabbit.clone()
+    })?;
+    let chain = Arc::new(MemoryChain::new(1_000, "5Validator", 1));
+    chain.register("5Validator", true);
+    let mut coordinator = Coordinator::new(
+        chain.clone(),
+        Arc::new(queue),
+        Arc::new(sandbox.store.clone()),
+        LoopSettings {
+            profile_version: "v1".into(),
+            epoch_start_block: 0,
+            aggregate_every_blocks: 1_000_000,
+            weights: WeightsParams::default(),
+            version_key: 1,
+            dry_run: true,
+            poll_interval: Duration::from_millis(300),
+        },
+        SharedView::default(),
+    );
+    coordinator.tick().await?;
+
+    // The broker goes away exactly when a miner commits.
+    proxy.cut();
+    sandbox.tiny_model("miners", "outage", 31).await?;
+    chain.register("5Miner", false);
+    let commit = CommitString::bound_to("miners", "outage", "chatml", "5Miner", None);
+    chain.commit("5Miner", commit.to_string().as_bytes())?;
+    chain.advance(1);
+    let id = JobId::for_model(&coordinator::leaderboard::model_of(&commit), "v1");
+    let mut failures = 0;
+    for _ in 0..3 {
+        let report = coordinator.tick().await?;
+        failures += report.reconciled.publish_failures;
+        assert!(report.reconciled.published.is_empty(), "{report:?}");
+    }
+    let waiting = sandbox.record(&id).await?;
+    assert_eq!(waiting.status, JobStatus::Queued);
+    assert_eq!(
+        waiting.published_at_ms, None,
+        "no message while the broker is away"
+    );
+    assert_eq!(failures, 3, "every pass tried, and failed, to publish");
+    assert_eq!(waiting.publish_attempts, 3);
+
+    // Back: the next pass publishes it once, and the worker completes it.
+    proxy.restore();
+    let report = coordinator.tick().await?;
+    assert_eq!(report.reconciled.published, vec![id.clone()]);
+    assert!(coordinator.tick().await?.reconciled.published.is_empty());
+    let done = sandbox
+        .wait_record(&id, "the job to finish", Duration::from_secs(60), |r| {
+            r.status.is_final()
+        })
+        .await?;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(done.attempts, 1);
+    worker.stop().await?;
+    assert_eq!(results_stored(&[&worker], &id), 1);
+    sandbox.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<()> {
+    init_tracing();
+    let _broker = BROKER.read().await;
+    let sandbox = Sandbox::new("expiry").await?;
+    let model = sandbox.tiny_model("ns", "expiry", 32).await?;
+    let id = sandbox.submit(model).await?;
+    let reconciler = Reconciler::new(
+        Arc::new(sandbox.store.clone()),
+        Arc::new(sandbox.queue.clone()),
+        reconcile_settings(5, 2),
+    );
+    let lease = Duration::from_millis(300);
+    for expiry in 1..=2u32 {
+        // A worker takes the job and dies; every other worker is busy, so
+        // nothing consumes while the coordinator ticks several times.
+        let worker = consumer(&sandbox).await?;
+        let delivery = take(&worker).await?;
+        let job = JobMessage::decode(&delivery.body)?.job().clone();
+        sandbox
+            .store
+            .claim(&job, &format!("dies-{expiry}"), lease, now_ms())
+            .await?;
+        delivery.ack().await?;
+        worker.close().await;
+        assert_eq!(settled_depth(&sandbox).await?, 0);
+        tokio::time::sleep(lease + Duration::from_millis(100)).await;
+        let mut reclaimed = 0;
+        let mut published = 0;
+        for _ in 0..5 {
+            let report = reconciler.run_once().await?;
+            reclaimed += report.reclaimed.len();
+            published += report.published.len();
+        }
+        assert_eq!((reclaimed, published), (1, 1), "expiry {expiry}");
+        assert_eq!(
+            settled_depth(&sandbox).await?,
+            1,
+            "one message for expiry {expiry}"
+        );
+        let record = sandbox.record(&id).await?;
+        assert_eq!(
+            (record.status, record.reclaims),
+            (JobStatus::Queued, expiry)
+        );
+    }
+    // A third death in a row: the evaluation kills its workers; it fails,
+    // with a reason, instead of looping.
+    let worker = consumer(&sandbox).await?;
+    let delivery = take(&worker).await?;
+    let job = JobMessage::decode(&delivery.body)?.job().clone();
+    sandbox.store.claim(&job, "dies-3", lease, now_ms()).await?;
+    delivery.ack().await?;
+    worker.close().await;
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let report = reconciler.run_once().await?;
+    assert_eq!(
+        report.failed,
+        vec![(id.clone(), FailureCode::DeliveryLimit)]
+    );
+    let record = sandbox.record(&id).await?;
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(settled_depth(&sandbox).await?, 0);
+    sandbox.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued() -> Result<()> {
+    init_tracing();
+    let _broker = BROKER.read().await;
+    let sandbox = Sandbox::new("limit").await?;
+    let model = sandbox.tiny_model("ns", "limit", 33).await?;
+    let id = sandbox.submit(model).await?;
+    let reconciler = Reconciler::new(
+        Arc::new(sandbox.store.clone()),
+        Arc::new(sandbox.queue.clone()),
+        reconcile_settings(1, 3),
+    );
+    let limit = sandbox.rabbit.delivery_limit;
+    for round in 0..2u32 {
+        // Every worker that takes it hands it back (a transient error).
+        let worker = consumer(&sandbox).await?;
+        for _ in 0..limit {
+            let delivery = take(&worker).await?;
+            let job = JobMessage::decode(&delivery.body)?.job().clone();
+            sandbox
+                .store
+                .claim(&job, "hands-back", Duration::from_secs(60), now_ms())
+                .await?;
+            sandbox.store.release(&id, "hands-back").await?;
+            delivery.retry().await?;
+        }
+        worker.close().await;
+        let dead = eventually("the dead letter", Duration::from_secs(10), || async {
+            Ok((sandbox.queue.dead_letter_depth().await? == 1).then_some(()))
+        })
+        .await;
+        dead?;
+        let record = sandbox.record(&id).await?;
+        assert_eq!(
+            record.status,
+            JobStatus::Queued,
+            "stranded until reconciled"
+        );
+        let report = reconciler.run_once().await?;
+        assert_eq!(report.dead_letters, 1, "round {round}: {report:?}");
+        assert_eq!(sandbox.queue.dead_letter_depth().await?, 0);
+        let record = sandbox.record(&id).await?;
+        if round == 0 {
+            // Not the model's fault: queued again, with a new message.
+            assert_eq!(report.requeued, vec![id.clone()]);
+            assert_eq!(report.published, vec![id.clone()]);
+            assert_eq!((record.status, record.requeues), (JobStatus::Queued, 1));
+            assert_eq!(settled_depth(&sandbox).await?, 1);
+        } else {
+            // Out of requeues: FAILED with a reason, not QUEUED forever.
+            assert_eq!(
+                report.failed,
+                vec![(id.clone(), FailureCode::DeliveryLimit)]
+            );
+            assert_eq!(record.status, JobStatus::Failed);
+            let Some(Outcome::Failed(reason)) = record.result.map(|r| r.outcome) else {
+                panic!("a failed job has a reason");
+            };
+            assert!(reason.message.contains("handed the job back"), "{reason}");
+            assert_eq!(settled_depth(&sandbox).await?, 0);
+        }
+    }
+
+    // A message the workers refuse as unreadable fails its job as invalid_job.
+    let other = sandbox.tiny_model("ns", "refused", 34).await?;
+    let refused = sandbox.submit(other).await?;
+    let worker = consumer(&sandbox).await?;
+    take(&worker).await?.dead_letter().await?;
+    worker.close().await;
+    eventually("the refused message", Duration::from_secs(10), || async {
+        Ok((sandbox.queue.dead_letter_depth().await? == 1).then_some(()))
+    })
+    .await?;
+    let report = reconciler.run_once().await?;
+    assert_eq!(
+        report.failed,
+        vec![(refused.clone(), FailureCode::InvalidJob)]
+    );
+    assert_eq!(sandbox.record(&refused).await?.status, JobStatus::Failed);
+    sandbox.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_next() -> Result<()> {
+    init_tracing();
+    let _broker = BROKER.read().await;
+    let sandbox = Sandbox::new("killed-coord").await?;
+    let settings = reconcile_settings(5, 3);
+    let store: Arc<dyn ResultStore> = Arc::new(sandbox.store.clone());
+    let queue: Arc<dyn JobQueue> = Arc::new(sandbox.queue.clone());
+    let job = |name: &str| {
+        JobMessage::v1(
+            common::job::ModelRef {
+                namespace: "ns".into(),
+                name: name.into(),
+                revision: "main".into(),
+                chat_template: "chatml".into(),
+            },
+            "v1",
+            common::job::JobOrigin::Operator {
+                requested_by: "test".into(),
+            },
+            now_ms(),
+        )
+    };
+    // Killed right after the enqueue…
+    let enqueued = job("after-enqueue");
+    store.enqueue(enqueued.job()).await?;
+    // …and right after claiming the publish, before the broker saw it.
+    let claimed = job("mid-publish");
+    store.enqueue(claimed.job()).await?;
+    assert_eq!(
+        store
+            .begin_publish(claimed.id(), now_ms(), settings.publish_stale_after)
+            .await?,
+        Some(1)
+    );
+
+    // The next coordinator (two of them, even) publishes each exactly once:
+    // the first at once, the second once the dead publisher's claim is stale.
+    let next = Reconciler::new(store.clone(), queue.clone(), settings.clone());
+    let twin = Reconciler::new(store.clone(), queue.clone(), settings.clone());
+    let (a, b) = tokio::join!(next.run_once(), twin.run_once());
+    let mut published: Vec<JobId> = [a?.published, b?.published].concat();
+    assert_eq!(published, vec![enqueued.id().clone()]);
+    assert_eq!(settled_depth(&sandbox).await?, 1);
+    tokio::time::sleep(settings.publish_stale_after + Duration::from_millis(200)).await;
+    let (a, b) = tokio::join!(next.run_once(), twin.run_once());
+    published = [a?.published, b?.published].concat();
+    assert_eq!(published, vec![claimed.id().clone()]);
+    assert_eq!(settled_depth(&sandbox).await?, 2);
+    for _ in 0..3 {
+        assert!(next.run_once().await?.is_empty());
+    }
+    assert_eq!(settled_depth(&sandbox).await?, 2);
     sandbox.cleanup().await
 }

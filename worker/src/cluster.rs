@@ -81,21 +81,19 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         "connecting"
     );
     let queue = Arc::new(
-        RabbitQueue::connect(RabbitConfig::for_queue(
+        RabbitQueue::lazy(RabbitConfig::for_queue(
             amqp_url.expose(),
             &config.queue,
             config.name.clone(),
         ))
-        .await
-        .context("connecting to RabbitMQ")?,
+        .context("the RabbitMQ settings")?,
     );
     let store = Arc::new(
-        RedisStore::connect(RedisConfig::for_prefix(
+        RedisStore::lazy(RedisConfig::for_prefix(
             redis_url.expose().to_owned(),
             config.redis_prefix.clone(),
         ))
-        .await
-        .context("connecting to Redis")?,
+        .context("the Redis settings")?,
     );
     let _ = connections.set(Connections {
         queue: queue.clone(),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::{Delivery, JobQueue, QueueDepth, QueueError, Settle};
+use super::{DeadLetter, DeadLetterReason, Delivery, JobQueue, QueueDepth, QueueError, Settle};
 use crate::job::JobMessage;
 
 #[derive(Debug, Default)]
@@ -17,7 +17,7 @@ struct State {
     /// Bodies with the number of times each was delivered so far.
     ready: VecDeque<(Vec<u8>, u32)>,
     in_flight: u64,
-    dead: Vec<Vec<u8>>,
+    dead: VecDeque<(Vec<u8>, DeadLetterReason)>,
 }
 
 #[derive(Debug)]
@@ -34,7 +34,9 @@ impl Shared {
         state.in_flight -= 1;
         if delivered >= self.delivery_limit {
             tracing::warn!(delivered, "delivery limit reached, dead-lettering");
-            state.dead.push(body);
+            state
+                .dead
+                .push_back((body, DeadLetterReason::DeliveryLimit));
         } else {
             state.ready.push_back((body, delivered));
             drop(state);
@@ -62,7 +64,8 @@ impl MemoryQueue {
 
     /// Bodies in the dead-letter queue.
     pub fn dead_letters(&self) -> Vec<Vec<u8>> {
-        self.shared.state.lock().dead.clone()
+        let state = self.shared.state.lock();
+        state.dead.iter().map(|(body, _)| body.clone()).collect()
     }
 
     /// Publishes raw bytes, as a buggy or hostile publisher could.
@@ -109,6 +112,20 @@ impl JobQueue for MemoryQueue {
             in_flight: state.in_flight,
         })
     }
+
+    async fn next_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError> {
+        let Some((body, reason)) = self.shared.state.lock().dead.pop_front() else {
+            return Ok(None);
+        };
+        let settle = DeadSettle {
+            shared: self.shared.clone(),
+            letter: Some((body.clone(), reason.clone())),
+        };
+        Ok(Some(DeadLetter {
+            delivery: Delivery::new(body, 1, Box::new(settle)),
+            reason,
+        }))
+    }
 }
 
 /// Settles one delivery. Dropped unsettled, it requeues like a closed channel.
@@ -138,9 +155,49 @@ impl Settle for MemorySettle {
         if let Some(body) = self.body.take() {
             let mut state = self.shared.state.lock();
             state.in_flight -= 1;
-            state.dead.push(body);
+            state.dead.push_back((body, DeadLetterReason::Rejected));
         }
         Ok(())
+    }
+}
+
+/// Settles a message taken from the dead-letter list: `ack` drops it, any
+/// other end puts it back at the front.
+#[derive(Debug)]
+struct DeadSettle {
+    shared: Arc<Shared>,
+    letter: Option<(Vec<u8>, DeadLetterReason)>,
+}
+
+impl DeadSettle {
+    fn put_back(&mut self) {
+        if let Some(letter) = self.letter.take() {
+            self.shared.state.lock().dead.push_front(letter);
+        }
+    }
+}
+
+#[async_trait]
+impl Settle for DeadSettle {
+    async fn ack(mut self: Box<Self>) -> Result<(), QueueError> {
+        self.letter = None;
+        Ok(())
+    }
+
+    async fn retry(mut self: Box<Self>) -> Result<(), QueueError> {
+        self.put_back();
+        Ok(())
+    }
+
+    async fn dead_letter(mut self: Box<Self>) -> Result<(), QueueError> {
+        self.put_back();
+        Ok(())
+    }
+}
+
+impl Drop for DeadSettle {
+    fn drop(&mut self) {
+        self.put_back();
     }
 }
 

@@ -10,6 +10,9 @@
 //!   the dead-letter queue instead of looping forever.
 //! - **Cancel-safe receive**: dropping the future of [`JobQueue::next_delivery`]
 //!   loses nothing, so a worker can `select!` it against shutdown.
+//! - **Dead letters are readable**: [`JobQueue::next_dead_letter`] hands the
+//!   coordinator's reconciler each dead-lettered message with the reason the
+//!   queue gave, so no job is left waiting on a message that is gone.
 //!
 //! [`MemoryQueue`] backs the embedded mode; RabbitMQ backs the cluster
 //! (module `rabbitmq`, feature `rabbitmq`).
@@ -54,6 +57,39 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn next_delivery(&self) -> Result<Delivery, QueueError>;
 
     async fn depth(&self) -> Result<QueueDepth, QueueError>;
+
+    /// Takes the oldest dead-lettered message without waiting; `None` when
+    /// there is none. Settle it: `ack` removes it for good, `retry` puts it
+    /// back in the dead-letter queue (and dropping it unsettled does too).
+    async fn next_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError>;
+}
+
+/// Why a message was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    /// It was delivered `delivery_limit` times without being acked.
+    DeliveryLimit,
+    /// A consumer refused it as unprocessable ([`Delivery::dead_letter`]).
+    Rejected,
+    /// Another reason the broker gave (expired, queue length limit, …).
+    Other(String),
+}
+
+impl DeadLetterReason {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::DeliveryLimit => "delivery_limit",
+            Self::Rejected => "rejected",
+            Self::Other(other) => other,
+        }
+    }
+}
+
+/// A message taken from the dead-letter queue.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub delivery: Delivery,
+    pub reason: DeadLetterReason,
 }
 
 /// How a delivery is settled; implemented by each queue.

@@ -6,8 +6,9 @@
 //!   `x-dead-letter-routing-key` and `x-delivery-limit`.
 //! - `eval.jobs.dlx` ([`RabbitConfig::dead_letter_exchange`]): a durable direct
 //!   exchange, and `eval.jobs.dead` ([`RabbitConfig::dead_letter_queue`]): a
-//!   durable quorum queue bound to it. Nothing consumes it; operators inspect
-//!   and shovel it by hand.
+//!   durable quorum queue bound to it. The coordinator's reconciler reads it
+//!   with `basic.get` ([`JobQueue::next_dead_letter`]) and settles every job
+//!   whose message ends there; the reason comes from the `x-death` header.
 //!
 //! Queue arguments cannot change once a queue exists (the broker answers a
 //! redeclare with other arguments with 406 PRECONDITION_FAILED). When that
@@ -102,9 +103,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -117,7 +118,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Delivery, JobQueue, QueueDepth, QueueError, Settle};
+use super::{DeadLetter, DeadLetterReason, Delivery, JobQueue, QueueDepth, QueueError, Settle};
 use crate::job::JobMessage;
 use crate::secret_url::redact_url;
 
@@ -358,16 +359,7 @@ impl RabbitQueue {
     /// Connects, declares the topology and returns the queue. Retries for
     /// up to [`RabbitConfig::operation_timeout`].
     pub async fn connect(config: RabbitConfig) -> Result<Self, QueueError> {
-        config.validate().map_err(QueueError::Unavailable)?;
-        let queue = Self {
-            inner: Arc::new(Inner {
-                config,
-                connection: Mutex::new(None),
-                publisher: Mutex::new(None),
-                admin: Mutex::new(None),
-                consumer: Mutex::new(None),
-            }),
-        };
+        let queue = Self::lazy(config)?;
         queue
             .inner
             .retrying("connect", || async {
@@ -375,6 +367,22 @@ impl RabbitQueue {
             })
             .await?;
         Ok(queue)
+    }
+
+    /// The queue without connecting yet: the first operation connects (and
+    /// every later one reconnects as needed). A process that must start
+    /// while the broker is away (serving its probes and API) uses this.
+    pub fn lazy(config: RabbitConfig) -> Result<Self, QueueError> {
+        config.validate().map_err(QueueError::Unavailable)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                connection: Mutex::new(None),
+                publisher: Mutex::new(None),
+                admin: Mutex::new(None),
+                consumer: Mutex::new(None),
+            }),
+        })
     }
 
     pub fn config(&self) -> &RabbitConfig {
@@ -884,6 +892,77 @@ impl JobQueue for RabbitQueue {
             ready,
             in_flight: 0,
         })
+    }
+
+    async fn next_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError> {
+        let inner = &self.inner;
+        let got = inner
+            .retrying("dead-letter get", || async {
+                let channel = inner
+                    .channel(&inner.admin, |channel| async { Ok(channel) })
+                    .await?;
+                rpc(
+                    "basic.get",
+                    inner.config.rpc_timeout,
+                    channel.basic_get(
+                        inner.config.dead_letter_queue.as_str().into(),
+                        BasicGetOptions { no_ack: false },
+                    ),
+                )
+                .await
+            })
+            .await?;
+        let Some(got) = got else {
+            return Ok(None);
+        };
+        let lapin::message::Delivery {
+            properties,
+            data,
+            acker,
+            ..
+        } = got.delivery;
+        let reason = dead_letter_reason(&properties);
+        let message_id = properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let settle = RabbitSettle {
+            acker: Some(acker),
+            message_id,
+            timeout: inner.config.rpc_timeout,
+        };
+        Ok(Some(DeadLetter {
+            delivery: Delivery::new(data, 1, Box::new(settle)),
+            reason,
+        }))
+    }
+}
+
+/// The reason of the latest dead-lettering in the `x-death` header
+/// (RabbitMQ puts the most recent first): `delivery_limit` for a quorum
+/// queue's delivery limit, `rejected` for `basic.reject(requeue=false)`.
+fn dead_letter_reason(properties: &BasicProperties) -> DeadLetterReason {
+    let reason = properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| match headers.inner().get("x-death") {
+            Some(AMQPValue::FieldArray(deaths)) => deaths.as_slice().first().cloned(),
+            _ => None,
+        })
+        .and_then(|death| match death {
+            AMQPValue::FieldTable(table) => match table.inner().get("reason") {
+                Some(AMQPValue::LongString(reason)) => Some(reason.to_string()),
+                Some(AMQPValue::ShortString(reason)) => Some(reason.to_string()),
+                _ => None,
+            },
+            _ => None,
+        });
+    match reason.as_deref() {
+        Some("delivery_limit") => DeadLetterReason::DeliveryLimit,
+        Some("rejected") => DeadLetterReason::Rejected,
+        Some(other) => DeadLetterReason::Other(other.to_owned()),
+        None => DeadLetterReason::Other("unknown".into()),
     }
 }
 

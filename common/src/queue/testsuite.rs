@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::JobQueue;
+use super::{DeadLetterReason, JobQueue};
 use crate::job::{JobMessage, JobOrigin, ModelRef};
 
 /// A job message naming model `name`.
@@ -62,6 +62,16 @@ where
     assert_eq!(second.delivery_count, 2);
     second.retry().await.unwrap();
     assert_empty(&queue).await;
+    // …and is handed to the reconciler as a dead letter with its reason;
+    // `retry` keeps it there, `ack` removes it.
+    let dead = next_dead(&queue).await;
+    assert_eq!(dead.reason, DeadLetterReason::DeliveryLimit);
+    assert_eq!(JobMessage::decode(&dead.delivery.body).unwrap(), job("b"));
+    dead.delivery.retry().await.unwrap();
+    let dead = next_dead(&queue).await;
+    assert_eq!(JobMessage::decode(&dead.delivery.body).unwrap(), job("b"));
+    dead.delivery.ack().await.unwrap();
+    assert!(queue.next_dead_letter().await.unwrap().is_none());
 
     // An unsettled delivery that is dropped comes back.
     let queue = make(5).await;
@@ -77,6 +87,9 @@ where
     queue.publish(&job("d")).await.unwrap();
     next(&queue).await.dead_letter().await.unwrap();
     assert_empty(&queue).await;
+    let dead = next_dead(&queue).await;
+    assert_eq!(dead.reason, DeadLetterReason::Rejected);
+    dead.delivery.ack().await.unwrap();
 
     // Depth counts ready messages; order is FIFO.
     let queue = make(5).await;
@@ -98,6 +111,17 @@ where
     let d = next(&queue).await;
     assert_eq!(JobMessage::decode(&d.body).unwrap(), job("f"));
     d.ack().await.unwrap();
+}
+
+/// Brokers dead-letter asynchronously: poll briefly.
+async fn next_dead<Q: JobQueue>(queue: &Q) -> super::DeadLetter {
+    for _ in 0..50 {
+        if let Some(dead) = queue.next_dead_letter().await.unwrap() {
+            return dead;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("expected a dead letter within 5 s");
 }
 
 /// Brokers report depth asynchronously: poll briefly.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
-use crate::job::{JobId, JobStatus, JobV1};
+use crate::job::{JobId, JobOrigin, JobStatus, JobV1, Transition};
 use crate::result::ResultMessage;
 
 /// See the module docs.
@@ -25,6 +25,22 @@ impl MemoryStore {
     pub fn wipe(&self) {
         self.jobs.lock().clear();
     }
+}
+
+/// Moves `record` along the lifecycle table, or refuses.
+fn transition(record: &mut JobRecord, transition: Transition) -> Result<(), StoreError> {
+    let to = transition
+        .apply(record.status)
+        .ok_or_else(|| StoreError::Corrupt {
+            key: record.job.job_id.to_string(),
+            message: format!(
+                "illegal transition {} from {}",
+                transition.as_str(),
+                record.status
+            ),
+        })?;
+    record.status = to;
+    Ok(())
 }
 
 fn lease_until(now_ms: u64, lease: Duration) -> u64 {
@@ -71,7 +87,7 @@ impl ResultStore for MemoryStore {
                 until_ms,
             });
         }
-        record.status = JobStatus::Running;
+        transition(record, Transition::Claim)?;
         record.attempts += 1;
         record.worker = Some(worker.to_owned());
         record.started_at_ms = Some(now_ms);
@@ -112,11 +128,98 @@ impl ResultStore for MemoryStore {
             && record.status == JobStatus::Running
             && record.worker.as_deref() == Some(worker)
         {
-            record.status = JobStatus::Queued;
+            transition(record, Transition::HandBack)?;
             record.lease_expires_at_ms = None;
             record.progress = 0.0;
         }
         Ok(())
+    }
+
+    async fn begin_publish(
+        &self,
+        id: &JobId,
+        now_ms: u64,
+        stale_after: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut jobs = self.jobs.lock();
+        let Some(record) = jobs.get_mut(id) else {
+            return Ok(None);
+        };
+        if !record.needs_publish(now_ms, stale_after) {
+            return Ok(None);
+        }
+        record.publish_attempts += 1;
+        record.publishing_since_ms = Some(now_ms);
+        Ok(Some(record.publish_attempts))
+    }
+
+    async fn end_publish(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        published: bool,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut jobs = self.jobs.lock();
+        if let Some(record) = jobs.get_mut(id)
+            && record.publish_attempts == attempt
+            && record.publishing_since_ms.is_some()
+        {
+            record.publishing_since_ms = None;
+            if published {
+                record.published_at_ms = Some(now_ms);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reclaim(
+        &self,
+        id: &JobId,
+        lease_expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs.lock();
+        let Some(record) = jobs.get_mut(id) else {
+            return Ok(false);
+        };
+        if !record.lease_expired(now_ms) || record.lease_expires_at_ms != Some(lease_expires_at_ms)
+        {
+            return Ok(false);
+        }
+        transition(record, Transition::Reclaim)?;
+        record.lease_expires_at_ms = None;
+        record.progress = 0.0;
+        record.published_at_ms = None;
+        record.publishing_since_ms = None;
+        record.reclaims += 1;
+        Ok(true)
+    }
+
+    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs.lock();
+        let Some(record) = jobs.get_mut(id) else {
+            return Ok(false);
+        };
+        if record.status != JobStatus::Queued || record.published_at_ms != Some(published_at_ms) {
+            return Ok(false);
+        }
+        transition(record, Transition::Requeue)?;
+        record.published_at_ms = None;
+        record.publishing_since_ms = None;
+        record.requeues += 1;
+        Ok(true)
+    }
+
+    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {
+        let jobs = self.jobs.lock();
+        let mut out: Vec<JobRecord> = jobs
+            .values()
+            .filter(|r| matches!(&r.job.origin, JobOrigin::Chain { hotkey: h, .. } if h == hotkey))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+        Ok(out)
     }
 
     async fn finish(&self, message: &ResultMessage) -> Result<Finish, StoreError> {
@@ -131,10 +234,13 @@ impl ResultStore for MemoryStore {
         if record.status.is_final() {
             return Ok(Finish::AlreadyFinished);
         }
-        record.status = match result.outcome {
-            crate::result::Outcome::Completed(_) => JobStatus::Completed,
-            crate::result::Outcome::Failed(_) => JobStatus::Failed,
-        };
+        transition(
+            record,
+            match result.outcome {
+                crate::result::Outcome::Completed(_) => Transition::Complete,
+                crate::result::Outcome::Failed(_) => Transition::Fail,
+            },
+        )?;
         record.worker = Some(result.worker.clone());
         record.finished_at_ms = Some(result.finished_at_ms);
         record.lease_expires_at_ms = None;

@@ -11,6 +11,13 @@
 //! - `finish` is atomic and idempotent: result, status and leaderboard change
 //!   together, once. A second `finish` of the same job changes nothing and
 //!   reports [`Finish::AlreadyFinished`].
+//! - Every status change follows [`crate::job::TRANSITIONS`]; a change the
+//!   table does not allow is refused, never half-applied.
+//! - **Publication bookkeeping** for the coordinator's reconciler: a QUEUED
+//!   job either has a message outstanding (`published_at_ms`) or does not.
+//!   `begin_publish` lets one publisher at a time (across processes) send
+//!   its message; `reclaim` and `requeue` are compare-and-set on the lease or
+//!   publication they saw, so two reconcilers never both act on one expiry.
 //!
 //! [`MemoryStore`] backs the embedded mode; Redis backs the cluster (module
 //! `redis`, feature `redis`, which documents the key schema).
@@ -57,6 +64,22 @@ pub struct JobRecord {
     pub progress: f64,
     /// Set once the job is final.
     pub result: Option<ResultV1>,
+    /// When the broker confirmed the message the job waits on; `None` while
+    /// QUEUED means no message is outstanding and the reconciler sends one.
+    #[serde(default)]
+    pub published_at_ms: Option<u64>,
+    /// Publishes started so far (by any coordinator).
+    #[serde(default)]
+    pub publish_attempts: u32,
+    /// A publish in progress since then (see [`ResultStore::begin_publish`]).
+    #[serde(default)]
+    pub publishing_since_ms: Option<u64>,
+    /// Expired leases taken back by the reconciler.
+    #[serde(default)]
+    pub reclaims: u32,
+    /// Times the reconciler queued the job again after losing its message.
+    #[serde(default)]
+    pub requeues: u32,
 }
 
 impl JobRecord {
@@ -72,6 +95,11 @@ impl JobRecord {
             lease_expires_at_ms: None,
             progress: 0.0,
             result: None,
+            published_at_ms: None,
+            publish_attempts: 0,
+            publishing_since_ms: None,
+            reclaims: 0,
+            requeues: 0,
         }
     }
 
@@ -81,6 +109,17 @@ impl JobRecord {
             Outcome::Completed(scores) => Some(scores.total),
             Outcome::Failed(_) => None,
         }
+    }
+
+    /// QUEUED with no message outstanding and no publish in progress (or
+    /// one that started more than `stale_after` before `now_ms`: its
+    /// publisher died).
+    pub fn needs_publish(&self, now_ms: u64, stale_after: Duration) -> bool {
+        self.status == JobStatus::Queued
+            && self.published_at_ms.is_none()
+            && self
+                .publishing_since_ms
+                .is_none_or(|since| since.saturating_add(stale_after.as_millis() as u64) < now_ms)
     }
 
     /// RUNNING under a lease that ran out before `now_ms`.
@@ -156,6 +195,46 @@ pub trait ResultStore: Send + Sync + 'static {
 
     /// Records a final result; atomic and idempotent.
     async fn finish(&self, result: &ResultMessage) -> Result<Finish, StoreError>;
+
+    /// Starts publishing a job that [`JobRecord::needs_publish`]: records the
+    /// attempt and returns its number, or `None` when the job needs no
+    /// message (or another publisher holds it).
+    async fn begin_publish(
+        &self,
+        id: &JobId,
+        now_ms: u64,
+        stale_after: Duration,
+    ) -> Result<Option<u32>, StoreError>;
+
+    /// Ends publish attempt `attempt`: `published` records the message as
+    /// outstanding at `now_ms`; otherwise the next reconciler tries again.
+    /// A stale attempt (a later one began) changes nothing.
+    async fn end_publish(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        published: bool,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Takes back a RUNNING job whose lease, ending at `lease_expires_at_ms`,
+    /// ran out before `now_ms`: QUEUED with no message outstanding. `false`
+    /// when the job is no longer in that state (renewed, finished, or
+    /// reclaimed by someone else).
+    async fn reclaim(
+        &self,
+        id: &JobId,
+        lease_expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks the message of a QUEUED job, published at `published_at_ms`,
+    /// as lost (dead-lettered, or gone from the queue), so the job is
+    /// published again. `false` when the job is no longer in that state.
+    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError>;
+
+    /// Every job that came from the miner `hotkey`, oldest first.
+    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError>;
 
     /// Every job with the given status.
     async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError>;

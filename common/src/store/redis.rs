@@ -36,13 +36,20 @@
 //!   `eval-result/v1`), once final; flat copies `score_similarity`,
 //!   `score_vibe`, `score_latency`, `score_size`, `total` (COMPLETED) or
 //!   `reason_code`, `reason` (FAILED).
+//! - `published_at_ms`, `publish_attempts`, `publishing_since_ms`,
+//!   `reclaims`, `requeues`: the reconciler's publication bookkeeping
+//!   ([`JobRecord`] documents each).
 //! - `enqueue_token`, `claim_token`, `claim_recreated`: bookkeeping that makes
 //!   a retried `enqueue` or `claim` (see below) answer what the first try did.
 //!
 //! # Atomicity and idempotency
-//! `enqueue`, `claim`, `heartbeat`, `release` and `finish` are each one Lua
+//! `enqueue`, `claim`, `heartbeat`, `release`, `finish` and the reconciler's
+//! `begin_publish`, `end_publish`, `reclaim` and `requeue` are each one Lua
 //! script, so the hash, the status sets, the indexes and the leaderboard
-//! change together. `enqueue` creates the record only if the hash does not
+//! change together. Every status change goes through the prelude's
+//! `transition`, which checks it against [`crate::job::TRANSITIONS`]
+//! (rendered into the script) before the script writes anything: Redis does
+//! not roll a failed script back. `enqueue` creates the record only if the hash does not
 //! exist. `finish` is guarded by `{prefix}:done:{id}`: the first call writes
 //! its token there and records the result; every later call changes nothing
 //! and reports [`Finish::AlreadyFinished`].
@@ -81,7 +88,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, error, warn};
 
 use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
-use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1};
+use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, transitions_lua};
 use crate::result::{Outcome, ResultMessage};
 use crate::secret_url::redact_url;
 
@@ -222,6 +229,16 @@ local function set_status(id, status)
   end
   redis.call('HSET', KEYS[1], 'status', status)
 end
+-- Moves the job along the lifecycle table, or fails the script before it
+-- wrote anything (callers transition first).
+local function transition(id, name)
+  local from = redis.call('HGET', KEYS[1], 'status')
+  local to = TRANSITIONS[tostring(from) .. '>' .. name]
+  if not to then
+    error('illegal transition ' .. name .. ' from ' .. tostring(from))
+  end
+  set_status(id, to)
+end
 -- Creates a QUEUED record from the field/value pairs in ARGV[first..].
 local function create(id, first)
   redis.call('HSET', KEYS[1], unpack(ARGV, first))
@@ -271,11 +288,11 @@ else
     end
   end
 end
+transition(ARGV[1], 'claim')
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'worker', ARGV[3], 'started_at_ms', ARGV[4],
            'lease_expires_at_ms', ARGV[5], 'progress', '0',
            'claim_token', ARGV[2], 'claim_recreated', recreated)
-set_status(ARGV[1], 'RUNNING')
 return {'claimed', tostring(attempts), recreated}
 "#;
 
@@ -293,9 +310,9 @@ return 1
 const RELEASE: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'status', 'worker')
 if f[1] == 'RUNNING' and f[2] == ARGV[2] then
+  transition(ARGV[1], 'hand_back')
   redis.call('HDEL', KEYS[1], 'lease_expires_at_ms')
   redis.call('HSET', KEYS[1], 'progress', '0')
-  set_status(ARGV[1], 'QUEUED')
 end
 return 1
 "#;
@@ -318,14 +335,71 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'COMPLETED' or status == 'FAILED' then
   return 'already'
 end
+if ARGV[3] == 'COMPLETED' then
+  transition(ARGV[1], 'complete')
+else
+  transition(ARGV[1], 'fail')
+end
 redis.call('SET', KEYS[6], ARGV[2])
 redis.call('HDEL', KEYS[1], 'lease_expires_at_ms')
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-set_status(ARGV[1], ARGV[3])
 if ARGV[3] == 'COMPLETED' then
   redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
 end
 return 'recorded'
+"#;
+
+/// ARGV: now_ms, stale_after_ms. Returns the attempt number, or 0 when the
+/// job needs no message or another publisher holds it.
+const BEGIN_PUBLISH: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'status', 'published_at_ms', 'publishing_since_ms')
+if f[1] ~= 'QUEUED' or f[2] then
+  return 0
+end
+if f[3] and tonumber(f[3]) + tonumber(ARGV[2]) >= tonumber(ARGV[1]) then
+  return 0
+end
+local attempt = redis.call('HINCRBY', KEYS[1], 'publish_attempts', 1)
+redis.call('HSET', KEYS[1], 'publishing_since_ms', ARGV[1])
+return attempt
+"#;
+
+/// ARGV: attempt, published ('1' or '0'), now_ms.
+const END_PUBLISH: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'publish_attempts', 'publishing_since_ms')
+if f[1] ~= ARGV[1] or not f[2] then
+  return 0
+end
+redis.call('HDEL', KEYS[1], 'publishing_since_ms')
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'published_at_ms', ARGV[3])
+end
+return 1
+"#;
+
+/// ARGV: id, lease_expires_at_ms seen, now_ms. Returns 1 when reclaimed.
+const RECLAIM: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'status', 'lease_expires_at_ms')
+if f[1] ~= 'RUNNING' or f[2] ~= ARGV[2] or tonumber(f[2]) >= tonumber(ARGV[3]) then
+  return 0
+end
+transition(ARGV[1], 'reclaim')
+redis.call('HDEL', KEYS[1], 'lease_expires_at_ms', 'published_at_ms', 'publishing_since_ms')
+redis.call('HSET', KEYS[1], 'progress', '0')
+redis.call('HINCRBY', KEYS[1], 'reclaims', 1)
+return 1
+"#;
+
+/// ARGV: id, published_at_ms seen. Returns 1 when requeued.
+const REQUEUE: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'status', 'published_at_ms')
+if f[1] ~= 'QUEUED' or f[2] ~= ARGV[2] then
+  return 0
+end
+transition(ARGV[1], 'requeue')
+redis.call('HDEL', KEYS[1], 'published_at_ms', 'publishing_since_ms')
+redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+return 1
 "#;
 
 #[derive(Debug)]
@@ -335,17 +409,26 @@ struct Scripts {
     heartbeat: Script,
     release: Script,
     finish: Script,
+    begin_publish: Script,
+    end_publish: Script,
+    reclaim: Script,
+    requeue: Script,
 }
 
 impl Scripts {
     fn new() -> Self {
-        let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
+        let prelude = format!("local TRANSITIONS = {}\n{PRELUDE}", transitions_lua());
+        let with_prelude = |body: &str| Script::new(&format!("{prelude}\n{body}"));
         Self {
             enqueue: with_prelude(ENQUEUE),
             claim: with_prelude(CLAIM),
             heartbeat: Script::new(HEARTBEAT),
             release: with_prelude(RELEASE),
             finish: with_prelude(FINISH),
+            begin_publish: Script::new(BEGIN_PUBLISH),
+            end_publish: Script::new(END_PUBLISH),
+            reclaim: with_prelude(RECLAIM),
+            requeue: with_prelude(REQUEUE),
         }
     }
 }
@@ -410,7 +493,11 @@ fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
 /// The Redis result store. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    client: redis::Client,
+    manager_config: ConnectionManagerConfig,
+    /// Set by the first successful connection ([`RedisStore::lazy`] starts
+    /// without one); the manager reconnects on its own afterwards.
+    connection: std::sync::Arc<tokio::sync::OnceCell<ConnectionManager>>,
     keys: Keys,
     scripts: std::sync::Arc<Scripts>,
     config: RedisConfig,
@@ -427,6 +514,15 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects (retrying like any other operation) and returns the store.
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let store = Self::lazy(config)?;
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// The store without connecting yet: every operation first connects if
+    /// no connection was made so far (with the same retries). A process that
+    /// must start while Redis is away (serving its probes and API) uses this.
+    pub fn lazy(config: RedisConfig) -> Result<Self, StoreError> {
         config.validate().map_err(StoreError::Unavailable)?;
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
@@ -434,28 +530,26 @@ impl RedisStore {
             .set_response_timeout(Some(config.response_timeout))
             .set_connection_timeout(Some(config.connection_timeout))
             .set_max_delay(config.retry_max_backoff);
-        let mut backoff = Duration::from_millis(50);
-        let mut attempt = 1;
-        let connection = loop {
-            match ConnectionManager::new_with_config(client.clone(), manager_config.clone()).await {
-                Ok(connection) => break connection,
-                Err(e) if retryable(&e) && attempt < config.retry_attempts => {
-                    warn!(error = %e, attempt, "connecting to redis failed, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(config.retry_max_backoff);
-                    attempt += 1;
-                }
-                Err(e) => return Err(unavailable("connect", &e)),
-            }
-        };
         Ok(Self {
-            connection,
+            client,
+            manager_config,
+            connection: std::sync::Arc::new(tokio::sync::OnceCell::new()),
             keys: Keys {
                 prefix: config.prefix.clone(),
             },
             scripts: std::sync::Arc::new(Scripts::new()),
             config,
         })
+    }
+
+    /// The shared connection, making the first one if needed.
+    async fn manager(&self) -> RedisResult<ConnectionManager> {
+        self.connection
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone())
+            })
+            .await
+            .cloned()
     }
 
     pub fn config(&self) -> &RedisConfig {
@@ -471,7 +565,11 @@ impl RedisStore {
         let mut backoff = Duration::from_millis(50);
         let mut attempt = 1;
         loop {
-            match run(self.connection.clone()).await {
+            let ran = match self.manager().await {
+                Ok(connection) => run(connection).await,
+                Err(e) => Err(e),
+            };
+            match ran {
                 Ok(value) => return Ok(value),
                 Err(e) if retryable(&e) && attempt < self.config.retry_attempts => {
                     warn!(op, attempt, error = %e, "redis command failed, retrying");
@@ -517,6 +615,45 @@ impl RedisStore {
         name: &str,
     ) -> Result<Vec<JobId>, StoreError> {
         self.ids_in_set(&self.keys.model(namespace, name)).await
+    }
+
+    /// The records of `ids` (those of status `only`, when given), oldest first.
+    async fn records_of(
+        &self,
+        ids: &[JobId],
+        only: Option<JobStatus>,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job_keys: Vec<String> = ids.iter().map(|id| self.keys.job(id)).collect();
+        let hashes: Vec<HashMap<String, String>> = self
+            .retrying("hgetall (pipelined)", |mut c| {
+                let mut pipe = redis::pipe();
+                for key in &job_keys {
+                    pipe.cmd("HGETALL").arg(key);
+                }
+                async move { pipe.query_async(&mut c).await }
+            })
+            .await?;
+        let mut records = Vec::with_capacity(hashes.len());
+        for (key, fields) in job_keys.iter().zip(&hashes) {
+            if fields.is_empty() {
+                // Deleted by hand between the two reads; nothing to report.
+                warn!(key = %key, status = ?only, "an index names a missing job record");
+                continue;
+            }
+            // One undecodable record must not hide every other job from the
+            // coordinator's reconciliation: report it and go on.
+            match decode_record(key, fields) {
+                Ok(record) if only.is_none_or(|s| record.status == s) => records.push(record),
+                Ok(_) => {}
+                Err(e) => error!(key = %key, error = %e, "skipping a corrupt job record"),
+            }
+        }
+        records
+            .sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+        Ok(records)
     }
 
     async fn ids_in_set(&self, key: &str) -> Result<Vec<JobId>, StoreError> {
@@ -672,6 +809,11 @@ fn decode_record(key: &str, fields: &HashMap<String, String>) -> Result<JobRecor
         lease_expires_at_ms: number(key, "lease_expires_at_ms", text("lease_expires_at_ms"))?,
         progress: number(key, "progress", text("progress"))?.unwrap_or(0.0),
         result,
+        published_at_ms: number(key, "published_at_ms", text("published_at_ms"))?,
+        publish_attempts: number(key, "publish_attempts", text("publish_attempts"))?.unwrap_or(0),
+        publishing_since_ms: number(key, "publishing_since_ms", text("publishing_since_ms"))?,
+        reclaims: number(key, "reclaims", text("reclaims"))?.unwrap_or(0),
+        requeues: number(key, "requeues", text("requeues"))?.unwrap_or(0),
         job,
     })
 }
@@ -882,39 +1024,97 @@ impl ResultStore for RedisStore {
         }
     }
 
-    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
-        let ids = self.ids_in_set(&self.keys.status(status)).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let job_keys: Vec<String> = ids.iter().map(|id| self.keys.job(id)).collect();
-        let hashes: Vec<HashMap<String, String>> = self
-            .retrying("hgetall (pipelined)", |mut c| {
-                let mut pipe = redis::pipe();
-                for key in &job_keys {
-                    pipe.cmd("HGETALL").arg(key);
-                }
-                async move { pipe.query_async(&mut c).await }
+    async fn begin_publish(
+        &self,
+        id: &JobId,
+        now_ms: u64,
+        stale_after: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        let key = self.keys.job(id);
+        let mut invocation = self.scripts.begin_publish.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(now_ms)
+            .arg(u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX));
+        // A retry after a lost reply finds the publish begun and answers 0:
+        // the job then waits `stale_after` before the next try, never twice.
+        let attempt: u32 = self
+            .retrying("begin_publish", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
             })
             .await?;
-        let mut records = Vec::with_capacity(hashes.len());
-        for (key, fields) in job_keys.iter().zip(&hashes) {
-            if fields.is_empty() {
-                // Deleted by hand between the two reads; nothing to report.
-                warn!(key = %key, %status, "status set names a missing job record");
-                continue;
-            }
-            // One undecodable record must not hide every other job from the
-            // coordinator's reconciliation: report it and go on.
-            match decode_record(key, fields) {
-                Ok(record) if record.status == status => records.push(record),
-                Ok(_) => {}
-                Err(e) => error!(key = %key, error = %e, "skipping a corrupt job record"),
-            }
-        }
-        records
-            .sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
-        Ok(records)
+        Ok((attempt > 0).then_some(attempt))
+    }
+
+    async fn end_publish(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        published: bool,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.job(id);
+        let mut invocation = self.scripts.end_publish.prepare_invoke();
+        invocation
+            .key(&key)
+            .arg(attempt)
+            .arg(if published { "1" } else { "0" })
+            .arg(now_ms);
+        let _: i64 = self
+            .retrying("end_publish", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn reclaim(
+        &self,
+        id: &JobId,
+        lease_expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut keys = vec![self.keys.job(id)];
+        keys.extend(self.keys.statuses());
+        let mut invocation = self.scripts.reclaim.prepare_invoke();
+        invocation
+            .key(&keys)
+            .arg(id.as_str())
+            .arg(lease_expires_at_ms)
+            .arg(now_ms);
+        let done: i64 = self
+            .retrying("reclaim", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+        let mut keys = vec![self.keys.job(id)];
+        keys.extend(self.keys.statuses());
+        let mut invocation = self.scripts.requeue.prepare_invoke();
+        invocation.key(&keys).arg(id.as_str()).arg(published_at_ms);
+        let done: i64 = self
+            .retrying("requeue", |mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {
+        let ids = self.ids_in_set(&self.keys.hotkey(hotkey)).await?;
+        self.records_of(&ids, None).await
+    }
+
+    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
+        let ids = self.ids_in_set(&self.keys.status(status)).await?;
+        self.records_of(&ids, Some(status)).await
     }
 
     async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>, StoreError> {

@@ -219,4 +219,204 @@ where
         ]
     );
     assert_eq!(store.leaderboard(1).await.unwrap().len(), 1);
+
+    publication(&make().await).await;
+    lifecycle_table(&make().await).await;
+}
+
+/// A job for model `name` submitted on chain by `hotkey`.
+pub fn chain_job(name: &str, hotkey: &str, queued_at_ms: u64) -> JobV1 {
+    JobV1 {
+        origin: JobOrigin::Chain {
+            uid: 1,
+            hotkey: hotkey.into(),
+            block: 100,
+        },
+        queued_at_ms,
+        ..job(name)
+    }
+}
+
+/// The reconciler's bookkeeping: one publisher at a time, one reclaim per
+/// expiry, one requeue per lost message.
+async fn publication<S: ResultStore>(store: &S) {
+    const STALE: Duration = Duration::from_secs(30);
+    let a = job("pub-a");
+    store.enqueue(&a).await.unwrap();
+    let record = store.get(&a.job_id).await.unwrap().unwrap();
+    assert!(record.needs_publish(1_000, STALE));
+    assert_eq!(record.published_at_ms, None);
+
+    // One publisher holds the publish; a second is refused until it is stale.
+    assert_eq!(
+        store.begin_publish(&a.job_id, 1_000, STALE).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.begin_publish(&a.job_id, 2_000, STALE).await.unwrap(),
+        None
+    );
+    // The first publisher died: after `stale_after` another takes over, and
+    // the dead one's late end changes nothing.
+    assert_eq!(
+        store.begin_publish(&a.job_id, 40_000, STALE).await.unwrap(),
+        Some(2)
+    );
+    store.end_publish(&a.job_id, 1, true, 40_500).await.unwrap();
+    assert_eq!(
+        store.get(&a.job_id).await.unwrap().unwrap().published_at_ms,
+        None
+    );
+    // A failed publish leaves the job for the next try at once.
+    store
+        .end_publish(&a.job_id, 2, false, 41_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get(&a.job_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .needs_publish(41_000, STALE)
+    );
+    assert_eq!(
+        store.begin_publish(&a.job_id, 41_000, STALE).await.unwrap(),
+        Some(3)
+    );
+    store.end_publish(&a.job_id, 3, true, 42_000).await.unwrap();
+    let record = store.get(&a.job_id).await.unwrap().unwrap();
+    assert_eq!(record.published_at_ms, Some(42_000));
+    assert_eq!(record.publish_attempts, 3);
+    assert!(!record.needs_publish(500_000, STALE));
+    assert_eq!(
+        store
+            .begin_publish(&a.job_id, 500_000, STALE)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A lost message (dead-lettered): requeue once, then publish again.
+    assert!(!store.requeue(&a.job_id, 41_999).await.unwrap());
+    assert!(store.requeue(&a.job_id, 42_000).await.unwrap());
+    assert!(!store.requeue(&a.job_id, 42_000).await.unwrap());
+    let record = store.get(&a.job_id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.requeues), (JobStatus::Queued, 1));
+    assert!(record.needs_publish(43_000, STALE));
+    let attempt = store.begin_publish(&a.job_id, 43_000, STALE).await.unwrap();
+    store
+        .end_publish(&a.job_id, attempt.unwrap(), true, 43_000)
+        .await
+        .unwrap();
+
+    // A hand-back keeps the message (the worker returns it to the queue).
+    store.claim(&a, "w1", LEASE, 50_000).await.unwrap();
+    store.release(&a.job_id, "w1").await.unwrap();
+    let record = store.get(&a.job_id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Queued);
+    assert_eq!(record.published_at_ms, Some(43_000));
+
+    // An expired lease is reclaimed once: not while it is live, not with a
+    // lease other than the one seen, not twice.
+    store.claim(&a, "w1", LEASE, 60_000).await.unwrap();
+    assert!(!store.reclaim(&a.job_id, 120_000, 100_000).await.unwrap());
+    assert!(!store.reclaim(&a.job_id, 119_999, 130_000).await.unwrap());
+    assert!(store.reclaim(&a.job_id, 120_000, 130_000).await.unwrap());
+    assert!(!store.reclaim(&a.job_id, 120_000, 130_000).await.unwrap());
+    let record = store.get(&a.job_id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Queued);
+    assert_eq!((record.reclaims, record.lease_expires_at_ms), (1, None));
+    assert!(record.needs_publish(130_000, STALE));
+    // The worker that lost the lease learns it from its next heartbeat.
+    assert!(
+        !store
+            .heartbeat(&a.job_id, "w1", 0.5, LEASE, 130_001)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .jobs_with_status(JobStatus::Queued)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .jobs_with_status(JobStatus::Running)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Jobs by miner hotkey, oldest first; operator jobs have none.
+    let first = chain_job("hk-1", "5Miner", 1_000);
+    let second = chain_job("hk-2", "5Miner", 2_000);
+    store.enqueue(&second).await.unwrap();
+    store.enqueue(&first).await.unwrap();
+    store
+        .enqueue(&chain_job("hk-3", "5Other", 500))
+        .await
+        .unwrap();
+    let ids: Vec<_> = store
+        .jobs_of_hotkey("5Miner")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.job_id)
+        .collect();
+    assert_eq!(ids, vec![first.job_id, second.job_id]);
+    assert!(store.jobs_of_hotkey("5Nobody").await.unwrap().is_empty());
+}
+
+/// Every status change a store makes is a row of the table, and the ones
+/// the table leaves out are refused.
+async fn lifecycle_table<S: ResultStore>(store: &S) {
+    // Final jobs take no reclaim, requeue, hand-back or second result.
+    let done = job("table-done");
+    store.enqueue(&done).await.unwrap();
+    store.claim(&done, "w1", LEASE, 1_000).await.unwrap();
+    store.finish(&completed(&done, 0.5, "w1")).await.unwrap();
+    assert!(!store.reclaim(&done.job_id, 61_000, 999_999).await.unwrap());
+    store.release(&done.job_id, "w1").await.unwrap();
+    let record = store.get(&done.job_id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_eq!(
+        store
+            .begin_publish(&done.job_id, 999_999, LEASE)
+            .await
+            .unwrap(),
+        None
+    );
+    // A QUEUED job can fail without ever running (the reconciler gives up
+    // on a dead-lettered job), and a RUNNING one cannot be requeued.
+    let never_ran = job("table-never-ran");
+    store.enqueue(&never_ran).await.unwrap();
+    let failed = ResultMessage::V1(ResultV1 {
+        outcome: Outcome::Failed(FailureReason::new(FailureCode::DeliveryLimit, "gave up")),
+        ..completed(&never_ran, 0.0, "coordinator").result().clone()
+    });
+    assert_eq!(store.finish(&failed).await.unwrap(), Finish::Recorded);
+    assert_eq!(
+        store.get(&never_ran.job_id).await.unwrap().unwrap().status,
+        JobStatus::Failed
+    );
+    let running = job("table-running");
+    store.enqueue(&running).await.unwrap();
+    let attempt = store
+        .begin_publish(&running.job_id, 1_000, LEASE)
+        .await
+        .unwrap();
+    store
+        .end_publish(&running.job_id, attempt.unwrap(), true, 1_000)
+        .await
+        .unwrap();
+    store.claim(&running, "w1", LEASE, 2_000).await.unwrap();
+    assert!(!store.requeue(&running.job_id, 1_000).await.unwrap());
+    assert_eq!(
+        store.get(&running.job_id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
 }

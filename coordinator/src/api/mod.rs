@@ -55,6 +55,7 @@ use utoipa::OpenApi;
 pub use self::error::{ApiError, ErrorBody};
 use self::index::{IndexHandle, Refresher, StatusIndex};
 pub use self::limit::{RateLimit, RateLimiter};
+use crate::reconcile::{ReconcileSettings, Reconciler};
 use crate::view::SharedView;
 
 /// The operator token; never printed.
@@ -123,6 +124,7 @@ struct Inner {
     dry_run: bool,
     settings: ApiSettings,
     limiter: Option<Arc<RateLimiter>>,
+    reconciler: Reconciler,
 }
 
 impl fmt::Debug for ApiState {
@@ -144,6 +146,8 @@ impl ApiState {
         settings: ApiSettings,
     ) -> Self {
         let limiter = settings.rate_limit.map(|l| Arc::new(RateLimiter::new(l)));
+        let reconciler =
+            Reconciler::new(store.clone(), queue.clone(), ReconcileSettings::default());
         Self(Arc::new(Inner {
             store,
             queue,
@@ -153,7 +157,14 @@ impl ApiState {
             dry_run,
             settings,
             limiter,
+            reconciler,
         }))
+    }
+
+    /// The reconciler the operator route publishes through (the same
+    /// lifecycle owner as the chain loop's, see [`crate::reconcile`]).
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.0.reconciler
     }
 
     pub fn store(&self) -> Arc<dyn ResultStore> {

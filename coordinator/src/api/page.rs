@@ -108,6 +108,15 @@ tr.INVALID td,tr.FAILED td{{color:#8a3b3b}} tr.COMPLETED td.w{{font-weight:600}}
             num(e.total),
             e.weight,
         );
+        if let Some(p) = &e.pending {
+            let status = p.status.map(|s| s.as_str()).unwrap_or("QUEUED");
+            let _ = writeln!(
+                html,
+                r#"<tr class="pending" data-uid="{uid}"><td></td><td class="n">{uid}</td><td></td><td>{model}</td><td>{status}<div class="reason">pending: the score above counts until this model's result</div></td><td colspan="6"></td></tr>"#,
+                uid = e.uid,
+                model = escape(&p.model.repo_id()),
+            );
+        }
     }
     html.push_str("</tbody></table>\n<h2>Weights</h2>\n");
     let w = &view.weights;
@@ -180,6 +189,25 @@ mod tests {
                     score: 0.0,
                     reason: Some("<img src=x onerror=alert(1)>".into()),
                     weight: 0.0,
+                    pending: Some(crate::leaderboard::Pending {
+                        block: Some(2),
+                        model: ModelRef {
+                            namespace: "p".into(),
+                            name: "<i>new</i>".into(),
+                            revision: "main".into(),
+                            chat_template: "chatml".into(),
+                        },
+                        job_id: common::job::JobId::for_model(
+                            &ModelRef {
+                                namespace: "p".into(),
+                                name: "n".into(),
+                                revision: "main".into(),
+                                chat_template: "chatml".into(),
+                            },
+                            "v1",
+                        ),
+                        status: Some(common::job::JobStatus::Running),
+                    }),
                 }],
                 ..Leaderboard::default()
             },
@@ -193,6 +221,13 @@ mod tests {
         assert!(
             !html.contains("href=\"https://huggingface.co/a"),
             "unsafe names get no link"
+        );
+        // The pending model gets its own row, escaped like the rest.
+        assert!(!html.contains("<i>new"), "{html}");
+        assert!(html.contains("p/&lt;i&gt;new&lt;/i&gt;"), "{html}");
+        assert!(
+            html.contains(r#"<tr class="pending" data-uid="1">"#),
+            "{html}"
         );
     }
 }

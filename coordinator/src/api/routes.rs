@@ -14,11 +14,14 @@ use common::job::{DEFAULT_REVISION, JobId, JobMessage, JobOrigin, JobStatus, Mod
 use common::store::Enqueued;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tracing::{info, warn};
+use tracing::info;
+
+use crate::reconcile::{ReconcileError, ReconcileReport};
 
 use super::types::{
     Check, EvaluationAccepted, EvaluationRequest, Health, LeaderboardEntry, LeaderboardResponse,
-    Model, ModelStatus, Readiness, SubmissionStatus, WeightVector, WeightsResponse,
+    Model, ModelStatus, PendingSubmission, Readiness, SubmissionStatus, WeightVector,
+    WeightsResponse,
 };
 use super::{ApiError, ApiState, ErrorBody};
 
@@ -242,6 +245,7 @@ pub async fn model_status(
         (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 503, description = "The coordinator has not read the job store yet", body = ErrorBody),
     )
 )]
 pub async fn job_status(
@@ -253,6 +257,12 @@ pub async fn job_status(
         .parse()
         .map_err(|e| ApiError::invalid("id", format!("{e}")))?;
     let index = state.index();
+    if index.built_at_ms == 0 {
+        return Err(ApiError::Unavailable(
+            "the coordinator has not read the job store yet (is Redis reachable?); retry later"
+                .into(),
+        ));
+    }
     match index.jobs.get(&id) {
         Some(job) => Ok(json_bytes(job.body.clone())),
         None => Err(ApiError::NotFound(format!("no job {id} is known"))),
@@ -296,6 +306,15 @@ pub fn leaderboard_response(board: &crate::leaderboard::Leaderboard) -> Leaderbo
                 score: e.score,
                 weight: e.weight,
                 reason: e.reason.clone(),
+                pending: e.pending.as_ref().map(|p| PendingSubmission {
+                    block: p.block,
+                    model: Model::from(&p.model),
+                    job_id: p.job_id.to_string(),
+                    status: p
+                        .status
+                        .map(SubmissionStatus::from)
+                        .unwrap_or(SubmissionStatus::Queued),
+                }),
             })
             .collect(),
     }
@@ -372,7 +391,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     request_body = EvaluationRequest,
     security(("operator_token" = [])),
     responses(
-        (status = 202, description = "Queued (a new job, or a waiting job re-published)", body = EvaluationAccepted),
+        (status = 202, description = "Queued: a new job, or one still waiting. `published` says whether this request sent its message; otherwise it is outstanding already, or the coordinator's next reconcile pass sends it", body = EvaluationAccepted),
         (status = 200, description = "The model is already running or evaluated", body = EvaluationAccepted),
         (status = 400, description = "A malformed body (field named)", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
@@ -419,17 +438,23 @@ pub async fn create_evaluation(
         Enqueued::Created => (true, JobStatus::Queued),
         Enqueued::Exists(record) => (false, record.status),
     };
-    // A waiting job is (re-)published: if an earlier publish was lost, this
-    // one delivers it; a duplicate delivery is dropped by the worker's claim.
-    let published = status == JobStatus::Queued;
-    if published {
-        if let Err(e) = state.queue().publish(&message).await {
-            warn!(job_id = %message.id(), error = %e, "operator job recorded but not published");
-            return Err(e.into());
-        }
-        info!(job_id = %message.id(), model = %message.job().model, %requested_by, created, "operator job published");
+    // The same path as the chain loop's: the reconciler sends a message only
+    // when none is outstanding, and a failed publish is its next pass's job.
+    let waiting = status == JobStatus::Queued;
+    let mut report = ReconcileReport::default();
+    if waiting {
+        state
+            .reconciler()
+            .publish_if_needed(message.id(), &mut report)
+            .await
+            .map_err(|e| match e {
+                ReconcileError::Store(e) => ApiError::from(e),
+                ReconcileError::Queue(e) => ApiError::from(e),
+            })?;
     }
-    let code = if published {
+    let published = !report.published.is_empty();
+    info!(job_id = %message.id(), model = %message.job().model, %requested_by, created, published, "operator job");
+    let code = if waiting {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK

@@ -162,6 +162,23 @@ pub struct LeaderboardEntry {
     pub score: f64,
     pub weight: f64,
     pub reason: Option<String>,
+    /// The miner's newer submission while it is evaluated. The row's model
+    /// and score are then their last completed evaluation, which keeps
+    /// counting until the new one COMPLETES (and replaces it) or FAILS (and
+    /// the miner has no score).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingSubmission>,
+}
+
+/// A submission being evaluated while the miner's earlier score counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PendingSubmission {
+    /// Block of the new commitment.
+    pub block: Option<u64>,
+    pub model: Model,
+    pub job_id: String,
+    /// QUEUED or RUNNING.
+    pub status: SubmissionStatus,
 }
 
 /// The leaderboard as of the last aggregation.

@@ -22,7 +22,9 @@ use anyhow::{Context, Result, ensure};
 use async_trait::async_trait;
 use clap::Parser;
 use common::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, ModelRef};
-use common::queue::{Delivery, JobQueue, QueueDepth, QueueError, RabbitConfig, RabbitQueue};
+use common::queue::{
+    DeadLetter, Delivery, JobQueue, QueueDepth, QueueError, RabbitConfig, RabbitQueue,
+};
 use common::result::{ComponentScores, ResultMessage};
 use common::scoring::ScoringProfile;
 use common::store::{
@@ -169,6 +171,10 @@ impl JobQueue for TimedQueue {
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         self.inner.depth().await
     }
+
+    async fn next_dead_letter(&self) -> Result<Option<DeadLetter>, QueueError> {
+        self.inner.next_dead_letter().await
+    }
 }
 
 /// A [`ResultStore`] that counts recorded results and times the calls a
@@ -227,6 +233,42 @@ impl ResultStore for CountingStore {
             self.stats.done.notify_one();
         }
         finished
+    }
+
+    async fn begin_publish(
+        &self,
+        id: &JobId,
+        now_ms: u64,
+        stale_after: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        self.inner.begin_publish(id, now_ms, stale_after).await
+    }
+
+    async fn end_publish(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        published: bool,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.end_publish(id, attempt, published, now_ms).await
+    }
+
+    async fn reclaim(
+        &self,
+        id: &JobId,
+        lease_expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.reclaim(id, lease_expires_at_ms, now_ms).await
+    }
+
+    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+        self.inner.requeue(id, published_at_ms).await
+    }
+
+    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.jobs_of_hotkey(hotkey).await
     }
 
     async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
