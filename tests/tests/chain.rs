@@ -254,6 +254,22 @@ async fn commit_reveal_completes_across_a_restart() {
 }
 
 #[tokio::test]
+async fn a_uri_key_file_signs_what_the_chain_accepts() {
+    let double = double(DoubleConfig::default()).await;
+    let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();
+    double.register(alice.public_key(), true);
+    double.register(dev::bob().public_key().0, false);
+    let chain = client(&double, Some(alice), None);
+    let weights = U16Weights {
+        uids: vec![1],
+        weights: vec![65_535],
+    };
+    let receipt = chain.set_weights(&weights, 1).await.unwrap();
+    assert_eq!(receipt.action, WeightsAction::Set);
+    assert_eq!(double.weights(0), vec![(1, 65_535)]);
+}
+
+#[tokio::test]
 async fn a_dropped_connection_is_reestablished() {
     let mut double = double(DoubleConfig::default()).await;
     double.register(dev::alice().public_key().0, true);
@@ -371,6 +387,49 @@ fn hotkey_files_of_the_python_sdk_load_with_their_address() {
         Hotkey::from_file(&fixture("wrong-address.json")),
         Err(KeyError::AddressMismatch { .. })
     ));
+    // A `//URI` key: the SDK writes only `privateKey` (no seed, no phrase).
+    let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();
+    assert_eq!(alice.public_key(), dev::alice().public_key().0);
+    assert_eq!(
+        alice.ss58(),
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+    let private_only = Hotkey::from_file(&fixture("dev-private-only.json")).unwrap();
+    assert_eq!(private_only.public_key(), dev_key.public_key());
+    // `privateKey` is checked against the address, which must be there.
+    let dir = tempfile::tempdir().unwrap();
+    let alice_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("alice-uri.json")).unwrap()).unwrap();
+    let mut wrong = alice_file.clone();
+    wrong["ss58Address"] = other.ss58().into();
+    let mut unaddressed = alice_file.clone();
+    unaddressed.as_object_mut().unwrap().remove("ss58Address");
+    let mut garbled = alice_file;
+    garbled["privateKey"] = "0x1234".into();
+    for (name, value) in [
+        ("wrong", wrong),
+        ("unaddressed", unaddressed),
+        ("garbled", garbled),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        let err = Hotkey::from_file(&path).unwrap_err();
+        match name {
+            "wrong" => assert!(matches!(err, KeyError::AddressMismatch { .. }), "{err}"),
+            "unaddressed" => assert!(matches!(err, KeyError::NoAddress { .. }), "{err}"),
+            _ => assert!(
+                matches!(
+                    err,
+                    KeyError::BadSecret {
+                        field: "privateKey",
+                        ..
+                    }
+                ),
+                "{err}"
+            ),
+        }
+        assert!(!err.to_string().contains("33a6f309"), "{err}");
+    }
     assert!(matches!(
         Hotkey::from_file(&fixture("make_hotkeys.py")),
         Err(KeyError::NotJson { .. })

@@ -251,7 +251,7 @@ impl SubtensorChain {
     where
         C: subxt::transactions::Payload + Send + Sync,
     {
-        let signer = self.signer()?.keypair().clone();
+        let signer = self.signer()?.clone();
         self.with_client(|client| async move {
             let at = client
                 .at_current_block()
