@@ -254,6 +254,42 @@ async fn commit_reveal_completes_across_a_restart() {
 }
 
 #[tokio::test]
+async fn a_too_early_commit_is_refused_with_the_commit_error() {
+    let double = double(DoubleConfig {
+        weights_rate_limit: 100,
+        ..DoubleConfig::default()
+    })
+    .await;
+    double.set_commit_reveal(true);
+    let validator = key(dev::alice());
+    double.register(validator.public_key(), true);
+    double.register(dev::bob().public_key().0, false);
+    let state = tempfile::tempdir().unwrap();
+    let weights = U16Weights {
+        uids: vec![1],
+        weights: vec![65_535],
+    };
+    let chain = client(&double, Some(validator.clone()), Some(state.path()));
+    let receipt = chain.set_weights(&weights, 1).await.unwrap();
+    assert_eq!(receipt.action, WeightsAction::Committed);
+    // The client's check names the error `commit_weights` would answer…
+    let err = chain.set_weights(&weights, 1).await.unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Refused(m) if m.starts_with("SubtensorModule.CommittingWeightsTooFast (checked before submitting")
+            && m.contains(&format!("next allowed at block {}", receipt.block + 100))),
+        "{err}"
+    );
+    // …which is what the chain itself answers without the check.
+    let mut options = SubtensorOptions::new(double.url(), NETUID, None);
+    options.precheck = false;
+    let unchecked = SubtensorChain::new(options, Some(validator)).unwrap();
+    assert_eq!(
+        unchecked.set_weights(&weights, 1).await.unwrap_err(),
+        ChainError::Refused("SubtensorModule.CommittingWeightsTooFast".into())
+    );
+}
+
+#[tokio::test]
 async fn a_uri_key_file_signs_what_the_chain_accepts() {
     let double = double(DoubleConfig::default()).await;
     let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();

@@ -23,7 +23,8 @@
 //!   each kept commit once the chain's `WeightCommits` entry says its window
 //!   is open, and forgets those the chain no longer holds.
 //! - A chain refusal is the decoded module error, `Pallet.Error`
-//!   (e.g. `SubtensorModule.SettingWeightsTooFast`).
+//!   (e.g. `SubtensorModule.SettingWeightsTooFast`); the client-side checks
+//!   name the error the chain would answer.
 //!
 //! Secrets: the hotkey signs; it is never logged ([`keys::Hotkey`]'s Debug).
 
@@ -464,8 +465,15 @@ impl SubtensorChain {
         })
     }
 
-    /// Client-side checks of what the chain would refuse anyway.
-    async fn precheck(&self, at: &AtBlock, hotkey: &Hotkey) -> Result<(), ChainError> {
+    /// Client-side checks of what the chain would refuse anyway, named as
+    /// the chain names them: `commit_weights` refuses a too early call with
+    /// `CommittingWeightsTooFast`, `set_weights` with `SettingWeightsTooFast`.
+    async fn precheck(
+        &self,
+        at: &AtBlock,
+        hotkey: &Hotkey,
+        commit_reveal: bool,
+    ) -> Result<(), ChainError> {
         let netuid = self.options.netuid;
         let account = AccountId32(hotkey.public_key());
         let uids_addr = dynamic::storage::<(u16, AccountId32), u16>("SubtensorModule", "Uids");
@@ -493,7 +501,7 @@ impl SubtensorChain {
         let block = at.block_number();
         if last != 0 && block.saturating_sub(last) < limit {
             return Err(ChainError::Refused(format!(
-                "SubtensorModule.SettingWeightsTooFast (checked before submitting: last update at block {last}, rate limit {limit}, next allowed at block {})",
+                "SubtensorModule.{error} (checked before submitting: last update at block {last}, rate limit {limit}, next allowed at block {})",
                 last + limit
             )));
         }
@@ -539,6 +547,11 @@ pub fn commit_hash(
     version_key: u64,
 ) -> [u8; 32] {
     let encoded = (account, netuid, uids, values, salt, version_key).encode();
+            let error = if commit_reveal {
+                "CommittingWeightsTooFast"
+            } else {
+                "SettingWeightsTooFast"
+            };
     sp_crypto_hashing::blake2_256(&encoded)
 }
 
@@ -564,9 +577,6 @@ impl Chain for SubtensorChain {
         let hotkey = self.signer()?.clone();
         let netuid = self.options.netuid;
         let at = self.at_latest().await?;
-        if self.options.precheck {
-            self.precheck(&at, &hotkey).await?;
-        }
         let commit_reveal: bool =
             Self::fetch_netuid_value(&at, "CommitRevealWeightsEnabled", netuid)
                 .await?
@@ -621,6 +631,9 @@ impl Chain for SubtensorChain {
                 Ok(WeightsReceipt {
                     block,
                     action: WeightsAction::Committed,
+        if self.options.precheck {
+            self.precheck(&at, &hotkey, commit_reveal).await?;
+        }
                 })
             }
             Err(e) => {
