@@ -149,6 +149,7 @@ pub const SUBMISSION_VERDICTS: &[&str] = &[
     "valid",
     "no_commitment",
     "malformed",
+    "not_raw",
     "hash_mismatch",
     "future_block",
     "before_epoch_start",

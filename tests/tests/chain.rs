@@ -16,7 +16,7 @@ use common::submission::{
 };
 use common::weights::U16Weights;
 use subxt_signer::sr25519::dev;
-use tests::chain_double::runtime::max_upscale_to_u16;
+use tests::chain_double::runtime::{Data, max_upscale_to_u16};
 use tests::chain_double::{ChainDouble, DoubleConfig};
 
 const NETUID: u16 = 11;
@@ -128,6 +128,67 @@ async fn commitments_of_several_miners_are_read_and_judged() {
             current: snapshot.block
         })
     );
+}
+
+/// Log lines written while the guard lives (this thread only).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_commitment_that_is_not_raw_is_named_and_warned_about_once() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let double = double(DoubleConfig::default()).await;
+    let miner = key(dev::bob());
+    double.register(dev::alice().public_key().0, true);
+    let uid = double.register(miner.public_key(), false);
+    let block = double.block_number();
+    double.set_commitment_field(miner.public_key(), Data::Sha256([7; 32]), block);
+    let chain = client(&double, None, None);
+    for _ in 0..3 {
+        let snapshot = chain.snapshot().await.unwrap();
+        let verdict = &judge(&snapshot)[&uid];
+        assert_eq!(verdict.block, Some(block));
+        let reason = verdict.outcome.clone().unwrap_err();
+        assert_eq!(
+            reason,
+            InvalidReason::NotRaw {
+                found: "a `Sha256` field".into()
+            }
+        );
+        assert!(reason.to_string().contains("not raw bytes"), "{reason}");
+    }
+    assert_eq!(logs.count("commitment is not raw bytes"), 1);
+    // Another commitment of the same hotkey is warned about again, once.
+    double.set_commitment_field(miner.public_key(), Data::Sha256([8; 32]), block + 1);
+    chain.snapshot().await.unwrap();
+    chain.snapshot().await.unwrap();
+    assert_eq!(logs.count("commitment is not raw bytes"), 2);
 }
 
 #[tokio::test]

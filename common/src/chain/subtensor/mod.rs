@@ -32,6 +32,7 @@ pub mod decode;
 pub mod keys;
 pub mod pending;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,6 +117,19 @@ pub struct SubtensorChain {
     hotkey: Option<Hotkey>,
     connection: tokio::sync::Mutex<Connection>,
     pending: tokio::sync::Mutex<PendingCommits>,
+    /// (hotkey, fingerprint of the stored value) of the unreadable
+    /// commitments already warned about.
+    warned_unreadable: parking_lot::Mutex<HashSet<(String, [u8; 16])>>,
+}
+
+/// A commitment that is not raw bytes, as read.
+#[derive(Debug)]
+struct Unreadable {
+    uid: u16,
+    hotkey: String,
+    /// blake2_128 of the storage value: a new commitment is a new warning.
+    fingerprint: [u8; 16],
+    error: decode::CommitmentDecodeError,
 }
 
 fn unavailable(context: &str, e: impl std::fmt::Display) -> ChainError {
@@ -140,6 +154,7 @@ impl SubtensorChain {
                 ..Connection::default()
             }),
             pending: tokio::sync::Mutex::new(pending),
+            warned_unreadable: parking_lot::Mutex::new(HashSet::new()),
         })
     }
 
@@ -337,7 +352,11 @@ impl SubtensorChain {
         }
     }
 
-    async fn read_snapshot(at: &AtBlock, netuid: u16) -> Result<ChainSnapshot, ChainError> {
+    /// The snapshot at `at`, and the commitments in it that are not raw bytes.
+    async fn read_snapshot(
+        at: &AtBlock,
+        netuid: u16,
+    ) -> Result<(ChainSnapshot, Vec<Unreadable>), ChainError> {
         let block = at.block_number();
         // Hotkeys by uid (one prefix iteration).
         let keys_addr = dynamic::storage::<(u16, u16), AccountId32>("SubtensorModule", "Keys");
@@ -416,6 +435,7 @@ impl SubtensorChain {
             .await
             .map_err(|e| unavailable("CommitmentOf", e))?;
         let mut commitments = Vec::new();
+        let mut unreadable = Vec::new();
         let types = at.metadata_ref().types();
         while let Some(kv) = iter.next().await {
             let kv = kv.map_err(|e| unavailable("CommitmentOf", e))?;
@@ -437,14 +457,21 @@ impl SubtensorChain {
                     hotkey,
                     block: decoded.block,
                     data: decoded.data,
+                    not_raw: None,
                 }),
                 Err(e) => {
-                    warn!(uid, hotkey = %hotkey, error = %e, "commitment not readable as raw bytes");
+                    unreadable.push(Unreadable {
+                        uid,
+                        hotkey: hotkey.clone(),
+                        fingerprint: sp_crypto_hashing::blake2_128(value.bytes()),
+                        error: e.clone(),
+                    });
                     commitments.push(RawCommitment {
                         uid,
                         hotkey,
-                        block,
+                        block: e.block().unwrap_or(block),
                         data: Vec::new(),
+                        not_raw: Some(e.found()),
                     });
                 }
             }
@@ -457,12 +484,32 @@ impl SubtensorChain {
             Ok(Some(v)) => v.decode_as::<u64>().ok(),
             _ => None,
         };
-        Ok(ChainSnapshot {
-            block,
-            neurons,
-            commitments,
-            timestamp_ms,
-        })
+        Ok((
+            ChainSnapshot {
+                block,
+                neurons,
+                commitments,
+                timestamp_ms,
+            },
+            unreadable,
+        ))
+    }
+
+    /// Warns about each unreadable commitment once (a miner's `Sha256`
+    /// commitment stays on chain for every poll); forgets those gone from
+    /// chain, so the set stays as small as the subnet.
+    fn warn_unreadable(&self, unreadable: Vec<Unreadable>) {
+        let mut warned = self.warned_unreadable.lock();
+        let current: HashSet<(String, [u8; 16])> = unreadable
+            .iter()
+            .map(|u| (u.hotkey.clone(), u.fingerprint))
+            .collect();
+        for u in &unreadable {
+            if !warned.contains(&(u.hotkey.clone(), u.fingerprint)) {
+                warn!(uid = u.uid, hotkey = %u.hotkey, error = %u.error, "commitment is not raw bytes");
+            }
+        }
+        *warned = current;
     }
 
     /// Client-side checks of what the chain would refuse anyway, named as
@@ -500,6 +547,11 @@ impl SubtensorChain {
             .unwrap_or(100);
         let block = at.block_number();
         if last != 0 && block.saturating_sub(last) < limit {
+            let error = if commit_reveal {
+                "CommittingWeightsTooFast"
+            } else {
+                "SettingWeightsTooFast"
+            };
             return Err(ChainError::Refused(format!(
                 "SubtensorModule.{error} (checked before submitting: last update at block {last}, rate limit {limit}, next allowed at block {})",
                 last + limit
@@ -547,11 +599,6 @@ pub fn commit_hash(
     version_key: u64,
 ) -> [u8; 32] {
     let encoded = (account, netuid, uids, values, salt, version_key).encode();
-            let error = if commit_reveal {
-                "CommittingWeightsTooFast"
-            } else {
-                "SettingWeightsTooFast"
-            };
     sp_crypto_hashing::blake2_256(&encoded)
 }
 
@@ -559,14 +606,17 @@ pub fn commit_hash(
 impl Chain for SubtensorChain {
     async fn snapshot(&self) -> Result<ChainSnapshot, ChainError> {
         let netuid = self.options.netuid;
-        self.with_client(|client| async move {
-            let at = client
-                .at_current_block()
-                .await
-                .map_err(|e| unavailable("reading the finalized block", e))?;
-            Self::read_snapshot(&at, netuid).await
-        })
-        .await
+        let (snapshot, unreadable) = self
+            .with_client(|client| async move {
+                let at = client
+                    .at_current_block()
+                    .await
+                    .map_err(|e| unavailable("reading the finalized block", e))?;
+                Self::read_snapshot(&at, netuid).await
+            })
+            .await?;
+        self.warn_unreadable(unreadable);
+        Ok(snapshot)
     }
 
     async fn set_weights(
@@ -581,6 +631,9 @@ impl Chain for SubtensorChain {
             Self::fetch_netuid_value(&at, "CommitRevealWeightsEnabled", netuid)
                 .await?
                 .unwrap_or(false);
+        if self.options.precheck {
+            self.precheck(&at, &hotkey, commit_reveal).await?;
+        }
         if !commit_reveal {
             let call = dynamic::tx(
                 "SubtensorModule",
@@ -631,9 +684,6 @@ impl Chain for SubtensorChain {
                 Ok(WeightsReceipt {
                     block,
                     action: WeightsAction::Committed,
-        if self.options.precheck {
-            self.precheck(&at, &hotkey, commit_reveal).await?;
-        }
                 })
             }
             Err(e) => {
