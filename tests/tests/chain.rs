@@ -463,6 +463,27 @@ async fn worker_submit_writes_a_commitment_the_watcher_sees() {
 }
 
 #[test]
+fn worker_submit_into_a_closed_pipe_exits_quietly() {
+    // `worker submit … | head -2` with the reader already gone: every write
+    // to stdout fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(tests::sandbox::binary("worker").unwrap())
+        .args(["submit", "alice/rp-7b", "--dry-run", "--hotkey-file"])
+        .arg(fixture("dev.json"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn hotkey_files_of_the_python_sdk_load_with_their_address() {
     // Written by bittensor_wallet's own serializer (fixtures/hotkeys/make_hotkeys.py).
     let dev_key = Hotkey::from_file(&fixture("dev.json")).unwrap();
