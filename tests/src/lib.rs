@@ -14,6 +14,8 @@
 //! - [`cluster`]: the whole cluster as OS processes (chain double, hub
 //!   endpoint, coordinator, workers) for the end-to-end tests (`tests/cluster.rs`).
 //! - [`expected_weights`]: weights recomputed independently of the aggregator.
+//! - [`tools`]: the external tools `scripts/test` installs (Helm,
+//!   schemathesis…).
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
 //! - `src/bin/api_bench.rs`: the miner status route under load (req/s, p99).
 
@@ -22,6 +24,7 @@ pub mod cluster;
 pub mod http;
 pub mod hub;
 pub mod sandbox;
+pub mod tools;
 
 use std::collections::BTreeMap;
 

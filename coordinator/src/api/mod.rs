@@ -241,7 +241,10 @@ pub const ROUTES: &[&str] = &[
     info(
         title = "Roleplay LLM evaluation: coordinator API",
         description = "Miner status, leaderboard and weights of a validator's evaluation cluster; \
-                       operators queue models by hand with a bearer token."
+                       operators queue models by hand with a bearer token. Any route may also \
+                       answer 503 (`too_many_connections`, with `Retry-After`) when the server \
+                       is at its connection limit; connections that send no complete request \
+                       head in time are closed without an answer."
     ),
     paths(
         routes::model_status,
