@@ -184,8 +184,12 @@ pub struct RawCommitment {
     pub hotkey: String,
     /// Block of the (latest) commitment; re-committing moves it forward.
     pub block: u64,
-    /// The raw bytes stored on chain.
+    /// The raw bytes stored on chain (empty when `not_raw` is set).
     pub data: Vec<u8>,
+    /// Set when the commitment is not raw bytes: what it holds instead
+    /// (e.g. "a `Sha256` field"), for the miner's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_raw: Option<String>,
 }
 
 /// Why a uid's submission is not evaluated. Shown to the miner.
@@ -196,6 +200,10 @@ pub enum InvalidReason {
     NoCommitment,
     #[error("commitment could not be parsed: {message}")]
     Malformed { message: String },
+    #[error(
+        "commitment holds {found}, not raw bytes: commit the string as a `Raw` field (`worker submit` does)"
+    )]
+    NotRaw { found: String },
     #[error(
         "commitment is bound to another hotkey or its hash is wrong (expected {expected} for this hotkey)"
     )]
@@ -330,6 +338,11 @@ pub fn validate_submissions(
 }
 
 fn judge_one(raw: &RawCommitment, ctx: ValidationContext) -> Result<CommitString, InvalidReason> {
+    if let Some(found) = &raw.not_raw {
+        return Err(InvalidReason::NotRaw {
+            found: found.clone(),
+        });
+    }
     let commit = CommitString::parse_bytes(&raw.data).map_err(|e| InvalidReason::Malformed {
         message: e.to_string(),
     })?;
@@ -455,6 +468,7 @@ mod tests {
             hotkey: hotkey.into(),
             block,
             data: text.as_bytes().to_vec(),
+            not_raw: None,
         }
     }
 
@@ -522,6 +536,26 @@ mod tests {
             verdicts[1].outcome,
             Err(InvalidReason::HashMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_commitment_that_is_not_raw_says_so() {
+        let keys = hotkeys(&["hk0"]);
+        let hashed = RawCommitment {
+            not_raw: Some("a `Sha256` field".into()),
+            ..commit(0, "hk0", 500, "")
+        };
+        let verdicts = validate_submissions(&keys, &[hashed], CTX);
+        let reason = verdicts[0].outcome.clone().unwrap_err();
+        assert_eq!(
+            reason,
+            InvalidReason::NotRaw {
+                found: "a `Sha256` field".into()
+            }
+        );
+        assert!(reason.to_string().contains("not raw bytes"), "{reason}");
+        assert!(!reason.to_string().contains("fields, expected"), "{reason}");
+        assert_eq!(serde_json::to_value(&reason).unwrap()["code"], "not_raw");
     }
 
     #[test]

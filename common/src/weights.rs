@@ -148,6 +148,10 @@ pub struct U16Weights {
 }
 
 /// Scales weights so the largest is 65535, rounding, and drops zeros.
+///
+/// Rounds exact halves to even, as Python's `round` in the bittensor SDK's
+/// `convert_weights_and_uids_for_emit` does: validators that disagree on a
+/// tie send different uids.
 pub fn to_u16(weights: &BTreeMap<u16, f64>) -> U16Weights {
     let max = weights.values().fold(0.0f64, |m, w| m.max(*w));
     let mut out = U16Weights::default();
@@ -155,7 +159,7 @@ pub fn to_u16(weights: &BTreeMap<u16, f64>) -> U16Weights {
         return out;
     }
     for (&uid, &w) in weights {
-        let scaled = (w / max * f64::from(u16::MAX)).round();
+        let scaled = (w / max * f64::from(u16::MAX)).round_ties_even();
         if scaled >= 1.0 {
             out.uids.push(uid);
             out.weights.push(scaled.min(f64::from(u16::MAX)) as u16);
@@ -177,6 +181,30 @@ mod tests {
             block,
             valid: true,
         }
+    }
+
+    #[test]
+    fn u16_scaling_rounds_halves_to_even_like_the_sdk() {
+        // 7.629510948348211e-06 * 65535 is exactly 0.5: Python's round gives
+        // 0, so the SDK drops uid 1 (half away from zero would send it as 1).
+        let w = BTreeMap::from([(0, 1.0), (1, 7.629510948348211e-06)]);
+        assert_eq!(7.629510948348211e-06 * f64::from(u16::MAX), 0.5);
+        assert_eq!(
+            to_u16(&w),
+            U16Weights {
+                uids: vec![0],
+                weights: vec![65535]
+            }
+        );
+        // 1.5 rounds up to 2 (even), 2.5 down to 2.
+        let w = BTreeMap::from([(0, 65535.0), (1, 1.5), (2, 2.5)]);
+        assert_eq!(
+            to_u16(&w),
+            U16Weights {
+                uids: vec![0, 1, 2],
+                weights: vec![65535, 2, 2]
+            }
+        );
     }
 
     #[test]

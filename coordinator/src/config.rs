@@ -11,7 +11,8 @@ use common::secret_url::SecretUrl;
 use common::weights::{Burn, WeightsParams};
 use serde::Deserialize;
 
-use crate::api::{ApiSettings, OperatorToken, RateLimit};
+use crate::api::server::MAX_CONNECTIONS_LIMIT;
+use crate::api::{ApiSettings, ConnectionLimits, OperatorToken, RateLimit};
 use crate::service::LoopSettings;
 
 /// The shortest operator token accepted.
@@ -80,6 +81,24 @@ pub struct CoordinatorOptions {
     /// Requests a client may send at once before the rate applies [default: 40]
     #[arg(long, env = "EVAL_API_RATE_BURST")]
     pub api_rate_burst: Option<u32>,
+    /// Time a client has to send a complete request head, from connecting and
+    /// between requests on a kept-alive connection [default: 10s]
+    #[arg(long, env = "EVAL_API_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub api_header_timeout: Option<Duration>,
+    /// Time a request body has to arrive in full [default: 10s]
+    #[arg(long, env = "EVAL_API_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub api_body_timeout: Option<Duration>,
+    /// A read or write on an API connection that makes no progress for this
+    /// long closes it [default: 30s]
+    #[arg(long, env = "EVAL_API_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub api_idle_timeout: Option<Duration>,
+    /// API connections served at once; more are answered 503 and closed
+    /// [default: 1024]
+    #[arg(long, env = "EVAL_API_MAX_CONNECTIONS")]
+    pub api_max_connections: Option<usize>,
     /// How often the miner status index is rebuilt from the store [default: 1s]
     #[arg(long, env = "EVAL_STATUS_REFRESH", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
@@ -125,6 +144,10 @@ layered!(CoordinatorOptions {
     operator_token_file,
     api_rate_limit,
     api_rate_burst,
+    api_header_timeout,
+    api_body_timeout,
+    api_idle_timeout,
+    api_max_connections,
     status_refresh,
     subtensor_network,
     wallet_path,
@@ -294,11 +317,46 @@ impl CoordinatorOptions {
                 "must be at least 100ms",
             ));
         }
+        let timeout = |field: &'static str, value: Option<Duration>, default: Duration| {
+            let value = value.unwrap_or(default);
+            if value < Duration::from_millis(10) {
+                return Err(ConfigError::invalid(field, "must be at least 10ms"));
+            }
+            Ok(value)
+        };
+        let max_connections = self
+            .api_max_connections
+            .unwrap_or(defaults.connections.max_connections);
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&max_connections) {
+            return Err(ConfigError::invalid(
+                "api_max_connections",
+                format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}"),
+            ));
+        }
+        let connections = ConnectionLimits {
+            max_connections,
+            header_timeout: timeout(
+                "api_header_timeout",
+                self.api_header_timeout,
+                defaults.connections.header_timeout,
+            )?,
+            idle_timeout: timeout(
+                "api_idle_timeout",
+                self.api_idle_timeout,
+                defaults.connections.idle_timeout,
+            )?,
+        };
         Ok(ApiSettings {
             listen: self.listen.unwrap_or(defaults.listen),
             operator_token,
             rate_limit: (per_second > 0.0).then_some(RateLimit { per_second, burst }),
             refresh_interval,
+            body_timeout: timeout(
+                "api_body_timeout",
+                self.api_body_timeout,
+                defaults.body_timeout,
+            )?,
+            connections,
             // Readiness tolerates a few failed chain reads in a row.
             chain_stale_after: (poll_interval * 5).max(defaults.chain_stale_after),
             ..defaults
@@ -390,6 +448,65 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(err.to_string().contains("redis_url"), "{err}");
+    }
+
+    #[test]
+    fn api_connection_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &file,
+            "api_header_timeout = \"5s\"\napi_max_connections = 100\napi_idle_timeout = \"1m\"\n",
+        )
+        .unwrap();
+        let flags = CoordinatorOptions {
+            api_body_timeout: Some(Duration::from_secs(3)),
+            api_max_connections: Some(200),
+            ..Default::default()
+        };
+        let api = flags
+            .with_file(Some(&file))
+            .unwrap()
+            .validate()
+            .unwrap()
+            .api;
+        assert_eq!(
+            api.connections,
+            ConnectionLimits {
+                max_connections: 200,
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(api.body_timeout, Duration::from_secs(3));
+        let defaults = CoordinatorOptions::default().validate().unwrap().api;
+        assert_eq!(defaults.connections, ApiSettings::default().connections);
+        for (options, field) in [
+            (
+                CoordinatorOptions {
+                    api_max_connections: Some(0),
+                    ..Default::default()
+                },
+                "api_max_connections",
+            ),
+            (
+                CoordinatorOptions {
+                    api_header_timeout: Some(Duration::ZERO),
+                    ..Default::default()
+                },
+                "api_header_timeout",
+            ),
+            (
+                CoordinatorOptions {
+                    api_body_timeout: Some(Duration::from_millis(1)),
+                    ..Default::default()
+                },
+                "api_body_timeout",
+            ),
+        ] {
+            let err = options.validate().unwrap_err();
+            assert!(err.to_string().contains(field), "{err}");
+        }
     }
 
     #[test]

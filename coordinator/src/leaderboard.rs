@@ -455,6 +455,7 @@ mod tests {
                 hotkey: format!("hk{u}"),
                 block: [100, 200, 50, 300][u],
                 data: c.to_string().into_bytes(),
+                not_raw: None,
             })
             .collect();
         let verdicts = validate_submissions(

@@ -5,7 +5,8 @@ use std::sync::LazyLock;
 use common::metrics::register;
 use common::result::FailureCode;
 use prometheus::{
-    Gauge, Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, histogram_opts, opts,
+    Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    histogram_opts, opts,
 };
 
 /// Jobs published to the queue by the reconciler, by why: `new` (first
@@ -162,6 +163,22 @@ pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
+/// HTTP connections open now.
+pub static HTTP_CONNECTIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::with_opts(opts!(
+        "eval_coordinator_http_connections",
+        "HTTP connections open now"
+    )))
+});
+
+/// HTTP connections refused at the connection limit (answered 503 and closed).
+pub static HTTP_CONNECTIONS_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register(IntCounter::with_opts(opts!(
+        "eval_coordinator_http_connections_refused_total",
+        "HTTP connections refused at the connection limit"
+    )))
+});
+
 /// HTTP request latency, by matched route.
 pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(HistogramVec::new(
@@ -181,6 +198,7 @@ pub const SUBMISSION_VERDICTS: &[&str] = &[
     "valid",
     "no_commitment",
     "malformed",
+    "not_raw",
     "hash_mismatch",
     "future_block",
     "before_epoch_start",
@@ -238,6 +256,8 @@ pub fn init(routes: &[&str]) {
         HTTP_REQUESTS.with_label_values(&[*route, "200"]);
         HTTP_DURATION.with_label_values(&[route]);
     }
+    HTTP_CONNECTIONS.get();
+    HTTP_CONNECTIONS_REFUSED.get();
     init_chain_metrics();
 }
 

@@ -872,3 +872,290 @@ async fn page_renders_in_headless_chromium() {
     stop.cancel();
     server.await.unwrap().unwrap();
 }
+
+/// The server under hostile clients, on real loopback sockets with short
+/// limits: each timeout closes the connection in time, and connections over
+/// the cap are answered 503 and closed.
+mod connections {
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use coordinator::api::ConnectionLimits;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    const HEADER: Duration = Duration::from_millis(400);
+    const BODY: Duration = Duration::from_millis(400);
+    const IDLE: Duration = Duration::from_millis(600);
+    /// Room for a loaded test machine; still far below the defaults (10 s+).
+    const SLACK: Duration = Duration::from_millis(1_500);
+
+    fn limits(max_connections: usize) -> ApiSettings {
+        ApiSettings {
+            body_timeout: BODY,
+            connections: ConnectionLimits {
+                max_connections,
+                header_timeout: HEADER,
+                idle_timeout: IDLE,
+            },
+            ..open()
+        }
+    }
+
+    struct Server {
+        addr: SocketAddr,
+        stop: CancellationToken,
+        task: JoinHandle<std::io::Result<()>>,
+    }
+
+    async fn start(settings: ApiSettings) -> Server {
+        let state = ApiState::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryQueue::new(3)),
+            SharedView::default(),
+            "v1",
+            false,
+            settings,
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(api::serve(listener, state, stop.clone()));
+        Server { addr, stop, task }
+    }
+
+    /// Reads until the server closes the connection (EOF or reset); returns
+    /// what arrived and when the connection closed. Fails after `limit`.
+    async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Instant) {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 8192];
+        tokio::time::timeout(limit, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return (received, Instant::now()),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the connection was still open after {limit:?}"))
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_after_the_header_timeout() {
+        let server = start(limits(16)).await;
+        let opened = Instant::now();
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let (received, closed) = until_closed(&mut stream, HEADER + SLACK).await;
+        assert!(received.is_empty(), "{received:?}");
+        assert!(closed - opened >= HEADER - Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn headers_sent_a_byte_at_a_time_are_cut_off() {
+        let server = start(limits(16)).await;
+        let opened = Instant::now();
+        let stream = TcpStream::connect(server.addr).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        // Each byte comes well within the idle timeout: only the header
+        // timeout can end this.
+        let drip = tokio::spawn(async move {
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                .iter()
+                .cycle()
+            {
+                if write.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(HEADER + SLACK, async {
+            loop {
+                match read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return Instant::now(),
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("the connection was still open");
+        assert!(closed - opened >= HEADER - Duration::from_millis(50));
+        drip.abort();
+    }
+
+    #[tokio::test]
+    async fn a_slow_body_is_answered_408_and_the_connection_closed() {
+        let server = start(limits(16)).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/evaluations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let sent = Instant::now();
+        let (mut read, mut write) = stream.into_split();
+        let drip = tokio::spawn(async move {
+            loop {
+                if write.write_all(b" ").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        let closed = tokio::time::timeout(BODY + SLACK, async {
+            loop {
+                match read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return Instant::now(),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .expect("the connection was still open");
+        drip.abort();
+        let text = String::from_utf8_lossy(&received);
+        assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+        assert!(text.contains("\"body_timeout\""), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+        assert!(closed - sent >= BODY - Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_is_closed_when_idle() {
+        let server = start(limits(16)).await;
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&response).contains("\"ok\"") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "closed before answering");
+            response.extend_from_slice(&buf[..n]);
+        }
+        let answered = Instant::now();
+        assert!(response.starts_with(b"HTTP/1.1 200 "));
+        let (rest, closed) = until_closed(&mut stream, HEADER + SLACK).await;
+        assert!(rest.is_empty(), "{rest:?}");
+        assert!(closed - answered >= HEADER - Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
+        let server = start(limits(16)).await;
+        let stream = TcpStream::connect(server.addr).await.unwrap();
+        // Far more answer than the socket buffers hold (each document is
+        // tens of KiB), asked for at once and never read: the server's
+        // writes stall, and only the idle timeout ends them.
+        let document = api::openapi_json().len();
+        let requests = (64 << 20) / document + 1;
+        let pipelined = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(requests);
+        let (mut read, mut write) = stream.into_split();
+        let writer = tokio::spawn(async move {
+            let _ = write.write_all(pipelined.as_bytes()).await;
+            write
+        });
+        tokio::time::sleep(IDLE + SLACK).await;
+        // By now the server gave up: draining the socket ends early.
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => total += n,
+                }
+            }
+        })
+        .await
+        .expect("the stalled connection was still open");
+        assert!(
+            total < requests * document,
+            "all {requests} answers arrived ({total} bytes): nothing stalled"
+        );
+        writer.abort();
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_are_answered_503_and_closed() {
+        // Long timeouts: the held connections must outlive the test's steps.
+        let server = start(ApiSettings {
+            connections: ConnectionLimits {
+                max_connections: 3,
+                header_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(30),
+            },
+            ..open()
+        })
+        .await;
+        let refused_before = coordinator::metrics::HTTP_CONNECTIONS_REFUSED.get();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        // The server takes the three before it sees the fourth.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut extra = TcpStream::connect(server.addr).await.unwrap();
+        let (received, _) = until_closed(&mut extra, SLACK).await;
+        let text = String::from_utf8_lossy(&received);
+        assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+        assert!(text.contains("retry-after: 1"), "{text}");
+        assert!(text.contains("\"too_many_connections\""), "{text}");
+        assert!(coordinator::metrics::HTTP_CONNECTIONS_REFUSED.get() > refused_before);
+        // The held connections are served as usual…
+        let mut first = held.remove(0);
+        first
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (received, _) = until_closed(&mut first, SLACK).await;
+        assert!(received.starts_with(b"HTTP/1.1 200 "), "{received:?}");
+        // …and a closed one frees its place.
+        drop(first);
+        let mut answered = None;
+        for _ in 0..20 {
+            let mut next = TcpStream::connect(server.addr).await.unwrap();
+            next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let (received, _) = until_closed(&mut next, SLACK).await;
+            if received.starts_with(b"HTTP/1.1 200 ") {
+                answered = Some(received);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            answered.is_some(),
+            "no place freed after a connection closed"
+        );
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_returns() {
+        let server = start(limits(16)).await;
+        let mut idle = TcpStream::connect(server.addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.stop.cancel();
+        let (received, _) = until_closed(&mut idle, SLACK).await;
+        assert!(received.is_empty(), "{received:?}");
+        tokio::time::timeout(SLACK, server.task)
+            .await
+            .expect("serve returned")
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -15,6 +15,8 @@
 //! - [`cluster`]: the whole cluster as OS processes (chain double, hub
 //!   endpoint, coordinator, workers) for the end-to-end tests (`tests/cluster.rs`).
 //! - [`expected_weights`]: weights recomputed independently of the aggregator.
+//! - [`tools`]: the external tools `scripts/test` installs (Helm,
+//!   schemathesis…).
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
 //! - `src/bin/api_bench.rs`: the miner status route under load (req/s, p99).
 
@@ -24,6 +26,7 @@ pub mod http;
 pub mod hub;
 pub mod proxy;
 pub mod sandbox;
+pub mod tools;
 
 use std::collections::BTreeMap;
 

@@ -16,7 +16,7 @@ use common::submission::{
 };
 use common::weights::U16Weights;
 use subxt_signer::sr25519::dev;
-use tests::chain_double::runtime::max_upscale_to_u16;
+use tests::chain_double::runtime::{Data, max_upscale_to_u16};
 use tests::chain_double::{ChainDouble, DoubleConfig};
 
 const NETUID: u16 = 11;
@@ -128,6 +128,67 @@ async fn commitments_of_several_miners_are_read_and_judged() {
             current: snapshot.block
         })
     );
+}
+
+/// Log lines written while the guard lives (this thread only).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_commitment_that_is_not_raw_is_named_and_warned_about_once() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let double = double(DoubleConfig::default()).await;
+    let miner = key(dev::bob());
+    double.register(dev::alice().public_key().0, true);
+    let uid = double.register(miner.public_key(), false);
+    let block = double.block_number();
+    double.set_commitment_field(miner.public_key(), Data::Sha256([7; 32]), block);
+    let chain = client(&double, None, None);
+    for _ in 0..3 {
+        let snapshot = chain.snapshot().await.unwrap();
+        let verdict = &judge(&snapshot)[&uid];
+        assert_eq!(verdict.block, Some(block));
+        let reason = verdict.outcome.clone().unwrap_err();
+        assert_eq!(
+            reason,
+            InvalidReason::NotRaw {
+                found: "a `Sha256` field".into()
+            }
+        );
+        assert!(reason.to_string().contains("not raw bytes"), "{reason}");
+    }
+    assert_eq!(logs.count("commitment is not raw bytes"), 1);
+    // Another commitment of the same hotkey is warned about again, once.
+    double.set_commitment_field(miner.public_key(), Data::Sha256([8; 32]), block + 1);
+    chain.snapshot().await.unwrap();
+    chain.snapshot().await.unwrap();
+    assert_eq!(logs.count("commitment is not raw bytes"), 2);
 }
 
 #[tokio::test]
@@ -254,6 +315,58 @@ async fn commit_reveal_completes_across_a_restart() {
 }
 
 #[tokio::test]
+async fn a_too_early_commit_is_refused_with_the_commit_error() {
+    let double = double(DoubleConfig {
+        weights_rate_limit: 100,
+        ..DoubleConfig::default()
+    })
+    .await;
+    double.set_commit_reveal(true);
+    let validator = key(dev::alice());
+    double.register(validator.public_key(), true);
+    double.register(dev::bob().public_key().0, false);
+    let state = tempfile::tempdir().unwrap();
+    let weights = U16Weights {
+        uids: vec![1],
+        weights: vec![65_535],
+    };
+    let chain = client(&double, Some(validator.clone()), Some(state.path()));
+    let receipt = chain.set_weights(&weights, 1).await.unwrap();
+    assert_eq!(receipt.action, WeightsAction::Committed);
+    // The client's check names the error `commit_weights` would answer…
+    let err = chain.set_weights(&weights, 1).await.unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Refused(m) if m.starts_with("SubtensorModule.CommittingWeightsTooFast (checked before submitting")
+            && m.contains(&format!("next allowed at block {}", receipt.block + 100))),
+        "{err}"
+    );
+    // …which is what the chain itself answers without the check.
+    let mut options = SubtensorOptions::new(double.url(), NETUID, None);
+    options.precheck = false;
+    let unchecked = SubtensorChain::new(options, Some(validator)).unwrap();
+    assert_eq!(
+        unchecked.set_weights(&weights, 1).await.unwrap_err(),
+        ChainError::Refused("SubtensorModule.CommittingWeightsTooFast".into())
+    );
+}
+
+#[tokio::test]
+async fn a_uri_key_file_signs_what_the_chain_accepts() {
+    let double = double(DoubleConfig::default()).await;
+    let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();
+    double.register(alice.public_key(), true);
+    double.register(dev::bob().public_key().0, false);
+    let chain = client(&double, Some(alice), None);
+    let weights = U16Weights {
+        uids: vec![1],
+        weights: vec![65_535],
+    };
+    let receipt = chain.set_weights(&weights, 1).await.unwrap();
+    assert_eq!(receipt.action, WeightsAction::Set);
+    assert_eq!(double.weights(0), vec![(1, 65_535)]);
+}
+
+#[tokio::test]
 async fn a_dropped_connection_is_reestablished() {
     let mut double = double(DoubleConfig::default()).await;
     double.register(dev::alice().public_key().0, true);
@@ -350,6 +463,27 @@ async fn worker_submit_writes_a_commitment_the_watcher_sees() {
 }
 
 #[test]
+fn worker_submit_into_a_closed_pipe_exits_quietly() {
+    // `worker submit … | head -2` with the reader already gone: every write
+    // to stdout fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(tests::sandbox::binary("worker").unwrap())
+        .args(["submit", "alice/rp-7b", "--dry-run", "--hotkey-file"])
+        .arg(fixture("dev.json"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn hotkey_files_of_the_python_sdk_load_with_their_address() {
     // Written by bittensor_wallet's own serializer (fixtures/hotkeys/make_hotkeys.py).
     let dev_key = Hotkey::from_file(&fixture("dev.json")).unwrap();
@@ -371,6 +505,49 @@ fn hotkey_files_of_the_python_sdk_load_with_their_address() {
         Hotkey::from_file(&fixture("wrong-address.json")),
         Err(KeyError::AddressMismatch { .. })
     ));
+    // A `//URI` key: the SDK writes only `privateKey` (no seed, no phrase).
+    let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();
+    assert_eq!(alice.public_key(), dev::alice().public_key().0);
+    assert_eq!(
+        alice.ss58(),
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
+    let private_only = Hotkey::from_file(&fixture("dev-private-only.json")).unwrap();
+    assert_eq!(private_only.public_key(), dev_key.public_key());
+    // `privateKey` is checked against the address, which must be there.
+    let dir = tempfile::tempdir().unwrap();
+    let alice_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("alice-uri.json")).unwrap()).unwrap();
+    let mut wrong = alice_file.clone();
+    wrong["ss58Address"] = other.ss58().into();
+    let mut unaddressed = alice_file.clone();
+    unaddressed.as_object_mut().unwrap().remove("ss58Address");
+    let mut garbled = alice_file;
+    garbled["privateKey"] = "0x1234".into();
+    for (name, value) in [
+        ("wrong", wrong),
+        ("unaddressed", unaddressed),
+        ("garbled", garbled),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        let err = Hotkey::from_file(&path).unwrap_err();
+        match name {
+            "wrong" => assert!(matches!(err, KeyError::AddressMismatch { .. }), "{err}"),
+            "unaddressed" => assert!(matches!(err, KeyError::NoAddress { .. }), "{err}"),
+            _ => assert!(
+                matches!(
+                    err,
+                    KeyError::BadSecret {
+                        field: "privateKey",
+                        ..
+                    }
+                ),
+                "{err}"
+            ),
+        }
+        assert!(!err.to_string().contains("33a6f309"), "{err}");
+    }
     assert!(matches!(
         Hotkey::from_file(&fixture("make_hotkeys.py")),
         Err(KeyError::NotJson { .. })

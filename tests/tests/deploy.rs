@@ -28,6 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use tests::sandbox::{Sandbox, binary, eventually};
+use tests::tools::{tool, tools_dir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHART: &str = "helm/eval-cluster";
@@ -44,31 +45,6 @@ fn repo() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
-}
-
-fn tools_dir() -> PathBuf {
-    std::env::var_os("EVAL_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/eval-tools")
-        })
-}
-
-/// A deployment tool, from the tools directory or `PATH`.
-fn tool(name: &str) -> PathBuf {
-    let installed = tools_dir().join("bin").join(name);
-    if installed.is_file() {
-        return installed;
-    }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        if dir.join(name).is_file() {
-            return dir.join(name);
-        }
-    }
-    panic!(
-        "`{name}` is not installed: run the tests through scripts/test, which installs it into {}",
-        tools_dir().display()
-    );
 }
 
 fn run(command: &mut Command) -> Output {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use common::telemetry::{self, LogFormat};
 
@@ -79,14 +80,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Submit(args) => {
             let dry_run = args.dry_run;
             let submitted = worker::submit::submit(args).await?;
-            println!("commit: {}", submitted.commit);
-            println!("hotkey: {}", submitted.hotkey);
-            match submitted.block {
-                Some(block) => println!("included in block {block}"),
-                None if dry_run => println!("dry run: not submitted"),
-                None => {}
-            }
-            println!("status: {}", submitted.status_url);
+            worker::submit::print_report(&submitted, dry_run)
+                .context("writing the report to stdout")?;
             Ok(())
         }
         Command::MakeModel { dir, seed } => {

@@ -8,6 +8,7 @@
 //! evaluates the revision the repository points at when it fetches the model,
 //! pinned to that commit.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -73,6 +74,41 @@ pub struct Submitted {
     pub hotkey: String,
     pub block: Option<u64>,
     pub status_url: String,
+}
+
+impl Submitted {
+    /// Writes what `worker submit` prints: the commit, the hotkey, the
+    /// block (or that nothing was submitted) and the status URL.
+    pub fn report(&self, out: &mut impl Write, dry_run: bool) -> io::Result<()> {
+        writeln!(out, "commit: {}", self.commit)?;
+        writeln!(out, "hotkey: {}", self.hotkey)?;
+        match self.block {
+            Some(block) => writeln!(out, "included in block {block}")?,
+            None if dry_run => writeln!(out, "dry run: not submitted")?,
+            None => {}
+        }
+        writeln!(out, "status: {}", self.status_url)?;
+        out.flush()
+    }
+}
+
+/// Prints `submitted`'s report on stdout. A reader that went away
+/// (`worker submit … | head -2`) is not an error: the commitment is made
+/// either way, and like other command-line tools the command stops writing
+/// quietly instead of panicking on EPIPE as `println!` would.
+pub fn print_report(submitted: &Submitted, dry_run: bool) -> io::Result<()> {
+    report_unless_closed(submitted, &mut io::stdout().lock(), dry_run)
+}
+
+fn report_unless_closed(
+    submitted: &Submitted,
+    out: &mut impl Write,
+    dry_run: bool,
+) -> io::Result<()> {
+    match submitted.report(out, dry_run) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Builds the commit string for `hotkey`, refusing one over 128 bytes.
@@ -157,6 +193,73 @@ pub async fn submit(args: SubmitArgs) -> anyhow::Result<Submitted> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Takes `room` bytes, then fails like a pipe whose reader is gone.
+    struct ClosesAfter {
+        room: usize,
+        written: Vec<u8>,
+        error: io::ErrorKind,
+    }
+
+    impl Write for ClosesAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(self.error.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_ends_the_report_quietly() {
+        let submitted = Submitted {
+            commit: "a:b:chatml:5Abc:1:None".into(),
+            hotkey: "5Abc".into(),
+            block: Some(7),
+            status_url: "http://c/v1/models/a/b".into(),
+        };
+        let mut full = Vec::new();
+        submitted.report(&mut full, false).unwrap();
+        assert_eq!(
+            String::from_utf8(full.clone()).unwrap(),
+            "commit: a:b:chatml:5Abc:1:None\nhotkey: 5Abc\nincluded in block 7\nstatus: http://c/v1/models/a/b\n"
+        );
+        // `| head -2`: the reader leaves after two lines.
+        let room = full
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        let mut pipe = ClosesAfter {
+            room,
+            written: Vec::new(),
+            error: io::ErrorKind::BrokenPipe,
+        };
+        report_unless_closed(&submitted, &mut pipe, false).unwrap();
+        assert_eq!(pipe.written, full[..room]);
+        // Any other write error is still an error.
+        let mut full_disk = ClosesAfter {
+            room: 0,
+            written: Vec::new(),
+            error: io::ErrorKind::StorageFull,
+        };
+        assert_eq!(
+            report_unless_closed(&submitted, &mut full_disk, false)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::StorageFull
+        );
+    }
 
     #[test]
     fn commit_string_is_bound_and_checked() {

@@ -105,6 +105,7 @@ impl Chain for MemoryChain {
                     hotkey: n.hotkey.clone(),
                     block: *block,
                     data: data.clone(),
+                    not_raw: None,
                 })
             })
             .collect();

@@ -55,6 +55,10 @@ pub enum ApiError {
     /// The route is switched off (403).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The request body did not arrive within the body timeout (408; the
+    /// connection is closed).
+    #[error("the request body did not arrive within {} s", after.as_secs_f64())]
+    BodyTimeout { after: Duration },
     /// This client sent too many requests (429).
     #[error("too many requests from this address: retry after {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
@@ -79,6 +83,7 @@ impl ApiError {
             Self::UriTooLong { .. } => 414,
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
+            Self::BodyTimeout { .. } => 408,
             Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
         };
@@ -97,6 +102,7 @@ impl ApiError {
             Self::UriTooLong { .. } => "uri_too_long",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
         }
@@ -124,6 +130,10 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::BodyTimeout { .. } => {
+                // The rest of the body may still come; the connection is not reusable.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Self::RateLimited { retry_after } => {
                 let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;

@@ -1,11 +1,13 @@
-//! Cross-cutting layers: the per-client rate limit of the public routes and
-//! the HTTP metrics of every route.
+//! Cross-cutting layers: the per-client rate limit of the public routes, the
+//! body deadline of the routes that take a body, and the HTTP metrics of
+//! every route.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -103,6 +105,49 @@ pub async fn rate_limit(
         }
     }
     next.run(request).await
+}
+
+/// What [`read_body`] allows a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// Middleware: reads the whole body within `timeout` before the handler
+/// runs, so a client sending its body a byte at a time is answered 408 (and
+/// the connection closed) instead of holding the handler open; a body over
+/// `max_bytes` is answered 413 as soon as it passes the limit.
+pub async fn read_body(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limits.max_bytes));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                ApiError::BadBody {
+                    status: 413,
+                    message: format!("the body is larger than {} bytes", limits.max_bytes),
+                }
+            } else {
+                ApiError::BadBody {
+                    status: 400,
+                    message: format!("the body could not be read: {e}"),
+                }
+            }
+            .into_response();
+        }
+        Err(_) => {
+            return ApiError::BodyTimeout {
+                after: limits.timeout,
+            }
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Label of requests that matched no route.

@@ -13,7 +13,9 @@
 //!   answer can be.
 //! - [`routes`]: the handlers; [`types`]: the JSON bodies and their
 //!   OpenAPI schemas; [`page`]: the HTML leaderboard; [`limit`]: the
-//!   per-address rate limit and the HTTP metrics layer.
+//!   per-address rate limit, the body deadline and the HTTP metrics layer.
+//! - [`server`]: the connection loop under the router: the connection cap
+//!   and the header and idle timeouts (its docs have the table).
 //!
 //! # Routes
 //! | route | who | answers from |
@@ -27,13 +29,16 @@
 //! The public routes (`/v1/...` and `/`) are rate limited per client
 //! address ([`ApiSettings::rate_limit`]); probes, metrics and the OpenAPI
 //! document are not. Bodies are limited to [`ApiSettings::body_limit`]
-//! bytes and query strings to [`routes::MAX_QUERY_BYTES`].
+//! bytes, arriving within [`ApiSettings::body_timeout`], and query strings
+//! to [`routes::MAX_QUERY_BYTES`]. Connections are capped and timed out
+//! ([`server`]).
 
 pub mod error;
 pub mod index;
 pub mod limit;
 pub mod page;
 pub mod routes;
+pub mod server;
 pub mod types;
 
 use std::fmt;
@@ -55,6 +60,7 @@ use utoipa::OpenApi;
 pub use self::error::{ApiError, ErrorBody};
 use self::index::{IndexHandle, Refresher, StatusIndex};
 pub use self::limit::{RateLimit, RateLimiter};
+pub use self::server::ConnectionLimits;
 use crate::reconcile::{ReconcileSettings, Reconciler};
 use crate::view::SharedView;
 
@@ -93,6 +99,10 @@ pub struct ApiSettings {
     pub body_limit: usize,
     /// `/readyz` fails when the chain has not been read for this long.
     pub chain_stale_after: Duration,
+    /// Time a request body has to arrive in full (408 after it).
+    pub body_timeout: Duration,
+    /// Connection cap and timeouts of the server ([`server`]).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ApiSettings {
@@ -107,6 +117,13 @@ impl Default for ApiSettings {
             refresh_interval: Duration::from_secs(1),
             body_limit: 16 * 1024,
             chain_stale_after: Duration::from_secs(120),
+            // 16 KiB arrives in well under a second on any real link.
+            body_timeout: Duration::from_secs(10),
+            connections: ConnectionLimits {
+                max_connections: 1024,
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(30),
+            },
         }
     }
 }
@@ -235,7 +252,10 @@ pub const ROUTES: &[&str] = &[
     info(
         title = "Roleplay LLM evaluation: coordinator API",
         description = "Miner status, leaderboard and weights of a validator's evaluation cluster; \
-                       operators queue models by hand with a bearer token."
+                       operators queue models by hand with a bearer token. Any route may also \
+                       answer 503 (`too_many_connections`, with `Retry-After`) when the server \
+                       is at its connection limit; connections that send no complete request \
+                       head in time are closed without an answer."
     ),
     paths(
         routes::model_status,
@@ -291,7 +311,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/weights", get(routes::weights))
         .route(
             "/v1/evaluations",
-            post(routes::create_evaluation).layer(DefaultBodyLimit::max(body_limit)),
+            post(routes::create_evaluation)
+                .layer(DefaultBodyLimit::max(body_limit))
+                .layer(axum::middleware::from_fn_with_state(
+                    limit::BodyLimits {
+                        max_bytes: body_limit,
+                        timeout: state.settings().body_timeout,
+                    },
+                    limit::read_body,
+                )),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.0.limiter.clone(),
@@ -326,11 +354,8 @@ pub async fn serve(
             .refresher()
             .run(state.settings().refresh_interval, shutdown.clone()),
     );
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let stop = shutdown.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
+    let limits = state.settings().connections;
+    let served = server::serve(listener, router(state), limits, shutdown).await;
     refresher.abort();
     info!("http api stopped");
     served

@@ -158,17 +158,23 @@ fn path_error(rejection: PathRejection) -> ApiError {
     path = "/v1/models/{namespace}/{name}",
     tag = "miners",
     params(
-        ("namespace" = String, Path, description = "Hugging Face user or organisation"),
-        ("name" = String, Path, description = "Repository name"),
-        ("hotkey" = Option<String>, Query, description = "The miner's hotkey: answers INVALID with the reason when its commitment was refused"),
-        ("chat_template" = Option<String>, Query, description = "Chat template of the submission [default: the most recently queued job of the repository]"),
-        ("revision" = Option<String>, Query, description = "Revision evaluated [default: main when chat_template is given, else any]"),
+        ("namespace" = String, Path, description = "Hugging Face user or organisation: 1 to 96 of `A-Z a-z 0-9 - _ .`, not `.` or `..`",
+            min_length = 1, max_length = 96, pattern = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,96}$"),
+        ("name" = String, Path, description = "Repository name: 1 to 96 of `A-Z a-z 0-9 - _ .`, not `.` or `..`",
+            min_length = 1, max_length = 96, pattern = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,96}$"),
+        ("hotkey" = Option<String>, Query, description = "The miner's hotkey (SS58, 1 to 64 letters and digits): answers INVALID with the reason when its commitment was refused",
+            min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9]{1,64}$"),
+        ("chat_template" = Option<String>, Query, description = "Chat template of the submission, 1 to 64 of `A-Z a-z 0-9 - _ .` [default: the most recently queued job of the repository]",
+            min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$"),
+        ("revision" = Option<String>, Query, description = "Revision evaluated, 1 to 128 of `A-Z a-z 0-9 - _ . /` without `..` [default: main when chat_template is given, else any]",
+            min_length = 1, max_length = 128, pattern = r"^(?!.*\.\.)[A-Za-z0-9._/-]{1,128}$"),
     ),
     responses(
         (status = 200, description = "Where the submission stands", body = ModelStatus),
-        (status = 400, description = "A malformed parameter (named in `field`)", body = ErrorBody),
+        (status = 400, description = "A malformed or unknown parameter (named in `field`)", body = ErrorBody),
         (status = 404, description = "No evaluation of this model is known", body = ErrorBody),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 414, description = "Query string longer than 1024 bytes", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
         (status = 503, description = "The coordinator is starting", body = ErrorBody),
     )
 )]
@@ -239,12 +245,13 @@ pub async fn model_status(
     get,
     path = "/v1/jobs/{id}",
     tag = "miners",
-    params(("id" = String, Path, description = "Job id: 32 lowercase hex digits")),
+    params(("id" = String, Path, description = "Job id: 32 lowercase hex digits",
+        min_length = 32, max_length = 32, pattern = r"^[0-9a-f]{32}$")),
     responses(
         (status = 200, description = "The job", body = ModelStatus),
         (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
         (status = 503, description = "The coordinator has not read the job store yet", body = ErrorBody),
     )
 )]
@@ -276,7 +283,7 @@ pub async fn job_status(
     tag = "miners",
     responses(
         (status = 200, description = "Best first", body = LeaderboardResponse),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
     )
 )]
 pub async fn leaderboard(State(state): State<ApiState>) -> Json<LeaderboardResponse> {
@@ -327,7 +334,7 @@ pub fn leaderboard_response(board: &crate::leaderboard::Leaderboard) -> Leaderbo
     tag = "miners",
     responses(
         (status = 200, description = "Weights", body = WeightsResponse),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
     )
 )]
 pub async fn weights(State(state): State<ApiState>) -> Json<WeightsResponse> {
@@ -394,10 +401,13 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         (status = 202, description = "Queued: a new job, or one still waiting. `published` says whether this request sent its message; otherwise it is outstanding already, or the coordinator's next reconcile pass sends it", body = EvaluationAccepted),
         (status = 200, description = "The model is already running or evaluated", body = EvaluationAccepted),
         (status = 400, description = "A malformed body (field named)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 403, description = "No operator token is configured", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the body timeout; the connection is closed", body = ErrorBody),
         (status = 413, description = "Body larger than the limit", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
         (status = 503, description = "Store or queue unreachable: retry", body = ErrorBody),
     )
 )]
@@ -584,7 +594,7 @@ pub async fn openapi() -> Response {
 #[utoipa::path(get, path = "/", tag = "miners",
     responses(
         (status = 200, description = "HTML page", body = String, content_type = "text/html"),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
     ))]
 pub async fn page(State(state): State<ApiState>) -> Html<String> {
     Html(super::page::render(&state.view().read(), state.dry_run()))

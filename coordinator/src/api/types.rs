@@ -215,14 +215,34 @@ pub struct WeightsResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationRequest {
+    /// Hugging Face user or organisation: 1 to 96 of `A-Z a-z 0-9 - _ .`, not `.` or `..`.
+    #[schema(
+        min_length = 1,
+        max_length = 96,
+        pattern = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,96}$"
+    )]
     pub namespace: String,
+    /// Repository name, as `namespace`.
+    #[schema(
+        min_length = 1,
+        max_length = 96,
+        pattern = r"^(?!\.\.?$)[A-Za-z0-9._-]{1,96}$"
+    )]
     pub name: String,
-    /// Branch, tag or commit sha [default: main].
+    /// Branch, tag or commit sha: 1 to 128 of `A-Z a-z 0-9 - _ . /`, without `..` [default: main].
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^(?!.*\.\.)[A-Za-z0-9._/-]{1,128}$"
+    )]
     pub revision: Option<String>,
+    /// Chat template: 1 to 64 of `A-Z a-z 0-9 - _ .`.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub chat_template: String,
-    /// Who asks, recorded with the job [default: operator].
+    /// Who asks, recorded with the job: 1 to 64 of `A-Z a-z 0-9 - _ . @` [default: operator].
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     pub requested_by: Option<String>,
 }
 

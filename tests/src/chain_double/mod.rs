@@ -648,6 +648,22 @@ impl ChainDouble {
             .mutate(|s| s.set_commitment(AccountId32(hotkey), data, block));
     }
 
+    /// Writes a commitment of one field, raw or not, directly into storage.
+    pub fn set_commitment_field(&self, hotkey: [u8; 32], field: runtime::Data, block: u64) {
+        self.shared.mutate(|s| {
+            s.commitments.insert(
+                AccountId32(hotkey),
+                Registration {
+                    deposit: 0,
+                    block: block as u32,
+                    info: CommitmentInfo {
+                        fields: vec![field],
+                    },
+                },
+            );
+        });
+    }
+
     pub fn set_commit_reveal(&self, enabled: bool) {
         self.shared.mutate(|s| s.commit_reveal = enabled);
     }

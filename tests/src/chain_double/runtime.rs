@@ -139,12 +139,14 @@ pub struct ChargeTransactionPayment(#[codec(compact)] pub u128);
 #[derive(Debug, Clone, Encode, Decode, TypeInfo)]
 pub struct SubtensorTransactionExtension;
 
-/// `pallet_commitments::Data`: tag 0 none, `1 + n` raw bytes of length n.
+/// `pallet_commitments::Data`: tag 0 none, `1 + n` raw bytes of length n,
+/// 130 and 131 hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Data {
     None,
     Raw(Vec<u8>),
     BlakeTwo256([u8; 32]),
+    Sha256([u8; 32]),
 }
 
 impl Encode for Data {
@@ -157,6 +159,10 @@ impl Encode for Data {
             }
             Data::BlakeTwo256(h) => {
                 dest.push_byte(130);
+                dest.write(h);
+            }
+            Data::Sha256(h) => {
+                dest.push_byte(131);
                 dest.write(h);
             }
         }
@@ -177,6 +183,11 @@ impl Decode for Data {
                 let mut h = [0u8; 32];
                 input.read(&mut h)?;
                 Data::BlakeTwo256(h)
+            }
+            131 => {
+                let mut h = [0u8; 32];
+                input.read(&mut h)?;
+                Data::Sha256(h)
             }
             _ => return Err("unknown Data tag".into()),
         })
@@ -202,10 +213,15 @@ impl TypeInfo for Data {
             57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83
             84 85 86 87 88 89 90 91 92 93 94 95 96 97 98 99 100 101 102 103 104 105 106 107
             108 109 110 111 112 113 114 115 116 117 118 119 120 121 122 123 124 125 126 127 128);
-        let variants = variants.variant("BlakeTwo256", |b| {
-            b.index(130)
-                .fields(Fields::unnamed().field(|f| f.ty::<[u8; 32]>()))
-        });
+        let variants = variants
+            .variant("BlakeTwo256", |b| {
+                b.index(130)
+                    .fields(Fields::unnamed().field(|f| f.ty::<[u8; 32]>()))
+            })
+            .variant("Sha256", |b| {
+                b.index(131)
+                    .fields(Fields::unnamed().field(|f| f.ty::<[u8; 32]>()))
+            });
         Type::builder()
             .path(Path::new("Data", "pallet_commitments::types"))
             .variant(variants)

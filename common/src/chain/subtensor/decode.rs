@@ -26,10 +26,28 @@ struct CommitmentInfo {
 pub enum CommitmentDecodeError {
     #[error("commitment value does not decode: {0}")]
     Scale(String),
-    #[error("commitment has no fields")]
-    NoFields,
-    #[error("commitment field is `{0}`, not raw bytes")]
-    NotRaw(String),
+    /// Decodes, but holds no field, or a first field that is not `RawN`
+    /// (e.g. `Sha256`): `found` says what, for the miner.
+    #[error("commitment at block {block} holds {found}, not raw bytes")]
+    NotRaw { block: u64, found: String },
+}
+
+impl CommitmentDecodeError {
+    /// The commitment's block, when the value decodes that far.
+    pub fn block(&self) -> Option<u64> {
+        match self {
+            Self::Scale(_) => None,
+            Self::NotRaw { block, .. } => Some(*block),
+        }
+    }
+
+    /// What the commitment holds instead of raw bytes, as the miner is told.
+    pub fn found(&self) -> String {
+        match self {
+            Self::Scale(_) => "a value that does not decode".into(),
+            Self::NotRaw { found, .. } => found.clone(),
+        }
+    }
 }
 
 /// A decoded commitment: its block and the bytes of its first `Raw` field.
@@ -55,26 +73,28 @@ pub fn decode_commitment<R: TypeResolver>(
             input.len()
         )));
     }
+    let block = registration.block;
     let first = registration
         .info
         .fields
         .first()
-        .ok_or(CommitmentDecodeError::NoFields)?;
-    Ok(DecodedCommitment {
-        block: registration.block,
-        data: raw_bytes(first)?,
-    })
+        .ok_or_else(|| CommitmentDecodeError::NotRaw {
+            block,
+            found: "no field".into(),
+        })?;
+    let data = raw_bytes(first).map_err(|found| CommitmentDecodeError::NotRaw { block, found })?;
+    Ok(DecodedCommitment { block, data })
 }
 
-/// The bytes of a `Data::RawN([u8; N])` value.
-fn raw_bytes(value: &Value) -> Result<Vec<u8>, CommitmentDecodeError> {
+/// The bytes of a `Data::RawN([u8; N])` value, or what the value is instead.
+fn raw_bytes(value: &Value) -> Result<Vec<u8>, String> {
     let ValueDef::Variant(variant) = &value.value else {
-        return Err(CommitmentDecodeError::NotRaw("a non-variant value".into()));
+        return Err("a field that is not a `Data` variant".into());
     };
+    let not_raw = || format!("a `{}` field", variant.name);
     if !variant.name.starts_with("Raw") {
-        return Err(CommitmentDecodeError::NotRaw(variant.name.clone()));
+        return Err(not_raw());
     }
-    let not_raw = || CommitmentDecodeError::NotRaw(variant.name.clone());
     let inner: Vec<&Value> = variant.values.values().collect();
     let [array] = inner[..] else {
         return Err(not_raw());

@@ -6,14 +6,22 @@
 //! "privateKey": "0x<64 bytes>", "accountId": "0x...", "ss58Address": "5..."}`.
 //! The key is derived from `secretSeed` (the mini secret key) or, without it,
 //! from `secretPhrase` (BIP-39, substrate derivation, no password); the derived
-//! address must equal `ss58Address` when the file names one. Secrets never
-//! leave this module except as signatures: [`Hotkey`]'s `Debug` shows only the
-//! address.
+//! address must equal `ss58Address` when the file names one. A key made from
+//! a `//URI` has neither (a hard derivation leaves no seed behind): the SDK
+//! writes only `privateKey`, the 64-byte sr25519 secret key (scalar and
+//! nonce, schnorrkel's canonical bytes), which is then used as is and must
+//! give `ss58Address`, which such a file must name. Secrets never leave this
+//! module except as signatures: [`Hotkey`]'s `Debug` shows only the address.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use subxt::PolkadotConfig;
+use subxt::utils::{AccountId32, MultiSignature};
 use subxt_signer::sr25519::Keypair;
+
+/// The signing context of substrate's sr25519 signatures.
+const SIGNING_CONTEXT: &[u8] = b"substrate";
 
 /// Why a hotkey could not be loaded. Messages never contain secret material.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +35,12 @@ pub enum KeyError {
         "hotkey file {path} is not a plain JSON key file (encrypted key files are not supported for hotkeys)"
     )]
     NotJson { path: PathBuf },
-    #[error("hotkey file {path} has neither `secretSeed` nor `secretPhrase`")]
+    #[error("hotkey file {path} has neither `secretSeed`, `secretPhrase` nor `privateKey`")]
     NoSecret { path: PathBuf },
+    #[error(
+        "hotkey file {path} holds only `privateKey`, without the `ss58Address` to check it against"
+    )]
+    NoAddress { path: PathBuf },
     #[error("hotkey file {path}: `{field}` is invalid")]
     BadSecret { path: PathBuf, field: &'static str },
     #[error("hotkey file {path} says {expected} but its secret gives {derived}")]
@@ -44,14 +56,24 @@ pub enum KeyError {
 struct KeyFile {
     secret_phrase: Option<String>,
     secret_seed: Option<String>,
+    private_key: Option<String>,
     ss58_address: Option<String>,
 }
 
 /// A validator's or miner's hotkey: signs extrinsics, prints as its address.
 #[derive(Clone)]
 pub struct Hotkey {
-    keypair: Keypair,
+    secret: Secret,
     ss58: String,
+}
+
+#[derive(Clone)]
+enum Secret {
+    /// From a seed or a phrase (subxt-signer derives and signs).
+    Derived(Keypair),
+    /// The SDK's `privateKey`: an expanded secret key with no seed behind it,
+    /// which subxt-signer cannot hold, so schnorrkel signs directly.
+    Expanded(schnorrkel::Keypair),
 }
 
 impl std::fmt::Debug for Hotkey {
@@ -77,19 +99,32 @@ impl Hotkey {
             path: path.to_owned(),
             field,
         };
-        let keypair = if let Some(seed) = &file.secret_seed {
+        let hotkey = if let Some(seed) = &file.secret_seed {
             let bytes =
                 hex::decode(seed.trim().trim_start_matches("0x")).map_err(|_| bad("secretSeed"))?;
             let seed: [u8; 32] = bytes.try_into().map_err(|_| bad("secretSeed"))?;
-            Keypair::from_secret_key(seed).map_err(|_| bad("secretSeed"))?
+            Self::from_keypair(Keypair::from_secret_key(seed).map_err(|_| bad("secretSeed"))?)
         } else if let Some(phrase) = &file.secret_phrase {
-            Self::keypair_from_phrase(phrase).ok_or_else(|| bad("secretPhrase"))?
+            Self::from_keypair(
+                Self::keypair_from_phrase(phrase).ok_or_else(|| bad("secretPhrase"))?,
+            )
+        } else if let Some(private) = &file.private_key {
+            // Nothing else vouches for these bytes: the address must.
+            if file.ss58_address.is_none() {
+                return Err(KeyError::NoAddress {
+                    path: path.to_owned(),
+                });
+            }
+            let bytes = hex::decode(private.trim().trim_start_matches("0x"))
+                .map_err(|_| bad("privateKey"))?;
+            let secret =
+                schnorrkel::SecretKey::from_bytes(&bytes).map_err(|_| bad("privateKey"))?;
+            Self::from_expanded(secret.to_keypair())
         } else {
             return Err(KeyError::NoSecret {
                 path: path.to_owned(),
             });
         };
-        let hotkey = Self::from_keypair(keypair);
         if let Some(expected) = file.ss58_address
             && expected != hotkey.ss58
         {
@@ -113,8 +148,19 @@ impl Hotkey {
     }
 
     pub fn from_keypair(keypair: Keypair) -> Self {
-        let ss58 = subxt::utils::AccountId32(keypair.public_key().0).to_string();
-        Self { keypair, ss58 }
+        let ss58 = AccountId32(keypair.public_key().0).to_string();
+        Self {
+            secret: Secret::Derived(keypair),
+            ss58,
+        }
+    }
+
+    fn from_expanded(keypair: schnorrkel::Keypair) -> Self {
+        let ss58 = AccountId32(keypair.public.to_bytes()).to_string();
+        Self {
+            secret: Secret::Expanded(keypair),
+            ss58,
+        }
     }
 
     /// The SS58 address (prefix 42), as the chain and commit strings name it.
@@ -123,11 +169,30 @@ impl Hotkey {
     }
 
     pub fn public_key(&self) -> [u8; 32] {
-        self.keypair.public_key().0
+        match &self.secret {
+            Secret::Derived(keypair) => keypair.public_key().0,
+            Secret::Expanded(keypair) => keypair.public.to_bytes(),
+        }
     }
 
-    pub(crate) fn keypair(&self) -> &Keypair {
-        &self.keypair
+    /// An sr25519 signature of `message`, as `MultiSignature::Sr25519` carries it.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        match &self.secret {
+            Secret::Derived(keypair) => keypair.sign(message).0,
+            Secret::Expanded(keypair) => keypair
+                .sign(schnorrkel::signing_context(SIGNING_CONTEXT).bytes(message))
+                .to_bytes(),
+        }
+    }
+}
+
+impl subxt::transactions::Signer<PolkadotConfig> for Hotkey {
+    fn account_id(&self) -> AccountId32 {
+        AccountId32(self.public_key())
+    }
+
+    fn sign(&self, signer_payload: &[u8]) -> MultiSignature {
+        MultiSignature::Sr25519(Hotkey::sign(self, signer_payload))
     }
 }
 
@@ -153,6 +218,29 @@ mod tests {
         assert!(printed.contains(key.ss58()));
         assert!(printed.contains("<redacted>"));
         assert!(!printed.contains("bottom"));
+    }
+
+    #[test]
+    fn an_expanded_key_signs_like_the_derived_one() {
+        // One key held both ways: signatures of either verify under the one
+        // public key (sr25519 signatures are randomised: compare by verifying).
+        let seed = [7u8; 32];
+        let derived = Hotkey::from_keypair(Keypair::from_secret_key(seed).unwrap());
+        let mini = schnorrkel::MiniSecretKey::from_bytes(&seed).unwrap();
+        let expanded =
+            Hotkey::from_expanded(mini.expand_to_keypair(schnorrkel::ExpansionMode::Ed25519));
+        assert_eq!(expanded.public_key(), derived.public_key());
+        assert_eq!(expanded.ss58(), derived.ss58());
+        let public = subxt_signer::sr25519::PublicKey(derived.public_key());
+        for key in [&derived, &expanded] {
+            let signature = subxt_signer::sr25519::Signature(key.sign(b"payload"));
+            assert!(subxt_signer::sr25519::verify(
+                &signature, b"payload", &public
+            ));
+            assert!(!subxt_signer::sr25519::verify(
+                &signature, b"other", &public
+            ));
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //!   each kept commit once the chain's `WeightCommits` entry says its window
 //!   is open, and forgets those the chain no longer holds.
 //! - A chain refusal is the decoded module error, `Pallet.Error`
-//!   (e.g. `SubtensorModule.SettingWeightsTooFast`).
+//!   (e.g. `SubtensorModule.SettingWeightsTooFast`); the client-side checks
+//!   name the error the chain would answer.
 //!
 //! Secrets: the hotkey signs; it is never logged ([`keys::Hotkey`]'s Debug).
 
@@ -31,6 +32,7 @@ pub mod decode;
 pub mod keys;
 pub mod pending;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,6 +117,19 @@ pub struct SubtensorChain {
     hotkey: Option<Hotkey>,
     connection: tokio::sync::Mutex<Connection>,
     pending: tokio::sync::Mutex<PendingCommits>,
+    /// (hotkey, fingerprint of the stored value) of the unreadable
+    /// commitments already warned about.
+    warned_unreadable: parking_lot::Mutex<HashSet<(String, [u8; 16])>>,
+}
+
+/// A commitment that is not raw bytes, as read.
+#[derive(Debug)]
+struct Unreadable {
+    uid: u16,
+    hotkey: String,
+    /// blake2_128 of the storage value: a new commitment is a new warning.
+    fingerprint: [u8; 16],
+    error: decode::CommitmentDecodeError,
 }
 
 fn unavailable(context: &str, e: impl std::fmt::Display) -> ChainError {
@@ -139,6 +154,7 @@ impl SubtensorChain {
                 ..Connection::default()
             }),
             pending: tokio::sync::Mutex::new(pending),
+            warned_unreadable: parking_lot::Mutex::new(HashSet::new()),
         })
     }
 
@@ -251,7 +267,7 @@ impl SubtensorChain {
     where
         C: subxt::transactions::Payload + Send + Sync,
     {
-        let signer = self.signer()?.keypair().clone();
+        let signer = self.signer()?.clone();
         self.with_client(|client| async move {
             let at = client
                 .at_current_block()
@@ -336,7 +352,11 @@ impl SubtensorChain {
         }
     }
 
-    async fn read_snapshot(at: &AtBlock, netuid: u16) -> Result<ChainSnapshot, ChainError> {
+    /// The snapshot at `at`, and the commitments in it that are not raw bytes.
+    async fn read_snapshot(
+        at: &AtBlock,
+        netuid: u16,
+    ) -> Result<(ChainSnapshot, Vec<Unreadable>), ChainError> {
         let block = at.block_number();
         // Hotkeys by uid (one prefix iteration).
         let keys_addr = dynamic::storage::<(u16, u16), AccountId32>("SubtensorModule", "Keys");
@@ -415,6 +435,7 @@ impl SubtensorChain {
             .await
             .map_err(|e| unavailable("CommitmentOf", e))?;
         let mut commitments = Vec::new();
+        let mut unreadable = Vec::new();
         let types = at.metadata_ref().types();
         while let Some(kv) = iter.next().await {
             let kv = kv.map_err(|e| unavailable("CommitmentOf", e))?;
@@ -436,14 +457,21 @@ impl SubtensorChain {
                     hotkey,
                     block: decoded.block,
                     data: decoded.data,
+                    not_raw: None,
                 }),
                 Err(e) => {
-                    warn!(uid, hotkey = %hotkey, error = %e, "commitment not readable as raw bytes");
+                    unreadable.push(Unreadable {
+                        uid,
+                        hotkey: hotkey.clone(),
+                        fingerprint: sp_crypto_hashing::blake2_128(value.bytes()),
+                        error: e.clone(),
+                    });
                     commitments.push(RawCommitment {
                         uid,
                         hotkey,
-                        block,
+                        block: e.block().unwrap_or(block),
                         data: Vec::new(),
+                        not_raw: Some(e.found()),
                     });
                 }
             }
@@ -456,16 +484,43 @@ impl SubtensorChain {
             Ok(Some(v)) => v.decode_as::<u64>().ok(),
             _ => None,
         };
-        Ok(ChainSnapshot {
-            block,
-            neurons,
-            commitments,
-            timestamp_ms,
-        })
+        Ok((
+            ChainSnapshot {
+                block,
+                neurons,
+                commitments,
+                timestamp_ms,
+            },
+            unreadable,
+        ))
     }
 
-    /// Client-side checks of what the chain would refuse anyway.
-    async fn precheck(&self, at: &AtBlock, hotkey: &Hotkey) -> Result<(), ChainError> {
+    /// Warns about each unreadable commitment once (a miner's `Sha256`
+    /// commitment stays on chain for every poll); forgets those gone from
+    /// chain, so the set stays as small as the subnet.
+    fn warn_unreadable(&self, unreadable: Vec<Unreadable>) {
+        let mut warned = self.warned_unreadable.lock();
+        let current: HashSet<(String, [u8; 16])> = unreadable
+            .iter()
+            .map(|u| (u.hotkey.clone(), u.fingerprint))
+            .collect();
+        for u in &unreadable {
+            if !warned.contains(&(u.hotkey.clone(), u.fingerprint)) {
+                warn!(uid = u.uid, hotkey = %u.hotkey, error = %u.error, "commitment is not raw bytes");
+            }
+        }
+        *warned = current;
+    }
+
+    /// Client-side checks of what the chain would refuse anyway, named as
+    /// the chain names them: `commit_weights` refuses a too early call with
+    /// `CommittingWeightsTooFast`, `set_weights` with `SettingWeightsTooFast`.
+    async fn precheck(
+        &self,
+        at: &AtBlock,
+        hotkey: &Hotkey,
+        commit_reveal: bool,
+    ) -> Result<(), ChainError> {
         let netuid = self.options.netuid;
         let account = AccountId32(hotkey.public_key());
         let uids_addr = dynamic::storage::<(u16, AccountId32), u16>("SubtensorModule", "Uids");
@@ -492,8 +547,13 @@ impl SubtensorChain {
             .unwrap_or(100);
         let block = at.block_number();
         if last != 0 && block.saturating_sub(last) < limit {
+            let error = if commit_reveal {
+                "CommittingWeightsTooFast"
+            } else {
+                "SettingWeightsTooFast"
+            };
             return Err(ChainError::Refused(format!(
-                "SubtensorModule.SettingWeightsTooFast (checked before submitting: last update at block {last}, rate limit {limit}, next allowed at block {})",
+                "SubtensorModule.{error} (checked before submitting: last update at block {last}, rate limit {limit}, next allowed at block {})",
                 last + limit
             )));
         }
@@ -546,14 +606,17 @@ pub fn commit_hash(
 impl Chain for SubtensorChain {
     async fn snapshot(&self) -> Result<ChainSnapshot, ChainError> {
         let netuid = self.options.netuid;
-        self.with_client(|client| async move {
-            let at = client
-                .at_current_block()
-                .await
-                .map_err(|e| unavailable("reading the finalized block", e))?;
-            Self::read_snapshot(&at, netuid).await
-        })
-        .await
+        let (snapshot, unreadable) = self
+            .with_client(|client| async move {
+                let at = client
+                    .at_current_block()
+                    .await
+                    .map_err(|e| unavailable("reading the finalized block", e))?;
+                Self::read_snapshot(&at, netuid).await
+            })
+            .await?;
+        self.warn_unreadable(unreadable);
+        Ok(snapshot)
     }
 
     async fn set_weights(
@@ -564,13 +627,13 @@ impl Chain for SubtensorChain {
         let hotkey = self.signer()?.clone();
         let netuid = self.options.netuid;
         let at = self.at_latest().await?;
-        if self.options.precheck {
-            self.precheck(&at, &hotkey).await?;
-        }
         let commit_reveal: bool =
             Self::fetch_netuid_value(&at, "CommitRevealWeightsEnabled", netuid)
                 .await?
                 .unwrap_or(false);
+        if self.options.precheck {
+            self.precheck(&at, &hotkey, commit_reveal).await?;
+        }
         if !commit_reveal {
             let call = dynamic::tx(
                 "SubtensorModule",
