@@ -816,14 +816,14 @@ mod tests {
         noisy[4] = 100.0; // another process took the CPU for one pass
         let (a, b) = (latency_stats(&steady), latency_stats(&noisy));
         assert_eq!(a.median_ms, 10.0);
+        // The median moves by at most one rank (here 1 %); the mean would move by 100 %.
         assert!(
-            (b.median_ms - a.median_ms).abs() / a.median_ms < 0.005,
+            (b.median_ms - a.median_ms).abs() / a.median_ms <= 0.011,
             "{b:?}"
         );
         assert_eq!((b.min_ms, b.max_ms, b.repeats), (9.8, 100.0, 9));
-        // The mean would have moved by 9 %.
         let mean = |t: &[f64]| t.iter().sum::<f64>() / t.len() as f64;
-        assert!((mean(&noisy) - mean(&steady)) / mean(&steady) > 0.09);
+        assert!((mean(&noisy) - mean(&steady)) / mean(&steady) > 0.9);
     }
 
     #[test]
