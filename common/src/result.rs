@@ -132,6 +132,39 @@ pub struct Scores {
     pub revision_sha: String,
     /// Tokens scored or generated, for throughput figures.
     pub tokens: u64,
+    /// Samples whose context was cut (oldest turns dropped) to fit the model's
+    /// window. Absent in results written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_context_cut: Option<u32>,
+    /// The latency probe's timed passes. Absent in results written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyStats>,
+}
+
+/// The latency probe of one evaluation: the median is what is scored; the
+/// spread shows how noisy the measurement was.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyStats {
+    /// Median forward latency, milliseconds.
+    pub median_ms: f64,
+    /// Fastest and slowest timed pass, milliseconds.
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// Timed passes (after the untimed warm-up).
+    pub repeats: u32,
+}
+
+impl LatencyStats {
+    /// `(max - min) / median`: 0 for a perfectly steady probe.
+    pub fn relative_spread(&self) -> f64 {
+        if self.median_ms > 0.0 {
+            (self.max_ms - self.min_ms) / self.median_ms
+        } else {
+            0.0
+        }
+    }
 }
 
 /// How an evaluation ended.
@@ -237,6 +270,8 @@ mod tests {
                 dataset_sha256: "d".repeat(64),
                 revision_sha: "0".repeat(40),
                 tokens: 1234,
+                samples_context_cut: None,
+                latency: None,
             }),
             worker: "worker-0".into(),
             attempt: 1,
@@ -266,6 +301,33 @@ mod tests {
             );
             assert_eq!(ResultMessage::decode(golden.as_bytes()).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn optional_evaluation_details_round_trip() {
+        let golden = include_str!("../testdata/result.v1.completed.json");
+        let mut message = ResultMessage::decode(golden.as_bytes()).unwrap();
+        let ResultMessage::V1(result) = &mut message;
+        let Outcome::Completed(scores) = &mut result.outcome else {
+            panic!("completed golden expected")
+        };
+        assert_eq!((scores.samples_context_cut, scores.latency), (None, None));
+        scores.samples_context_cut = Some(3);
+        scores.latency = Some(LatencyStats {
+            median_ms: 10.0,
+            min_ms: 9.5,
+            max_ms: 10.5,
+            repeats: 9,
+        });
+        let bytes = message.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"samples_context_cut\":3"), "{text}");
+        assert_eq!(ResultMessage::decode(&bytes).unwrap(), message);
+        let ResultMessage::V1(result) = &message;
+        let Outcome::Completed(scores) = &result.outcome else {
+            unreachable!()
+        };
+        assert!((scores.latency.unwrap().relative_spread() - 0.1).abs() < 1e-12);
     }
 
     #[test]

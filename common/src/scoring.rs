@@ -42,11 +42,16 @@ pub struct ScoringProfile {
     pub floor_probability: f64,
     /// Similarity averages n-gram products for n = 1..=max_ngram.
     pub max_ngram: usize,
-    /// Generation budget as a multiple of the last user message's length in tokens.
+    /// Generation budget as a multiple of the last user message's length in
+    /// characters ([`ScoringProfile::vibe_budget`]).
     pub vibe_budget_factor: f64,
+    /// Cap of the generation budget, in tokens.
+    #[serde(default = "default_vibe_max_tokens")]
+    pub vibe_max_tokens: usize,
     /// Input length of the fixed-shape latency probe.
     pub latency_input_tokens: usize,
-    /// Forward passes averaged for latency.
+    /// Timed forward passes of the latency probe; their median is the latency
+    /// (after untimed warm-up passes), so one noisy pass cannot move it.
     pub latency_repeats: usize,
     /// Mean forward latency that scores 0.
     pub latency_reference_ms: f64,
@@ -76,8 +81,9 @@ impl ScoringProfile {
             floor_probability: 1e-9,
             max_ngram: 4,
             vibe_budget_factor: 1.5,
+            vibe_max_tokens: 200,
             latency_input_tokens: 256,
-            latency_repeats: 5,
+            latency_repeats: 9,
             latency_reference_ms: 10_000.0,
             max_model_bytes: 18_000_000_000,
             job_deadline: Duration::from_secs(3 * 3600),
@@ -137,17 +143,55 @@ impl ScoringProfile {
         per_n.sum::<f64>() / self.max_ngram as f64
     }
 
-    /// Generation budget in tokens for a last user message of `user_tokens`.
-    pub fn vibe_budget(&self, user_tokens: usize) -> usize {
-        ((user_tokens as f64 * self.vibe_budget_factor).ceil() as usize).max(1)
+    /// Generation budget in tokens for a last user message of `user_chars`
+    /// characters: `min(factor * user_chars, vibe_max_tokens)`, at least 1.
+    ///
+    /// The seed's validator: `max_tokens = min(int(len(last_user_message) * 1.5), 200)`,
+    /// `len` of the string (characters), and the generated reply is compared with the
+    /// user message untrimmed ([`sample_vibe`] on the reply's raw character count).
+    pub fn vibe_budget(&self, user_chars: usize) -> usize {
+        let budget = (user_chars as f64 * self.vibe_budget_factor).floor() as usize;
+        budget.min(self.vibe_max_tokens).max(1)
     }
 
-    pub fn latency_score(&self, mean_forward_ms: f64) -> f64 {
-        clamp01(1.0 - mean_forward_ms / self.latency_reference_ms)
+    /// Latency component from the probe's median forward latency.
+    pub fn latency_score(&self, median_forward_ms: f64) -> f64 {
+        clamp01(1.0 - median_forward_ms / self.latency_reference_ms)
     }
 
     pub fn size_score(&self, bytes_on_disk: u64) -> f64 {
         clamp01(1.0 - bytes_on_disk as f64 / self.max_model_bytes as f64)
+    }
+}
+
+fn default_vibe_max_tokens() -> usize {
+    200
+}
+
+/// The text whose tokens are scored teacher-forced: the reference reply followed by the
+/// model's EOS token, so a model is also scored on ending its turn. It is tokenized without
+/// adding special tokens (the EOS in the text is still matched as the special token) and cut
+/// to the profile's `max_reference_tokens`.
+///
+/// The seed's validator:
+/// `target_ids = tokenizer(reference + tokenizer.eos_token, add_special_tokens=False)
+/// .input_ids[:max_reference_tokens]`.
+pub fn reference_target(reference: &str, eos_token: &str) -> String {
+    format!("{reference}{eos_token}")
+}
+
+/// Median of `values` (the mean of the middle two for an even count); NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
     }
 }
 
@@ -289,8 +333,18 @@ mod tests {
         assert_eq!(p.latency_score(f64::NAN), 0.0);
         assert!(close(p.size_score(4_500_000_000), 0.75));
         assert_eq!(p.size_score(20_000_000_000), 0.0);
+        // 1.5 x characters, floored, capped at 200 tokens.
         assert_eq!(p.vibe_budget(10), 15);
+        assert_eq!(p.vibe_budget(11), 16);
+        assert_eq!(p.vibe_budget(133), 199);
+        assert_eq!(p.vibe_budget(134), 200);
+        assert_eq!(p.vibe_budget(5_000), 200);
         assert_eq!(p.vibe_budget(0), 1);
+        assert_eq!(reference_target("Aye.", "</s>"), "Aye.</s>");
+        assert_eq!(reference_target("Aye.", ""), "Aye.");
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 100.0]), 3.0);
+        assert!(median(&[]).is_nan());
     }
 
     #[test]
@@ -298,6 +352,14 @@ mod tests {
         let mut p = ScoringProfile::v1();
         p.weights.vibe = 0.5;
         assert!(p.validate().unwrap_err().contains("sum to"));
+    }
+
+    #[test]
+    fn profiles_written_before_vibe_max_tokens_still_load() {
+        let mut json = serde_json::to_value(ScoringProfile::v1()).unwrap();
+        json.as_object_mut().unwrap().remove("vibe_max_tokens");
+        let p: ScoringProfile = serde_json::from_value(json).unwrap();
+        assert_eq!(p.vibe_max_tokens, 200);
     }
 
     #[test]

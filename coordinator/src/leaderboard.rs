@@ -322,6 +322,8 @@ mod tests {
                 dataset_sha256: String::new(),
                 revision_sha: String::new(),
                 tokens: 0,
+                samples_context_cut: None,
+                latency: None,
             }),
             worker: "w".into(),
             attempt: 1,

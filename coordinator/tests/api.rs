@@ -69,6 +69,8 @@ fn scores(total: f64) -> Scores {
         dataset_sha256: String::new(),
         revision_sha: "abc".into(),
         tokens: 1_000,
+        samples_context_cut: None,
+        latency: None,
     }
 }
 

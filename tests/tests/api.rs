@@ -160,6 +160,8 @@ async fn status_query_through_coordinator_run() -> Result<()> {
                 dataset_sha256: String::new(),
                 revision_sha: "abc".into(),
                 tokens: 5_000,
+                samples_context_cut: None,
+                latency: None,
             }),
             worker: "test-worker".into(),
             attempt: 1,

@@ -45,6 +45,7 @@ impl Evaluator for FlakyOnce {
             },
             tokens: 1,
             dataset_sha256: "d".repeat(64),
+            details: Default::default(),
         })
     }
 }

@@ -36,8 +36,7 @@ async fn main() {
                 .expect("tokenize");
             let mut reference = model.tokenize(c.reference()).expect("tokenize");
             reference.truncate(profile.max_reference_tokens);
-            let budget =
-                profile.vibe_budget(model.tokenize(c.last_user()).expect("tokenize").len());
+            let budget = profile.vibe_budget(c.last_user().chars().count());
             (context, reference, budget)
         })
         .collect();
@@ -78,9 +77,10 @@ async fn main() {
     }
     let decoding = start.elapsed();
     let latency = model
-        .forward_latency_ms(profile.latency_input_tokens, 10)
+        .forward_latency(profile.latency_input_tokens, 10)
         .await
-        .expect("latency");
+        .expect("latency")
+        .median_ms;
     model.unload().await;
 
     println!(

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use common::job::{DEFAULT_REVISION, JobMessage, JobOrigin, ModelRef};
 use common::scoring::ScoringProfile;
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::JobError;
 use crate::eval::dataset::{Dataset, DatasetLocation};
-use crate::eval::{Evaluator, Progress};
+use crate::eval::{Evaluator, Phase, PhaseObserver, Progress};
 use crate::source::{
     ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, ProgressBars, inspect_dir,
 };
@@ -62,7 +63,7 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         &args.chat_template,
         profile.max_model_bytes,
         hub,
-        bars,
+        bars.clone(),
     )
     .await?;
     let message = JobMessage::v1(
@@ -73,13 +74,17 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         },
         common::clock::now_ms(),
     );
+    let sample_count = profile.similarity_samples.min(dataset.conversations.len());
     let evaluator: Arc<dyn Evaluator> = Arc::new(crate::engine::MistralEvaluator::new(dataset));
+    let phases = PhaseBars::new(&bars, sample_count, profile.vibe_samples.min(sample_count));
     let (progress, _) = Progress::new();
+    let progress = progress.with_observer(phases.observer());
     let evaluation = evaluator
         .evaluate(message.job(), &model, &profile, progress, shutdown)
         .await
         .map_err(describe)
         .context("evaluation failed")?;
+    phases.finish();
     let total = profile.total(&evaluation.components);
     let c = evaluation.components;
     if args.json {
@@ -90,6 +95,9 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
             "dataset_sha256": evaluation.dataset_sha256,
             "weights_fingerprint": model.weights_fingerprint,
             "tokens": evaluation.tokens,
+            "samples_context_cut": evaluation.details.samples_context_cut,
+            "latency": evaluation.details.latency,
+            "samples": evaluation.details.samples,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -104,6 +112,20 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
             println!("{name:<10} {score:>7.4} {weight:>8.2}");
         }
         println!("total      {total:>7.4}   (profile {})", profile.version);
+        let details = &evaluation.details;
+        if let Some(latency) = details.latency {
+            println!(
+                "latency: median {:.1} ms over {} passes (min {:.1}, max {:.1})",
+                latency.median_ms, latency.repeats, latency.min_ms, latency.max_ms
+            );
+        }
+        if details.samples_context_cut > 0 {
+            println!(
+                "{} of {} conversations were cut to fit the model's window",
+                details.samples_context_cut,
+                details.samples.len()
+            );
+        }
     }
     Ok(())
 }
@@ -156,6 +178,51 @@ async fn fetch(
         .await
         .map_err(describe)?;
     Ok((local, reference))
+}
+
+/// One progress bar per evaluation phase (similarity, vibe, latency), on the
+/// same display as the download bars.
+struct PhaseBars {
+    similarity: ProgressBar,
+    vibe: ProgressBar,
+    latency: ProgressBar,
+}
+
+impl PhaseBars {
+    fn new(bars: &ProgressBars, similarity: usize, vibe: usize) -> Self {
+        let bar = |name: &str, len: usize| {
+            let style = ProgressStyle::with_template("{msg:12} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            let bar = bars.add(ProgressBar::new(len as u64).with_style(style));
+            bar.set_message(name.to_owned());
+            bar
+        };
+        Self {
+            similarity: bar("similarity", similarity),
+            vibe: bar("vibe", vibe),
+            latency: bar("latency", 1),
+        }
+    }
+
+    fn observer(&self) -> PhaseObserver {
+        let (similarity, vibe, latency) = (
+            self.similarity.clone(),
+            self.vibe.clone(),
+            self.latency.clone(),
+        );
+        Arc::new(move |phase| match phase {
+            Phase::Similarity => similarity.inc(1),
+            Phase::Vibe => vibe.inc(1),
+            Phase::Latency => latency.inc(1),
+        })
+    }
+
+    fn finish(&self) {
+        for bar in [&self.similarity, &self.vibe, &self.latency] {
+            bar.finish();
+        }
+    }
 }
 
 fn describe(e: JobError) -> anyhow::Error {

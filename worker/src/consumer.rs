@@ -280,6 +280,10 @@ impl Worker {
                 dataset_sha256: evaluation.dataset_sha256,
                 revision_sha: model.revision_sha,
                 tokens: evaluation.tokens,
+                samples_context_cut: Some(
+                    u32::try_from(evaluation.details.samples_context_cut).unwrap_or(u32::MAX),
+                ),
+                latency: evaluation.details.latency,
             })
         };
         let deadline = self.profile.job_deadline;

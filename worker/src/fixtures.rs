@@ -1,4 +1,5 @@
-//! Generated tiny models: a random-weight Llama written to disk in the Hugging Face layout.
+//! Generated tiny models: random-weight models of each family the engine runs (Llama,
+//! Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3) written to disk in the Hugging Face layout.
 //!
 //! The worker's tests cannot download a real model, so they generate one (architecture §11):
 //! sharded safetensors with an index, `config.json`, a byte-level BPE `tokenizer.json` built
@@ -68,9 +69,68 @@ several change answer room sea against top turned learn point city play toward f
 usually smile smiled sword castle dragon magic tavern whisper whispered laugh laughed nods eyes \
 gently softly quietly voice door hello hey yes yeah okay please thank thanks sorry";
 
+/// The model family a generated model belongs to: its `config.json` and tensor names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TinyFamily {
+    #[default]
+    Llama,
+    Mistral,
+    /// Llama's tensors plus biases on the query, key and value projections.
+    Qwen2,
+    /// Llama's tensors plus per-head RMS norms of queries and keys.
+    Qwen3,
+    /// Four norms a layer, tied embeddings, logit soft-capping.
+    Gemma2,
+    /// Gemma 2's tensors plus query/key norms; a text-only `Gemma3ForCausalLM`.
+    Gemma3,
+}
+
+impl TinyFamily {
+    /// Every family, in a fixed order.
+    pub const ALL: [Self; 6] = [
+        Self::Llama,
+        Self::Mistral,
+        Self::Qwen2,
+        Self::Qwen3,
+        Self::Gemma2,
+        Self::Gemma3,
+    ];
+
+    /// The `architectures` entry of its `config.json`.
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Self::Llama => "LlamaForCausalLM",
+            Self::Mistral => "MistralForCausalLM",
+            Self::Qwen2 => "Qwen2ForCausalLM",
+            Self::Qwen3 => "Qwen3ForCausalLM",
+            Self::Gemma2 => "Gemma2ForCausalLM",
+            Self::Gemma3 => "Gemma3ForCausalLM",
+        }
+    }
+
+    fn is_gemma(self) -> bool {
+        matches!(self, Self::Gemma2 | Self::Gemma3)
+    }
+}
+
+/// How `config.json` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigStyle {
+    /// Flat fields (`rope_theta`, `torch_dtype`), as transformers 4 writes them.
+    #[default]
+    Transformers4,
+    /// transformers 5: `rope_parameters` (per layer type for Gemma 3, with `layer_types`),
+    /// `dtype`.
+    Transformers5,
+}
+
 /// Shape and content of a generated model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TinyModelSpec {
+    /// The family (tensor names and config).
+    pub family: TinyFamily,
+    /// How `config.json` is written.
+    pub config_style: ConfigStyle,
     /// Seed of the ChaCha20 generator that draws the weights.
     pub seed: u64,
     /// Vocabulary size (tokenizer and embedding rows); at least [`MIN_VOCAB_SIZE`].
@@ -100,6 +160,8 @@ pub struct TinyModelSpec {
 impl Default for TinyModelSpec {
     fn default() -> Self {
         Self {
+            family: TinyFamily::default(),
+            config_style: ConfigStyle::default(),
             seed: 0,
             vocab_size: 512,
             hidden_size: 64,
@@ -121,6 +183,16 @@ impl TinyModelSpec {
     #[must_use]
     pub fn with_seed(seed: u64) -> Self {
         Self {
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// The default spec of `family` with `seed`.
+    #[must_use]
+    pub fn of_family(family: TinyFamily, seed: u64) -> Self {
+        Self {
+            family,
             seed,
             ..Self::default()
         }
@@ -197,7 +269,7 @@ impl TinyModelFiles {
     }
 }
 
-/// Writes a random-weight Llama model into `dir` (created if missing). Existing files of the
+/// Writes a random-weight model of `spec.family` into `dir` (created if missing). Existing files of the
 /// same names are overwritten; nothing else in `dir` is touched.
 pub fn write_tiny_model(dir: &Path, spec: &TinyModelSpec) -> Result<TinyModelFiles> {
     spec.validate()?;
@@ -350,20 +422,47 @@ fn random_tensors(spec: &TinyModelSpec) -> Vec<NamedTensor> {
         out.push(normal(format!("{p}.mlp.up_proj.weight"), vec![i, h]));
         out.push(normal(format!("{p}.mlp.down_proj.weight"), vec![h, i]));
     }
-    out.push(normal("lm_head.weight".into(), vec![v, h]));
-
-    let ones = |name: String| NamedTensor {
-        name,
-        shape: vec![h],
-        data: vec![1.0; h],
-    };
-    for layer in 0..spec.num_hidden_layers {
-        out.push(ones(format!("model.layers.{layer}.input_layernorm.weight")));
-        out.push(ones(format!(
-            "model.layers.{layer}.post_attention_layernorm.weight"
-        )));
+    // Gemma ties the output layer to the embeddings.
+    if !spec.family.is_gemma() {
+        out.push(normal("lm_head.weight".into(), vec![v, h]));
     }
-    out.push(ones("model.norm.weight".into()));
+
+    // Norms scale by `w` (Llama, Qwen) or `1 + w` (Gemma): both start as the identity.
+    let norm_init = if spec.family.is_gemma() { 0.0 } else { 1.0 };
+    let norm = |name: String, len: usize| NamedTensor {
+        name,
+        shape: vec![len],
+        data: vec![norm_init; len],
+    };
+    let mut layer_norms = vec!["input_layernorm", "post_attention_layernorm"];
+    if spec.family.is_gemma() {
+        layer_norms.extend(["pre_feedforward_layernorm", "post_feedforward_layernorm"]);
+    }
+    for layer in 0..spec.num_hidden_layers {
+        for name in &layer_norms {
+            out.push(norm(format!("model.layers.{layer}.{name}.weight"), h));
+        }
+    }
+    out.push(norm("model.norm.weight".into(), h));
+    for layer in 0..spec.num_hidden_layers {
+        let p = format!("model.layers.{layer}.self_attn");
+        match spec.family {
+            TinyFamily::Qwen2 => {
+                for (proj, rows) in [("q_proj", h), ("k_proj", kv), ("v_proj", kv)] {
+                    out.push(NamedTensor {
+                        name: format!("{p}.{proj}.bias"),
+                        shape: vec![rows],
+                        data: vec![0.0; rows],
+                    });
+                }
+            }
+            TinyFamily::Qwen3 | TinyFamily::Gemma3 => {
+                out.push(norm(format!("{p}.q_norm.weight"), spec.head_dim()));
+                out.push(norm(format!("{p}.k_norm.weight"), spec.head_dim()));
+            }
+            TinyFamily::Llama | TinyFamily::Mistral | TinyFamily::Gemma2 => {}
+        }
+    }
 
     if spec.nan
         && let Some(t) = out.iter_mut().find(|t| t.name == NAN_TENSOR)
@@ -437,10 +536,9 @@ fn write_shards(dir: &Path, tensors: &[NamedTensor], num_shards: usize) -> Resul
 }
 
 fn config_json(spec: &TinyModelSpec) -> serde_json::Value {
-    json!({
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_act": "silu",
+    let family = spec.family;
+    let mut config = json!({
+        "architectures": [family.architecture()],
         "hidden_size": spec.hidden_size,
         "intermediate_size": spec.intermediate_size,
         "num_hidden_layers": spec.num_hidden_layers,
@@ -449,17 +547,81 @@ fn config_json(spec: &TinyModelSpec) -> serde_json::Value {
         "head_dim": spec.head_dim(),
         "vocab_size": spec.vocab_size,
         "max_position_embeddings": spec.max_position_embeddings,
-        "rope_theta": spec.rope_theta,
-        "rope_scaling": null,
         "rms_norm_eps": 1e-5,
-        "attention_bias": false,
-        "mlp_bias": false,
-        "tie_word_embeddings": false,
+        "tie_word_embeddings": family.is_gemma(),
         "bos_token_id": BOS_ID,
         "eos_token_id": IM_END_ID,
-        "torch_dtype": "float32",
         "use_cache": true,
-    })
+    });
+    let extra = match family {
+        TinyFamily::Llama => json!({
+            "model_type": "llama", "hidden_act": "silu", "rope_scaling": null,
+            "attention_bias": false, "mlp_bias": false,
+        }),
+        TinyFamily::Mistral => json!({
+            "model_type": "mistral", "hidden_act": "silu", "sliding_window": null,
+        }),
+        TinyFamily::Qwen2 => json!({
+            "model_type": "qwen2", "hidden_act": "silu", "sliding_window": null,
+            "use_sliding_window": false, "max_window_layers": spec.num_hidden_layers,
+        }),
+        TinyFamily::Qwen3 => json!({
+            "model_type": "qwen3", "hidden_act": "silu", "sliding_window": null,
+            "use_sliding_window": false, "max_window_layers": spec.num_hidden_layers,
+            "attention_bias": false,
+        }),
+        TinyFamily::Gemma2 => json!({
+            "model_type": "gemma2", "hidden_activation": "gelu_pytorch_tanh",
+            "attention_bias": false, "query_pre_attn_scalar": spec.head_dim(),
+            "sliding_window": 64, "attn_logit_softcapping": 50.0,
+            "final_logit_softcapping": 30.0,
+        }),
+        TinyFamily::Gemma3 => json!({
+            "model_type": "gemma3_text", "hidden_activation": "gelu_pytorch_tanh",
+            "attention_bias": false, "query_pre_attn_scalar": spec.head_dim(),
+            "sliding_window": 64, "attn_logit_softcapping": null,
+            "final_logit_softcapping": null, "rope_scaling": null,
+        }),
+    };
+    let map = config.as_object_mut().expect("an object");
+    map.extend(extra.as_object().expect("an object").clone());
+    // Gemma 3 alternates sliding and full attention: two sliding layers, then one full.
+    let gemma3_pattern = 3;
+    match spec.config_style {
+        ConfigStyle::Transformers4 => {
+            map.insert("rope_theta".into(), spec.rope_theta.into());
+            map.insert("torch_dtype".into(), "float32".into());
+            if family == TinyFamily::Gemma3 {
+                map.insert("rope_local_base_freq".into(), 10_000.0.into());
+                map.insert("sliding_window_pattern".into(), gemma3_pattern.into());
+            }
+        }
+        ConfigStyle::Transformers5 => {
+            map.insert("dtype".into(), "float32".into());
+            map.remove("rope_scaling");
+            let global = json!({"rope_type": "default", "rope_theta": spec.rope_theta});
+            let rope = if family == TinyFamily::Gemma3 {
+                let types: Vec<&str> = (0..spec.num_hidden_layers)
+                    .map(|i| {
+                        if (i + 1) % gemma3_pattern == 0 {
+                            "full_attention"
+                        } else {
+                            "sliding_attention"
+                        }
+                    })
+                    .collect();
+                map.insert("layer_types".into(), json!(types));
+                json!({
+                    "full_attention": global,
+                    "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+                })
+            } else {
+                global
+            };
+            map.insert("rope_parameters".into(), rope);
+        }
+    }
+    config
 }
 
 fn tokenizer_config_json(spec: &TinyModelSpec) -> serde_json::Value {

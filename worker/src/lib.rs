@@ -15,6 +15,8 @@
 //! - [`eval`]: the [`eval::Evaluator`] trait.
 //! - [`error`]: job errors classified by what happens next.
 //! - [`metrics`]: the worker's Prometheus metrics.
+//! - [`model_config`]: the architectures the engine runs and the `config.json`
+//!   variations it reads.
 //! - [`gpu`]: the host's GPUs (name, total and free memory), if any.
 
 pub mod cli;
@@ -27,5 +29,6 @@ pub mod eval;
 pub mod fixtures;
 pub mod gpu;
 pub mod metrics;
+pub mod model_config;
 pub mod source;
 pub mod submit;

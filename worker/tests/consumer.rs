@@ -66,6 +66,7 @@ impl Evaluator for Scripted {
             },
             tokens: 7,
             dataset_sha256: "d".repeat(64),
+            details: Default::default(),
         })
     }
 }

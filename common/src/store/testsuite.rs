@@ -46,6 +46,8 @@ pub fn completed(job: &JobV1, total: f64, worker: &str) -> ResultMessage {
             dataset_sha256: "d".repeat(64),
             revision_sha: "0".repeat(40),
             tokens: 10,
+            samples_context_cut: None,
+            latency: None,
         }),
         worker: worker.into(),
         attempt: 1,

@@ -113,6 +113,8 @@ async fn fill_store(jobs: usize) -> Result<Arc<MemoryStore>> {
                 dataset_sha256: String::new(),
                 revision_sha: String::new(),
                 tokens: 10_000,
+                samples_context_cut: None,
+                latency: None,
             })
         } else {
             Outcome::Failed(common::result::FailureReason::new(

@@ -101,6 +101,7 @@ impl Evaluator for NoopEvaluator {
             },
             tokens: 0,
             dataset_sha256: "0".repeat(64),
+            details: Default::default(),
         })
     }
 }

@@ -2,13 +2,18 @@
 //! scoring profile (docs/architecture.md §7), unloads it.
 //!
 //! - **Similarity**: for each sampled conversation, the context is rendered
-//!   with the submission's chat template and tokenized; the reference reply
-//!   (at most `max_reference_tokens`) is appended and scored teacher-forced in
-//!   one forward pass with raw logits ([`LoadedModel::teacher_forced_top_k_probs`]).
-//! - **Vibe**: greedy generation for the context with a budget of
-//!   `vibe_budget_factor` times the last user message's tokens; the reply's
-//!   length in characters is compared with the user message's.
-//! - **Latency**: mean wall time of a forward pass on a fixed-shape prompt.
+//!   with the submission's chat template and tokenized, its oldest turns
+//!   dropped until it fits the window beside the reference
+//!   ([`crate::eval::context`]); the reference reply and the EOS token
+//!   ([`common::scoring::reference_target`], at most `max_reference_tokens`)
+//!   are appended and scored teacher-forced in one forward pass with raw
+//!   logits ([`LoadedModel::teacher_forced_top_k_probs`]).
+//! - **Vibe**: greedy generation for the (fitted) context with a budget of
+//!   [`ScoringProfile::vibe_budget`] tokens (from the last user message's
+//!   characters); the untrimmed reply's length in characters is compared with
+//!   the user message's.
+//! - **Latency**: median wall time of a forward pass on a fixed-shape prompt,
+//!   after warm-up passes ([`LoadedModel::forward_latency`]).
 //! - **Size**: bytes on disk against the profile's limit.
 //!
 //! One model is loaded at a time per process (one GPU per worker), requests
@@ -23,15 +28,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::job::JobV1;
 use common::result::{ComponentScores, FailureCode, FailureReason};
-use common::scoring::{ScoringProfile, mean, sample_vibe};
+use common::scoring::{ScoringProfile, mean, reference_target, sample_vibe};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use self::model::{EngineError, EngineOptions, LoadedModel, ModelInfo, release_freed_memory};
 use crate::error::JobError;
-use crate::eval::dataset::Dataset;
+use crate::eval::context::fit_context;
+use crate::eval::dataset::{Dataset, Message};
 use crate::eval::template::{ChatTemplate, TemplateError};
-use crate::eval::{Evaluation, Evaluator, Progress};
+use crate::eval::{Evaluation, EvaluationDetails, Evaluator, Phase, Progress, SampleRecord};
 use crate::source::LocalModel;
 
 /// See the module docs.
@@ -107,85 +113,104 @@ async fn score(
     let vibe_count = profile.vibe_samples.min(samples.len());
     let steps = (samples.len() + vibe_count + 1) as f64;
     let mut done = 0usize;
-    let mut step = || {
+    let mut step = |phase: Phase| {
         done += 1;
         progress.set(0.05 + 0.95 * done as f64 / steps);
+        progress.step(phase);
     };
     let mut tokens = 0u64;
+    let window = info.max_seq_len;
+    // The seed's validator: context budget = window - reference budget. Half the window at
+    // most goes to the reply, so a small window still leaves room for the context.
+    let reference_budget = profile.max_reference_tokens.min(window / 2).max(1);
+    let render_tokens = |messages: &[Message]| -> Result<Vec<u32>, JobError> {
+        let text = template.render(messages, true).map_err(bad_template)?;
+        loaded.tokenize(&text).map_err(classify)
+    };
 
-    let mut similarities = Vec::with_capacity(samples.len());
+    let mut records = Vec::with_capacity(samples.len());
     for conversation in &samples {
         check(cancel)?;
-        let context = loaded
-            .tokenize(
-                &template
-                    .render(conversation.context(), true)
-                    .map_err(bad_template)?,
-            )
-            .map_err(classify)?;
+        let context = fit_context(
+            conversation.context(),
+            (window - reference_budget).max(1),
+            render_tokens,
+        )?;
         let mut reference = loaded
-            .tokenize(conversation.reference())
+            .tokenize(&reference_target(conversation.reference(), &info.eos_token))
             .map_err(classify)?;
-        reference.truncate(profile.max_reference_tokens);
+        reference.truncate(
+            profile
+                .max_reference_tokens
+                .min(window - context.tokens.len()),
+        );
         let probabilities = loaded
             .teacher_forced_top_k_probs(
-                &context,
+                &context.tokens,
                 &reference,
                 profile.top_k,
                 profile.floor_probability,
             )
             .await
             .map_err(classify)?;
-        tokens += (context.len() + reference.len()) as u64;
-        similarities.push(profile.sample_similarity(&probabilities));
-        step();
+        tokens += (context.tokens.len() + reference.len()) as u64;
+        records.push(SampleRecord {
+            conversation_id: conversation.id.clone(),
+            similarity: profile.sample_similarity(&probabilities),
+            vibe: None,
+            reply: None,
+            context_cut: context.is_cut(),
+        });
+        step(Phase::Similarity);
     }
 
-    let mut vibes = Vec::with_capacity(vibe_count);
-    for conversation in samples.iter().take(vibe_count) {
+    for (conversation, record) in samples.iter().zip(records.iter_mut()).take(vibe_count) {
         check(cancel)?;
-        let prompt = loaded
-            .tokenize(
-                &template
-                    .render(conversation.context(), true)
-                    .map_err(bad_template)?,
-            )
-            .map_err(classify)?;
-        let user = conversation.last_user();
-        let budget = profile.vibe_budget(loaded.tokenize(user).map_err(classify)?.len());
+        let user_chars = conversation.last_user().chars().count();
+        let budget = profile.vibe_budget(user_chars).min(window / 2).max(1);
+        let prompt = fit_context(
+            conversation.context(),
+            (window - budget).max(1),
+            render_tokens,
+        )?;
         let reply = loaded
-            .generate_greedy(&prompt, budget)
+            .generate_greedy(&prompt.tokens, budget)
             .await
             .map_err(classify)?;
-        tokens += (prompt.len() + budget) as u64;
-        vibes.push(sample_vibe(
-            reply.trim().chars().count(),
-            user.chars().count(),
-        ));
-        step();
+        tokens += (prompt.tokens.len() + budget) as u64;
+        // Untrimmed, as the seed compared them.
+        record.vibe = Some(sample_vibe(reply.chars().count(), user_chars));
+        record.reply = Some(reply.chars().take(SampleRecord::REPLY_CHARS).collect());
+        record.context_cut |= prompt.is_cut();
+        step(Phase::Vibe);
     }
 
     check(cancel)?;
     let probe = profile
         .latency_input_tokens
-        .min(info.max_seq_len.saturating_sub(1))
+        .min(window.saturating_sub(1))
         .max(1);
-    let latency_ms = loaded
-        .forward_latency_ms(probe, profile.latency_repeats.max(1))
+    let latency = loaded
+        .forward_latency(probe, profile.latency_repeats.max(1))
         .await
         .map_err(classify)?;
-    step();
+    step(Phase::Latency);
 
+    let similarities: Vec<f64> = records.iter().map(|r| r.similarity).collect();
+    let vibes: Vec<f64> = records.iter().filter_map(|r| r.vibe).collect();
     let components = ComponentScores {
         similarity: mean(&similarities),
         vibe: mean(&vibes),
-        latency: profile.latency_score(latency_ms),
+        latency: profile.latency_score(latency.median_ms),
         size: profile.size_score(model.size_bytes),
     };
+    let samples_context_cut = records.iter().filter(|r| r.context_cut).count();
     info!(
         similarity = components.similarity,
         vibe = components.vibe,
-        latency_ms,
+        latency_ms = latency.median_ms,
+        latency_spread = latency.relative_spread(),
+        samples_context_cut,
         size_bytes = model.size_bytes,
         tokens,
         "model scored"
@@ -194,6 +219,11 @@ async fn score(
         components,
         tokens,
         dataset_sha256: dataset.sha256.clone(),
+        details: EvaluationDetails {
+            samples_context_cut,
+            latency: Some(latency),
+            samples: records,
+        },
     })
 }
 
@@ -223,7 +253,11 @@ fn classify(e: EngineError) -> JobError {
         EngineError::Load(_) | EngineError::Inference(_) | EngineError::EngineGone => {
             model(FailureCode::LoadFailed)
         }
-        EngineError::MissingModelDir(_)
+        // A config.json form the engine does not read is the validator's limit: hand the
+        // job back (another worker, or a newer engine, may read it) rather than fail it.
+        EngineError::UnreadableConfig(_)
+        | EngineError::DerivedDir(_)
+        | EngineError::MissingModelDir(_)
         | EngineError::LogitsShape(_)
         | EngineError::UnexpectedResponse(_)
         | EngineError::Tensor(_)

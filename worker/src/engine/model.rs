@@ -24,12 +24,21 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mistralrs::core::{NormalRequest, Request, RequestMessage, Response};
-use mistralrs::{DType, ModelDType, SamplingParams, Tensor, TextModelBuilder, TokenSource};
+use mistralrs::{
+    DType, ModelDType, MultimodalModelBuilder, SamplingParams, Tensor, TextModelBuilder,
+    TokenSource,
+};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 use tokio::sync::{Mutex, mpsc};
 
-use common::scoring::{NonFiniteLogits, top_k_probability};
+use common::result::LatencyStats;
+use common::scoring::{NonFiniteLogits, median, top_k_probability};
+
+use crate::model_config::Builder;
+
+/// Untimed passes before the latency probe's timed ones.
+const LATENCY_WARMUP: usize = 2;
 
 /// How long [`LoadedModel::unload`] waits for the engine thread to let go of the weights.
 const ENGINE_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +60,16 @@ pub enum EngineError {
     /// mistral.rs failed to load the model.
     #[error("loading the model failed: {0}")]
     Load(String),
+    /// mistral.rs could not read `config.json` even after normalising it: the engine's
+    /// limitation (a form of the file it does not know), not the model's fault.
+    #[error(
+        "the engine (mistral.rs 0.8.1) cannot read this config.json: {0}; \
+         an engine limitation, not the model's fault"
+    )]
+    UnreadableConfig(String),
+    /// The temporary directory holding a normalised `config.json` could not be made.
+    #[error("preparing the model directory for the engine: {0}")]
+    DerivedDir(String),
     /// Tokenizing or detokenizing failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
@@ -143,26 +162,83 @@ pub struct ModelInfo {
     pub eos_token: String,
 }
 
+/// Puts a builder (text or multimodal; they share these methods) on this build's device.
+///
 /// CPU build: the CPU in F32 (BF16 fails at the first matmul there, and `Auto` picks F16,
 /// which gave NaN).
-#[cfg(not(feature = "cuda"))]
-fn on_device(builder: TextModelBuilder) -> TextModelBuilder {
-    builder.with_force_cpu().with_dtype(ModelDType::F32)
-}
-
+///
 /// `cuda` build: mistral.rs's default device (the first CUDA GPU) in BF16. Explicit rather
 /// than `Auto`, which falls back to F16 on GPUs without BF16: every worker then scores in
 /// the same dtype (scores stay comparable across workers) and the memory estimate of
 /// [`crate::source::precheck::check_config`] (2 bytes a parameter) holds. The cluster's
 /// GPUs must support BF16 (Ampere or newer).
-#[cfg(feature = "cuda")]
-fn on_device(builder: TextModelBuilder) -> TextModelBuilder {
-    builder.with_dtype(ModelDType::BF16)
+macro_rules! on_device {
+    ($builder:expr) => {{
+        #[cfg(not(feature = "cuda"))]
+        let builder = $builder.with_force_cpu().with_dtype(ModelDType::F32);
+        #[cfg(feature = "cuda")]
+        let builder = $builder.with_dtype(ModelDType::BF16);
+        builder
+    }};
+}
+
+/// What the engine loads from: the model directory itself, or, when `config.json` needed
+/// normalising ([`crate::model_config::normalise`]), a temporary directory of links to its
+/// files beside the normalised `config.json` (the model's own directory is never written).
+struct LoadDir {
+    path: PathBuf,
+    builder: Builder,
+    /// Keeps the derived directory until the model is unloaded.
+    _derived: Option<tempfile::TempDir>,
+}
+
+fn prepare_load_dir(dir: &Path) -> Result<LoadDir, EngineError> {
+    let config_path = dir.join("config.json");
+    let mut config: serde_json::Map<String, serde_json::Value> = read_json(&config_path)?;
+    let changes = crate::model_config::normalise(&mut config)
+        .map_err(|e| EngineError::UnreadableConfig(e.0))?;
+    let builder =
+        crate::model_config::architecture_of(&config).map_or(Builder::Text, |a| a.builder);
+    if changes.is_empty() {
+        return Ok(LoadDir {
+            path: dir.to_path_buf(),
+            builder,
+            _derived: None,
+        });
+    }
+    tracing::info!(dir = %dir.display(), ?changes, "config.json normalised for the engine");
+    let io = |path: &Path, e: std::io::Error| {
+        EngineError::DerivedDir(format!("{}: {e}", path.display()))
+    };
+    let derived = tempfile::Builder::new()
+        .prefix("engine-model-")
+        .tempdir()
+        .map_err(|e| io(&std::env::temp_dir(), e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let name = entry.file_name();
+        if name == "config.json" {
+            continue;
+        }
+        let link = derived.path().join(&name);
+        std::os::unix::fs::symlink(entry.path(), &link).map_err(|e| io(&link, e))?;
+    }
+    let path = derived.path().join("config.json");
+    let text =
+        serde_json::to_vec_pretty(&config).map_err(|e| EngineError::DerivedDir(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+    Ok(LoadDir {
+        path: derived.path().to_path_buf(),
+        builder,
+        _derived: Some(derived),
+    })
 }
 
 /// A model loaded with mistral.rs (CPU, or GPU with the `cuda` feature).
 pub struct LoadedModel {
     model: mistralrs::Model,
+    /// The directory mistral.rs loaded from, kept while the model lives.
+    _load_dir: LoadDir,
     tokenizer: Tokenizer,
     info: ModelInfo,
     options: EngineOptions,
@@ -195,7 +271,7 @@ impl LoadedModel {
 
         // Reading the tokenizer and mistral.rs's loading are blocking; so is its warm-up
         // run at the end of `build` (it uses `block_in_place`, fine on a blocking thread).
-        let (model, tokenizer, mut info) = tokio::task::spawn_blocking(move || {
+        let (model, tokenizer, mut info, load_dir) = tokio::task::spawn_blocking(move || {
             let info = read_model_info(&dir)?;
             let tokenizer_path = dir.join("tokenizer.json");
             let tokenizer =
@@ -203,18 +279,38 @@ impl LoadedModel {
                     path: tokenizer_path,
                     reason: e.to_string(),
                 })?;
-            let model_id = dir.to_str().ok_or_else(|| EngineError::ModelFile {
-                path: dir.clone(),
-                reason: "path is not UTF-8".into(),
+            let load_dir = prepare_load_dir(&dir)?;
+            let model_id = load_dir
+                .path
+                .to_str()
+                .ok_or_else(|| EngineError::ModelFile {
+                    path: load_dir.path.clone(),
+                    reason: "path is not UTF-8".into(),
+                })?;
+            let built = match load_dir.builder {
+                Builder::Text => runtime.block_on(
+                    on_device!(TextModelBuilder::new(model_id))
+                        .with_token_source(TokenSource::None)
+                        .with_prefix_cache_n(None)
+                        .with_max_num_seqs(max_num_seqs)
+                        .build(),
+                ),
+                Builder::Multimodal => runtime.block_on(
+                    on_device!(MultimodalModelBuilder::new(model_id))
+                        .with_token_source(TokenSource::None)
+                        .with_prefix_cache_n(None)
+                        .with_max_num_seqs(max_num_seqs)
+                        .build(),
+                ),
+            };
+            let model = built.map_err(|e| {
+                let message = format!("{e:#}");
+                match crate::model_config::unreadable_config_error(&message) {
+                    Some(key) => EngineError::UnreadableConfig(key),
+                    None => EngineError::Load(message),
+                }
             })?;
-            let builder = on_device(TextModelBuilder::new(model_id))
-                .with_token_source(TokenSource::None)
-                .with_prefix_cache_n(None)
-                .with_max_num_seqs(max_num_seqs);
-            let model = runtime
-                .block_on(builder.build())
-                .map_err(|e| EngineError::Load(format!("{e:#}")))?;
-            Ok::<_, EngineError>((model, tokenizer, info))
+            Ok::<_, EngineError>((model, tokenizer, info, load_dir))
         })
         .await??;
 
@@ -230,6 +326,7 @@ impl LoadedModel {
         );
         Ok(Self {
             model,
+            _load_dir: load_dir,
             tokenizer,
             info,
             options,
@@ -361,33 +458,40 @@ impl LoadedModel {
         }
     }
 
-    /// Mean wall-clock latency, in milliseconds, of a forward pass over a fixed prompt of
-    /// `n_tokens` tokens (a one-token greedy completion), over `repeats` runs after one
-    /// untimed warm-up run.
-    pub async fn forward_latency_ms(
+    /// Wall-clock latency of a forward pass over a fixed prompt of `n_tokens` tokens (a
+    /// one-token greedy completion): [`LATENCY_WARMUP`] untimed passes (caches, allocator and
+    /// thread pools settle), then `repeats` timed ones, of which the median is the latency, so
+    /// a pass slowed by another process on the host does not move it.
+    pub async fn forward_latency(
         &self,
         n_tokens: usize,
         repeats: usize,
-    ) -> Result<f64, EngineError> {
+    ) -> Result<LatencyStats, EngineError> {
         if n_tokens == 0 || repeats == 0 {
             return Err(EngineError::EmptyInput("the latency probe"));
         }
         let prompt = latency_prompt(n_tokens, self.info.vocab_size);
         self.check_tokens(&prompt, 1)?;
-        self.generate_greedy(&prompt, 1).await?;
-        let mut total = Duration::ZERO;
+        for _ in 0..LATENCY_WARMUP {
+            self.generate_greedy(&prompt, 1).await?;
+        }
+        let mut times = Vec::with_capacity(repeats);
         for _ in 0..repeats {
             let start = Instant::now();
             self.generate_greedy(&prompt, 1).await?;
-            total += start.elapsed();
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
         }
-        Ok(total.as_secs_f64() * 1000.0 / repeats as f64)
+        Ok(latency_stats(&times))
     }
 
     /// Drops the model, waits for mistral.rs's engine thread to exit (it owns the weights),
     /// then returns freed heap to the OS (glibc kept ~1 GB of a 1.7 GB model otherwise).
     pub async fn unload(self) {
-        let Self { model, .. } = self;
+        let Self {
+            model,
+            _load_dir: load_dir,
+            ..
+        } = self;
         let sender = model.inner().get_sender(None).ok();
         drop(model); // sends `Terminate` to the engine thread
         if let Some(sender) = sender {
@@ -399,6 +503,8 @@ impl LoadedModel {
                 tracing::warn!("engine thread still running after unload; trimming anyway");
             }
         }
+        // The engine thread is gone (or given up on): the derived directory can go.
+        drop(load_dir);
         if let Err(e) = tokio::task::spawn_blocking(release_freed_memory).await {
             tracing::warn!(error = %e, "malloc_trim task failed");
         }
@@ -530,6 +636,16 @@ fn reference_probabilities(
 
 fn tensor_error(e: impl std::fmt::Display) -> EngineError {
     EngineError::Tensor(e.to_string())
+}
+
+/// The latency of timed passes of `times` milliseconds (not empty).
+fn latency_stats(times: &[f64]) -> LatencyStats {
+    LatencyStats {
+        median_ms: median(times),
+        min_ms: times.iter().copied().fold(f64::INFINITY, f64::min),
+        max_ms: times.iter().copied().fold(0.0, f64::max),
+        repeats: u32::try_from(times.len()).unwrap_or(u32::MAX),
+    }
 }
 
 /// The fixed latency probe: `n_tokens` ids spread over the vocabulary, the same for every
@@ -691,6 +807,23 @@ mod tests {
                 index: 1
             })
         ));
+    }
+
+    #[test]
+    fn one_slow_pass_does_not_move_the_latency() {
+        let steady = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.3, 10.1, 9.9];
+        let mut noisy = steady;
+        noisy[4] = 100.0; // another process took the CPU for one pass
+        let (a, b) = (latency_stats(&steady), latency_stats(&noisy));
+        assert_eq!(a.median_ms, 10.0);
+        // The median moves by at most one rank (here 1 %); the mean would move by 100 %.
+        assert!(
+            (b.median_ms - a.median_ms).abs() / a.median_ms <= 0.011,
+            "{b:?}"
+        );
+        assert_eq!((b.min_ms, b.max_ms, b.repeats), (9.8, 100.0, 9));
+        let mean = |t: &[f64]| t.iter().sum::<f64>() / t.len() as f64;
+        assert!((mean(&noisy) - mean(&steady)) / mean(&steady) > 0.9);
     }
 
     #[test]

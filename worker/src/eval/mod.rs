@@ -6,12 +6,15 @@
 //! async runtime, report progress through [`Progress`], and stop between
 //! steps when the cancellation token fires (deadline, lost lease, shutdown).
 
+pub mod context;
 pub mod dataset;
 pub mod template;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use common::job::JobV1;
-use common::result::ComponentScores;
+use common::result::{ComponentScores, LatencyStats};
 use common::scoring::ScoringProfile;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -27,21 +30,102 @@ pub struct Evaluation {
     pub tokens: u64,
     /// sha256 of the dataset the samples came from.
     pub dataset_sha256: String,
+    /// What else was measured, for the result and `worker eval`.
+    pub details: EvaluationDetails,
 }
 
-/// A handle to report a job's progress in `[0, 1]`; cheap to clone and
-/// usable from blocking threads.
-#[derive(Debug, Clone)]
-pub struct Progress(watch::Sender<f64>);
+/// Measurements beside the components.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvaluationDetails {
+    /// Samples whose context was cut to fit the model's window.
+    pub samples_context_cut: usize,
+    /// The latency probe's timed passes.
+    pub latency: Option<LatencyStats>,
+    /// One record per scored sample, in sample order.
+    pub samples: Vec<SampleRecord>,
+}
+
+/// What one sample scored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SampleRecord {
+    /// The conversation's id in the dataset.
+    pub conversation_id: String,
+    pub similarity: f64,
+    /// Present for the samples also generated for vibe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vibe: Option<f64>,
+    /// The greedy reply (vibe samples), cut to [`SampleRecord::REPLY_CHARS`] characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// The context was cut to fit the model's window.
+    pub context_cut: bool,
+}
+
+impl SampleRecord {
+    /// Characters of a generated reply kept in a record.
+    pub const REPLY_CHARS: usize = 500;
+}
+
+/// A phase of an evaluation, for per-phase progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Teacher-forced scoring of one sample.
+    Similarity,
+    /// Generation of one sample.
+    Vibe,
+    /// The latency probe.
+    Latency,
+}
+
+/// Called once per finished step of a phase.
+pub type PhaseObserver = Arc<dyn Fn(Phase) + Send + Sync>;
+
+/// A handle to report a job's progress in `[0, 1]` (and, to an optional
+/// observer, each finished step); cheap to clone and usable from blocking
+/// threads.
+#[derive(Clone)]
+pub struct Progress {
+    fraction: watch::Sender<f64>,
+    observer: Option<PhaseObserver>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("fraction", &*self.fraction.borrow())
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
 
 impl Progress {
     pub fn new() -> (Self, watch::Receiver<f64>) {
         let (tx, rx) = watch::channel(0.0);
-        (Self(tx), rx)
+        (
+            Self {
+                fraction: tx,
+                observer: None,
+            },
+            rx,
+        )
+    }
+
+    /// Also tells `observer` about every finished step.
+    #[must_use]
+    pub fn with_observer(mut self, observer: PhaseObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn set(&self, fraction: f64) {
-        self.0.send_replace(fraction.clamp(0.0, 1.0));
+        self.fraction.send_replace(fraction.clamp(0.0, 1.0));
+    }
+
+    /// One step of `phase` finished.
+    pub fn step(&self, phase: Phase) {
+        if let Some(observer) = &self.observer {
+            observer(phase);
+        }
     }
 }
 

@@ -32,6 +32,11 @@ pub(crate) enum DownloadError {
 pub struct ProgressBars(MultiProgress);
 
 impl ProgressBars {
+    /// Adds `bar` to this display.
+    pub fn add(&self, bar: ProgressBar) -> ProgressBar {
+        self.0.add(bar)
+    }
+
     fn bar(&self) -> ProgressBar {
         let style = ProgressStyle::with_template(
             "{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",

@@ -181,32 +181,10 @@ pub fn check_index(index_json: &[u8], files: &[RepoFile]) -> Result<(), FailureR
     Ok(())
 }
 
-/// The `architectures` values mistral.rs 0.8.1 loads through `TextModelBuilder`
-/// (`NormalLoaderType::from_causal_lm_name` in mistralrs-core). Its automatic
+/// The `architectures` values the engine loads, each tested on a generated
+/// tiny model ([`crate::model_config::ARCHITECTURES`]). mistral.rs's automatic
 /// loader also requires exactly one name.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
-    "MistralForCausalLM",
-    "MixtralForCausalLM",
-    "GemmaForCausalLM",
-    "Gemma2ForCausalLM",
-    "PhiForCausalLM",
-    "Phi3ForCausalLM",
-    "LlamaForCausalLM",
-    "Qwen2ForCausalLM",
-    "Starcoder2ForCausalLM",
-    "PhiMoEForCausalLM",
-    "DeepseekV2ForCausalLM",
-    "DeepseekV3ForCausalLM",
-    "Qwen3ForCausalLM",
-    "Glm4ForCausalLM",
-    "Glm4MoeLiteForCausalLM",
-    "Glm4MoeForCausalLM",
-    "Qwen3MoeForCausalLM",
-    "SmolLM3ForCausalLM",
-    "GraniteMoeHybridForCausalLM",
-    "GptOssForCausalLM",
-    "Qwen3NextForCausalLM",
-];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &crate::model_config::ARCHITECTURE_NAMES;
 
 /// Where the weights will live, which sets the bytes per parameter: the CPU
 /// engine runs in F32 (BF16 fails and F16 gave NaN there, docs/architecture.md §12), the
@@ -381,9 +359,12 @@ pub fn check_config(
 ) -> Result<ModelShape, FailureReason> {
     let value: Value = serde_json::from_slice(config_json)
         .map_err(|e| bad_config(format!("config.json is not valid JSON: {e}")))?;
-    let Value::Object(config) = value else {
+    let Value::Object(mut config) = value else {
         return Err(bad_config("config.json must be a JSON object".into()));
     };
+    // Read the file as the engine will (transformers 5 forms, omitted defaults). A config
+    // the engine cannot read at all is its limitation, reported when it loads, not here.
+    let _ = crate::model_config::normalise(&mut config);
 
     let architecture = match config.get("architectures") {
         Some(Value::Array(list)) if list.len() == 1 => list[0].as_str().ok_or_else(|| {
@@ -403,7 +384,8 @@ pub fn check_config(
     };
     if !SUPPORTED_ARCHITECTURES.contains(&architecture) {
         return Err(bad_config(format!(
-            "config.json: architecture `{}` is not supported; use one of {SUPPORTED_ARCHITECTURES:?}",
+            "config.json: architecture `{}` is not supported: the validators' engine \
+             (mistral.rs 0.8.1) does not run it; use one of {SUPPORTED_ARCHITECTURES:?}",
             architecture.escape_debug()
         )));
     }
@@ -763,7 +745,13 @@ mod tests {
             "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768,
             "num_local_experts": 8, "num_experts_per_tok": 2,
         });
-        let shape = check(&mixtral, &cpu(u64::MAX)).unwrap();
+        // The engine does not run Mixtral (yet): refused by name. The estimate itself does
+        // not depend on the architecture, so it is checked under a supported name.
+        let err = check(&mixtral, &cpu(u64::MAX)).unwrap_err();
+        assert!(err.message.contains("MixtralForCausalLM"), "{err}");
+        let mut moe = mixtral;
+        moe["architectures"] = serde_json::json!(["MistralForCausalLM"]);
+        let shape = check(&moe, &cpu(u64::MAX)).unwrap();
         assert_eq!(shape.num_experts, 8);
         assert_eq!(shape.estimated_params, 46_702_792_704);
     }
@@ -880,6 +868,38 @@ mod tests {
         }
         let err = check(&config, &limits).unwrap_err();
         assert!(err.message.contains("memory budget"), "{err}");
+    }
+
+    #[test]
+    fn families_the_engine_cannot_run_are_refused_by_name() {
+        for arch in ["MixtralForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel"] {
+            let config = with("architectures", serde_json::json!([arch]));
+            let err = check(&config, &cpu(1 << 30)).unwrap_err();
+            assert_eq!(err.code, FailureCode::BadConfig);
+            assert!(err.message.contains(arch), "{err}");
+            assert!(err.message.contains("engine"), "{err}");
+        }
+        for arch in [
+            "LlamaForCausalLM",
+            "MistralForCausalLM",
+            "Qwen2ForCausalLM",
+            "Qwen3ForCausalLM",
+            "Gemma2ForCausalLM",
+            "Gemma3ForCausalLM",
+        ] {
+            assert!(SUPPORTED_ARCHITECTURES.contains(&arch), "{arch}");
+        }
+    }
+
+    #[test]
+    fn transformers_5_configs_pass_as_the_engine_reads_them() {
+        let mut config = with("torch_dtype", serde_json::Value::Null);
+        config["dtype"] = "bfloat16".into();
+        config["rope_parameters"] = serde_json::json!({"rope_type": "default", "rope_theta": 1e4});
+        config["num_key_value_heads"] = serde_json::Value::Null;
+        let shape = check(&config, &cpu(1 << 30)).unwrap();
+        assert_eq!(shape.torch_dtype.as_deref(), Some("bfloat16"));
+        assert_eq!(shape.num_key_value_heads, 4);
     }
 
     #[test]
