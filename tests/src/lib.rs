@@ -7,6 +7,9 @@
 //!   tests in `tests/faults.rs`).
 //! - [`hub`]: a local Hugging Face-compatible endpoint serving generated
 //!   models, for the worker's hub source (`tests/hub.rs`).
+//! - [`real_models`]: the real-model fixtures (SmolLM2, Gemma 3) built by
+//!   `scripts/real-models/build`, and their numpy reference forward pass
+//!   (`tests/real_models.rs`).
 //! - [`http`]: a minimal HTTP client for the coordinator API's tests.
 //! - [`chain_double`]: a local subtensor (JSON-RPC over WebSocket, metadata
 //!   built in code) for the subxt client, the weight setter and `worker submit`
@@ -21,6 +24,7 @@ pub mod chain_double;
 pub mod cluster;
 pub mod http;
 pub mod hub;
+pub mod real_models;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
