@@ -105,8 +105,11 @@ async fn a_real_model_scores_orders_of_magnitude_above_a_random_one() {
         "real-models: similarity real {r:.6e}, random {x:.6e}, ratio {:.0}",
         r / x
     );
+    // Measured: 0.050 against 2.3e-5, about 2000 times. Two orders of
+    // magnitude leave room for profile and dataset changes; an engine that
+    // scrambles the real model's computation lands near the random score.
     assert!(x > 0.0, "{random:?}");
-    assert!(r > 1_000.0 * x, "real {r} is not far above random {x}");
+    assert!(r > 100.0 * x, "real {r} is not far above random {x}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,8 +242,9 @@ async fn engine_probabilities_match_the_numpy_reference() {
         "real-models: engine vs numpy reference over {positions} positions: \
          max |dp| {max_p:.2e}, max |dlog p| (p > 1e-3) {max_log:.2e}"
     );
-    // A broken engine (wrong rotary, off-by-one row) would differ by far more.
-    assert!(max_log < 1e-2, "{max_log}");
+    // Measured 2e-5 (f32 against float64). A broken engine (wrong rotary,
+    // off-by-one row) differs by whole units.
+    assert!(max_log < 1e-3, "{max_log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +301,7 @@ async fn worker_eval_scores_a_real_model_fetched_from_the_hub() {
         let score = components[name].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&score), "{name} = {score}");
     }
-    // A random model scores about 1e-5 (see the test above).
+    // A random model scores about 2e-5 (see the test above), SmolLM2 0.05.
     assert!(
         components["similarity"].as_f64().unwrap() > 1e-2,
         "{printed}"
