@@ -7,6 +7,9 @@
 //!   tests in `tests/faults.rs`).
 //! - [`hub`]: a local Hugging Face-compatible endpoint serving generated
 //!   models, for the worker's hub source (`tests/hub.rs`).
+//! - [`real_models`]: the real-model fixtures (SmolLM2, Gemma 3) built by
+//!   `scripts/real-models/build`, and their numpy reference forward pass
+//!   (`tests/real_models.rs`).
 //! - [`http`]: a minimal HTTP client for the coordinator API's tests.
 //! - [`proxy`]: a TCP proxy a test can cut, to take a server away from one client.
 //! - [`chain_double`]: a local subtensor (JSON-RPC over WebSocket, metadata
@@ -25,6 +28,7 @@ pub mod cluster;
 pub mod http;
 pub mod hub;
 pub mod proxy;
+pub mod real_models;
 pub mod sandbox;
 pub mod tools;
 
