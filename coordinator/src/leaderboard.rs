@@ -345,12 +345,14 @@ mod tests {
                 hotkey: "hk0".into(),
                 block: 500,
                 data: new.to_string().into_bytes(),
+                not_raw: None,
             },
             RawCommitment {
                 uid: 1,
                 hotkey: "hk1".into(),
                 block: 300,
                 data: rival.to_string().into_bytes(),
+                not_raw: None,
             },
         ];
         let verdicts = validate_submissions(
