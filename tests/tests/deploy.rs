@@ -1225,6 +1225,80 @@ async fn a_worker_without_its_broker_is_alive_but_not_ready() -> Result<()> {
     Ok(())
 }
 
+/// A coordinator started while the broker is unreachable serves its API,
+/// says on `/readyz` that the queue is what is missing, and records the
+/// miners' jobs, which it publishes once the broker comes (the reconciler).
+#[tokio::test]
+async fn a_coordinator_without_its_broker_serves_its_api_but_is_not_ready() -> Result<()> {
+    let sandbox = Sandbox::new("deploy-no-broker").await?;
+    let outcome = async {
+        let submissions = sandbox.dir.path().join("submissions.toml");
+        let commit = common::submission::CommitString::bound_to(
+            "alice", "rp-early", "chatml", "5Alice", None,
+        );
+        std::fs::write(
+            &submissions,
+            format!("[[miner]]\nhotkey = \"5Alice\"\ncommit = \"{commit}\"\n"),
+        )?;
+        let log = sandbox.dir.path().join("coordinator.log");
+        let mut child = tokio::process::Command::new(binary("coordinator")?)
+            .args(["--log-format", "json", "run", "--block-time", "1s"])
+            .arg("--submissions")
+            .arg(&submissions)
+            .args(["--listen", "127.0.0.1:0"])
+            // Port 1 on loopback: connection refused for as long as it runs.
+            .args(["--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
+            .args(["--redis-url", &sandbox.redis.url])
+            .args(["--redis-prefix", &sandbox.redis.prefix])
+            .args(["--queue", &sandbox.rabbit.queue])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()?;
+        let addr = eventually("the API address", Duration::from_secs(30), || async {
+            Ok(logged_addr(&log, "http api listening"))
+        })
+        .await?;
+        let (status, _) = http_get(addr, "/healthz").await?;
+        ensure!(status == 200, "/healthz: {status}");
+        let job = eventually(
+            "the job recorded in Redis",
+            Duration::from_secs(30),
+            || async {
+                Ok(
+                    common::store::ResultStore::jobs_of_hotkey(&sandbox.store, "5Alice")
+                        .await?
+                        .pop(),
+                )
+            },
+        )
+        .await?;
+        ensure!(
+            job.status == common::job::JobStatus::Queued && job.published_at_ms.is_none(),
+            "{job:?}"
+        );
+        let (status, body) = http_get(addr, "/readyz").await?;
+        let readiness: serde_json::Value = serde_json::from_str(&body)?;
+        ensure!(
+            status == 503 && readiness["queue"]["ok"] == false && readiness["store"]["ok"] == true,
+            "/readyz: {status} {body}"
+        );
+        // Still up after its publisher's first retries ran out.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ensure!(
+            child.try_wait()?.is_none(),
+            "the coordinator exited without its broker"
+        );
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+    .await;
+    sandbox.cleanup().await?;
+    outcome
+}
+
 /// The coordinator half of the metric-name check. Its HTTP server
 /// (`--listen`, `/metrics`, the `http api listening` log line) and the
 /// metrics the dashboards use come from the `api` and `chain` branches

@@ -92,6 +92,19 @@ async fn wait_queue_drained(sandbox: &Sandbox) -> Result<()> {
     .await
 }
 
+/// The coordinator loop's settings in these tests: dry run, no aggregation.
+fn loop_settings() -> LoopSettings {
+    LoopSettings {
+        profile_version: "v1".into(),
+        epoch_start_block: 0,
+        aggregate_every_blocks: 1_000_000,
+        weights: WeightsParams::default(),
+        version_key: 1,
+        dry_run: true,
+        poll_interval: Duration::from_millis(300),
+    }
+}
+
 /// Runs the real coordinator loop (on an empty in-memory chain, so it only
 /// reclaims expired leases) and returns how many jobs it re-published.
 fn spawn_reclaimer(
@@ -116,15 +129,7 @@ fn spawn_coordinator(
         chain,
         Arc::new(sandbox.queue.clone()),
         Arc::new(sandbox.store.clone()),
-        LoopSettings {
-            profile_version: "v1".into(),
-            epoch_start_block: 0,
-            aggregate_every_blocks: 1_000_000,
-            weights: WeightsParams::default(),
-            version_key: 1,
-            dry_run: true,
-            poll_interval: Duration::from_millis(300),
-        },
+        loop_settings(),
         SharedView::default(),
     );
     tokio::spawn(async move {
@@ -711,15 +716,7 @@ async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns()
         chain.clone(),
         Arc::new(queue),
         Arc::new(sandbox.store.clone()),
-        LoopSettings {
-            profile_version: "v1".into(),
-            epoch_start_block: 0,
-            aggregate_every_blocks: 1_000_000,
-            weights: WeightsParams::default(),
-            version_key: 1,
-            dry_run: true,
-            poll_interval: Duration::from_millis(300),
-        },
+        loop_settings(),
         SharedView::default(),
     );
     coordinator.tick().await?;
