@@ -24,8 +24,8 @@ pub static JOBS_PUBLISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// What the reconciler repaired, by action: `reclaimed` (expired lease),
 /// `requeued` (dead-lettered job queued again), `failed` (gave up on a job),
-/// `stranded` (published a job whose earlier publish failed),
-/// `publish_failed` (a publish the next pass retries).
+/// `stranded` (published a job whose earlier publish failed), `lost`
+/// (replaced a message gone from an empty queue), `publish_failed` (a publish the next pass retries).
 pub static RECONCILER_REPAIRS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(IntCounterVec::new(
         opts!(
@@ -228,6 +228,7 @@ pub fn init(routes: &[&str]) {
         "requeued",
         "failed",
         "stranded",
+        "lost",
         "publish_failed",
     ] {
         RECONCILER_REPAIRS.with_label_values(&[action]);

@@ -20,7 +20,11 @@
 //!    [`ReconcileSettings::max_requeues`] times, then fails it as
 //!    `delivery_limit`. Final, running or unknown jobs only lose the stale
 //!    message.
-//! 3. **Publish**: every QUEUED job with no message outstanding gets one.
+//! 3. **Lost messages**: when the queue is empty (nothing ready, delivered
+//!    or dead-lettered) on two passes in a row, a QUEUED job published more
+//!    than `publish_stale_after` ago has lost its message (the queue was
+//!    purged, or the broker lost it); it is marked for a new one.
+//! 4. **Publish**: every QUEUED job with no message outstanding gets one.
 //!    The store's `begin_publish` lets one publisher at a time send it (a
 //!    publisher that dies mid-way is taken over after
 //!    [`ReconcileSettings::publish_stale_after`]); a failed publish is
@@ -30,6 +34,7 @@
 //! Every step is idempotent: running a pass twice, or in two coordinator
 //! processes, changes nothing the first did not.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +43,7 @@ use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{DeadLetter, DeadLetterReason, JobQueue, QueueError};
 use common::result::{FailureCode, FailureReason, Outcome, ResultMessage, ResultV1};
 use common::store::{JobRecord, ResultStore, StoreError};
+use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::metrics;
@@ -94,6 +100,8 @@ pub struct ReconcileReport {
     pub failed: Vec<(JobId, FailureCode)>,
     /// Dead letters settled (including stale ones that changed nothing).
     pub dead_letters: usize,
+    /// Jobs whose message was gone from an empty queue, published again.
+    pub lost: Vec<JobId>,
 }
 
 impl ReconcileReport {
@@ -108,6 +116,9 @@ pub struct Reconciler {
     store: Arc<dyn ResultStore>,
     queue: Arc<dyn JobQueue>,
     settings: ReconcileSettings,
+    /// QUEUED jobs (with their publication) whose message the last pass
+    /// found missing from an empty queue.
+    lost_sightings: Arc<Mutex<HashSet<(JobId, u64)>>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -128,6 +139,7 @@ impl Reconciler {
             store,
             queue,
             settings,
+            lost_sightings: Arc::default(),
         }
     }
 
@@ -142,41 +154,116 @@ impl Reconciler {
 
     async fn pass(&self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
         self.reclaim_expired(report).await?;
-        match self.settle_dead_letters(report).await {
-            // The broker is away: publishing below fails too, and is counted.
-            Err(ReconcileError::Queue(e)) => warn!(error = %e, "cannot read dead letters"),
-            other => other?,
-        }
-        let queued = self.store.jobs_with_status(JobStatus::Queued).await?;
+        let broker_away = match self.settle_dead_letters(report).await {
+            // Publishing below fails too, and is counted.
+            Err(ReconcileError::Queue(e)) => {
+                warn!(error = %e, "cannot read dead letters");
+                true
+            }
+            other => {
+                other?;
+                false
+            }
+        };
+        // Read before listing the jobs: a message published before this read
+        // is counted in it, unless a worker has claimed its job since.
+        let queue_empty =
+            !broker_away && self.queue.depth().await.is_ok_and(|d| d.is_empty());
+        let mut queued = self.store.jobs_with_status(JobStatus::Queued).await?;
+        self.requeue_lost(queue_empty, &mut queued, report).await?;
         let now = now_ms();
-        let unpublished = queued
-            .iter()
-            .filter(|r| r.needs_publish(now, self.settings.publish_stale_after))
-            .count();
-        metrics::JOBS_UNPUBLISHED.set(unpublished as i64);
-        for record in queued {
-            self.publish_if_needed(&record.job.job_id, report).await?;
+        queued.retain(|r| r.needs_publish(now, self.settings.publish_stale_after));
+        metrics::JOBS_UNPUBLISHED.set(queued.len() as i64);
+        for record in &queued {
+            self.publish(record, report).await?;
         }
         Ok(())
     }
 
-    /// Publishes `id` if it is QUEUED with no message outstanding. A broker
-    /// outage is recorded in `report` and left to the next pass; only a store
-    /// outage is an error.
+    /// The queue holds no message at all, yet these QUEUED jobs had one
+    /// published more than `publish_stale_after` ago and no worker claimed
+    /// it: the queue was purged, or the broker lost it (a restart without
+    /// durable storage). A job seen so on two passes in a row, with the same
+    /// publication, is marked for a new message, which this pass publishes.
+    /// Two sightings, because a worker handing a job back releases it in the
+    /// store a moment before its message returns to the queue; a single
+    /// sighting in that moment would only cost a duplicate message, which
+    /// the claim turns away.
+    async fn requeue_lost(
+        &self,
+        queue_empty: bool,
+        queued: &mut [JobRecord],
+        report: &mut ReconcileReport,
+    ) -> Result<(), ReconcileError> {
+        let stale_before =
+            now_ms().saturating_sub(self.settings.publish_stale_after.as_millis() as u64);
+        let sighted: HashSet<(JobId, u64)> = if queue_empty {
+            queued
+                .iter()
+                .filter_map(|r| {
+                    let published_at = r.published_at_ms.filter(|t| *t < stale_before)?;
+                    Some((r.job.job_id.clone(), published_at))
+                })
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let seen_before = std::mem::replace(&mut *self.lost_sightings.lock(), sighted.clone());
+        for record in queued.iter_mut() {
+            let Some(published_at) = record.published_at_ms else {
+                continue;
+            };
+            let key = (record.job.job_id.clone(), published_at);
+            if !(sighted.contains(&key) && seen_before.contains(&key)) {
+                continue;
+            }
+            if self.store.requeue(&record.job.job_id, published_at).await? {
+                warn!(
+                    job_id = %record.job.job_id,
+                    published_at_ms = published_at,
+                    why = "the queue was purged, or the broker lost it",
+                    "message lost; publishing the job again"
+                );
+                report.lost.push(record.job.job_id.clone());
+                // As the store now has it.
+                record.published_at_ms = None;
+                record.publishing_since_ms = None;
+                record.requeues += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the job `id` if it is QUEUED with no message outstanding
+    /// (the operator route, right after enqueueing it).
     pub async fn publish_if_needed(
         &self,
         id: &JobId,
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
+        match self.store.get(id).await? {
+            Some(record) if record.needs_publish(now_ms(), self.settings.publish_stale_after) => {
+                self.publish(&record, report).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends `record`'s job a message, if the store admits this publisher
+    /// (one at a time across processes). A broker outage is recorded in
+    /// `report` and left to the next pass; only a store outage is an error.
+    async fn publish(
+        &self,
+        record: &JobRecord,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ReconcileError> {
+        let id = &record.job.job_id;
         let now = now_ms();
         let Some(attempt) = self
             .store
             .begin_publish(id, now, self.settings.publish_stale_after)
             .await?
         else {
-            return Ok(());
-        };
-        let Some(record) = self.store.get(id).await? else {
             return Ok(());
         };
         let message = JobMessage::V1(record.job.clone());
@@ -320,8 +407,8 @@ impl Reconciler {
                         job_id = %id,
                         reason = dead.reason.as_str(),
                         requeues = record.requeues + 1,
-                        "dead-lettered job queued again: its deliveries ran out on hand-backs, \
-                         not on a fault of the model"
+                        why = "its deliveries ran out on hand-backs, not on a fault of the model",
+                        "dead-lettered job queued again"
                     );
                     report.requeued.push(id.clone());
                 }
@@ -365,6 +452,9 @@ fn record_metrics(report: &ReconcileReport) {
     metrics::RECONCILER_REPAIRS
         .with_label_values(&["failed"])
         .inc_by(count(report.failed.len()));
+    metrics::RECONCILER_REPAIRS
+        .with_label_values(&["lost"])
+        .inc_by(count(report.lost.len()));
     metrics::RECONCILER_REPAIRS
         .with_label_values(&["publish_failed"])
         .inc_by(count(report.publish_failures));

@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::chain::{Chain, ChainError, ChainSnapshot, WeightsAction};
 use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobOrigin};
-use common::queue::{JobQueue, QueueError};
+use common::queue::JobQueue;
 use common::store::{Enqueued, JobRecord, ResultStore, StoreError};
 use common::submission::{ValidationContext, Verdict, validate_submissions};
 use common::weights::WeightsParams;
@@ -49,8 +49,6 @@ pub struct LoopSettings {
 pub enum TickError {
     #[error(transparent)]
     Chain(#[from] ChainError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -109,15 +107,11 @@ impl Coordinator {
         }
     }
 
-    /// Replaces the reconciler's settings.
+    /// Replaces the reconciler's settings (the default is
+    /// [`ReconcileSettings::default`]).
     pub fn with_reconcile_settings(mut self, settings: ReconcileSettings) -> Self {
         self.reconciler = Reconciler::new(self.store.clone(), self.queue.clone(), settings);
         self
-    }
-
-    /// The reconciler the loop runs, for the API's operator route.
-    pub fn reconciler(&self) -> &Reconciler {
-        &self.reconciler
     }
 
     /// Ticks until `shutdown`; a failed tick is logged and retried.
@@ -139,6 +133,7 @@ impl Coordinator {
                         publish_failures = r.publish_failures,
                         reclaimed = r.reclaimed.len(),
                         requeued = r.requeued.len(),
+                        lost = r.lost.len(),
                         failed = r.failed.len(),
                         aggregated = report.aggregated,
                         "tick"

@@ -205,6 +205,9 @@ impl Cluster {
             &self.settings.aggregate_every_blocks.to_string(),
             "--api-rate-limit",
             "0",
+            // Lost messages (a purged queue) are replaced within seconds.
+            "--publish-stale-after",
+            "2s",
         ]);
         args.extend(["--hotkey-file".into(), validator_hotkey_file().into()]);
         args.extend(["--state-dir".into(), dir.join("state").into()]);

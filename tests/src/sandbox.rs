@@ -343,11 +343,16 @@ impl Process {
 
     /// Sends SIGTERM (the graceful shutdown signal).
     pub async fn terminate(&self) -> Result<()> {
+        self.signal("TERM").await
+    }
+
+    /// Sends the signal `name` (`TERM`, `USR1`, …).
+    pub async fn signal(&self, name: &str) -> Result<()> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid()?.to_string()])
+            .args([&format!("-{name}"), &self.pid()?.to_string()])
             .status()
             .await?;
-        ensure!(status.success(), "kill -TERM failed: {status}");
+        ensure!(status.success(), "kill -{name} failed: {status}");
         Ok(())
     }
 

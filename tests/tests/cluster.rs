@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::job::{JobId, JobStatus};
+use common::queue::JobQueue;
 use common::store::ResultStore;
 use common::submission::CommitString;
 use serde_json::Value;
@@ -349,6 +350,24 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
         miners.push(cluster.honest_miner(&format!("m{i}"), 40 + i).await?);
     }
 
+    // The hub fails every request: workers hand back each job they take,
+    // until a job's message reaches the delivery limit and is dead-lettered.
+    // The reconciler queues it again (not the model's fault); then the hub
+    // returns.
+    eprintln!("hub outage until a job reaches the delivery limit");
+    cluster.hub.signal("USR1").await?;
+    let coordinator = cluster.coordinator.as_ref().context("a coordinator")?;
+    coordinator
+        .wait_event("dead-lettered job queued again", Duration::from_secs(90))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(schedule.below(3_000))).await;
+    cluster.hub.signal("USR1").await?;
+    // Someone purges the queue: every waiting job loses its message, and
+    // the reconciler must notice and publish each again.
+    let purged = cluster.sandbox.queue.depth().await?.ready;
+    eprintln!("purging the job queue (about {purged} messages)");
+    tests::sandbox::rabbitmqctl(&["purge_queue", &cluster.sandbox.rabbit.queue]).await?;
+
     // Workers SIGKILLed at random points of their jobs, each replaced.
     for round in 0..3 {
         wait_running(&cluster).await?;
@@ -392,9 +411,11 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
     tests::sandbox::restart_redis(false).await?;
     // The coordinator dies and a new one takes over.
     tokio::time::sleep(Duration::from_millis(schedule.below(2_000))).await;
+    let mut retired = Vec::new();
     if let Some(mut old) = cluster.coordinator.take() {
         eprintln!("SIGKILL the coordinator");
         old.kill().await?;
+        retired.push(old);
     }
     cluster.start_coordinator().await?;
 
@@ -435,6 +456,16 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
         cluster.sandbox.store.leaderboard(100).await?.len(),
         miners.len(),
         "one leaderboard entry per job"
+    );
+    let repairs = |message: &str| {
+        let coordinators = cluster.coordinator.iter().chain(&retired);
+        coordinators.map(|c| c.events().iter().filter(|e| e["message"] == message).count()).sum::<usize>()
+    };
+    eprintln!(
+        "repairs: {} dead-lettered jobs queued again, {} lost messages replaced, {} leases reclaimed",
+        repairs("dead-lettered job queued again"),
+        repairs("message lost; publishing the job again"),
+        repairs("lease expired, job taken back for a new worker"),
     );
     // Nothing is left behind: no job in the store is QUEUED or RUNNING.
     for status in [JobStatus::Queued, JobStatus::Running] {

@@ -964,3 +964,67 @@ async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_nex
     assert_eq!(settled_depth(&sandbox).await?, 2);
     sandbox.cleanup().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_queue_loses_no_job() -> Result<()> {
+    init_tracing();
+    let _broker = BROKER.read().await;
+    let sandbox = Sandbox::new("purged").await?;
+    let settings = reconcile_settings(5, 3);
+    let reconciler = Reconciler::new(
+        Arc::new(sandbox.store.clone()),
+        Arc::new(sandbox.queue.clone()),
+        settings.clone(),
+    );
+    let first = sandbox.submit(sandbox.tiny_model("ns", "purged-a", 35).await?).await?;
+    let second = sandbox.submit(sandbox.tiny_model("ns", "purged-b", 36).await?).await?;
+    assert_eq!(settled_depth(&sandbox).await?, 2);
+
+    // Fresh publications are left alone, even from an empty queue: a
+    // message younger than `publish_stale_after` may be on its way.
+    tests::sandbox::rabbitmqctl(&["purge_queue", &sandbox.rabbit.queue]).await?;
+    assert_eq!(settled_depth(&sandbox).await?, 0);
+    for _ in 0..2 {
+        assert!(reconciler.run_once().await?.lost.is_empty());
+    }
+    // Older ones are replaced, once, after two sightings in a row.
+    tokio::time::sleep(settings.publish_stale_after + Duration::from_millis(200)).await;
+    let sighted = reconciler.run_once().await?;
+    assert!(sighted.is_empty(), "one sighting replaces nothing: {sighted:?}");
+    let report = reconciler.run_once().await?;
+    let mut lost = report.lost.clone();
+    lost.sort();
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(lost, expected, "{report:?}");
+    let mut published = report.published.clone();
+    published.sort();
+    assert_eq!(published, expected);
+    assert_eq!(settled_depth(&sandbox).await?, 2);
+    for _ in 0..3 {
+        assert!(reconciler.run_once().await?.is_empty());
+    }
+    assert_eq!(settled_depth(&sandbox).await?, 2);
+
+    // A queue with a message in it says nothing about the others: nothing
+    // is replaced while the first job's message waits.
+    let worker = consumer(&sandbox).await?;
+    let taken = take(&worker).await?;
+    let job = JobMessage::decode(&taken.body)?.job().clone();
+    sandbox
+        .store
+        .claim(&job, "purge-test", Duration::from_secs(60), now_ms())
+        .await?;
+    taken.ack().await?;
+    worker.close().await;
+    tests::sandbox::rabbitmqctl(&["purge_queue", &sandbox.rabbit.queue]).await?;
+    let other = if job.job_id == first { &second } else { &first };
+    sandbox.queue.publish(&JobMessage::V1(sandbox.record(other).await?.job)).await?;
+    tokio::time::sleep(settings.publish_stale_after + Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        assert!(reconciler.run_once().await?.lost.is_empty());
+    }
+    let record = sandbox.record(other).await?;
+    assert_eq!((record.status, record.requeues), (JobStatus::Queued, 1));
+    sandbox.cleanup().await
+}

@@ -110,6 +110,7 @@ impl JobQueue for MemoryQueue {
         Ok(QueueDepth {
             ready: state.ready.len() as u64,
             in_flight: state.in_flight,
+            dead_lettered: state.dead.len() as u64,
         })
     }
 

@@ -45,6 +45,15 @@ pub struct QueueDepth {
     pub ready: u64,
     /// Delivered to a worker, not yet acknowledged.
     pub in_flight: u64,
+    /// Waiting in the dead-letter queue for the reconciler.
+    pub dead_lettered: u64,
+}
+
+impl QueueDepth {
+    /// No message anywhere: none waiting, none delivered, none dead-lettered.
+    pub fn is_empty(&self) -> bool {
+        self.ready == 0 && self.in_flight == 0 && self.dead_lettered == 0
+    }
 }
 
 /// The queue as the coordinator and workers use it.

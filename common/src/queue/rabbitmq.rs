@@ -64,7 +64,8 @@
 //!   on one (a 404 on a passive declare, say) never costs the worker its
 //!   in-flight delivery. Deliveries unacked when a connection dies are
 //!   redelivered by the broker.
-//! - **Depth**: `ready` is the `message_count` of a passive `queue.declare`.
+//! - **Depth**: `ready` (and `dead_lettered`, of the dead-letter queue) is the
+//!   `message_count` of a passive `queue.declare`.
 //!   AMQP 0-9-1 has no way to read the unacknowledged count, so `in_flight` is
 //!   always 0 here (the management API's `messages_unacknowledged` has it;
 //!   KEDA's `protocol: http` mode reads that).
@@ -888,9 +889,11 @@ impl JobQueue for RabbitQueue {
                 self.inner.message_count(&self.inner.config.queue)
             })
             .await?;
+        let dead_lettered = self.dead_letter_depth().await?;
         Ok(QueueDepth {
             ready,
             in_flight: 0,
+            dead_lettered,
         })
     }
 

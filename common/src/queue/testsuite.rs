@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{DeadLetterReason, JobQueue};
+use super::{DeadLetterReason, JobQueue, QueueDepth};
 use crate::job::{JobMessage, JobOrigin, ModelRef};
 
 /// A job message naming model `name`.
@@ -63,7 +63,9 @@ where
     second.retry().await.unwrap();
     assert_empty(&queue).await;
     // …and is handed to the reconciler as a dead letter with its reason;
-    // `retry` keeps it there, `ack` removes it.
+    // `retry` keeps it there, `ack` removes it. Depth counts it meanwhile.
+    let depth = wait_for(&queue, |d| d.dead_lettered == 1).await;
+    assert_eq!((depth.ready, depth.dead_lettered), (0, 1), "{depth:?}");
     let dead = next_dead(&queue).await;
     assert_eq!(dead.reason, DeadLetterReason::DeliveryLimit);
     assert_eq!(JobMessage::decode(&dead.delivery.body).unwrap(), job("b"));
@@ -72,6 +74,7 @@ where
     assert_eq!(JobMessage::decode(&dead.delivery.body).unwrap(), job("b"));
     dead.delivery.ack().await.unwrap();
     assert!(queue.next_dead_letter().await.unwrap().is_none());
+    assert!(wait_for(&queue, |d| d.is_empty()).await.is_empty());
 
     // An unsettled delivery that is dropped comes back.
     let queue = make(5).await;
@@ -96,8 +99,8 @@ where
     for name in ["e1", "e2", "e3"] {
         queue.publish(&job(name)).await.unwrap();
     }
-    let depth = wait_for_depth(&queue, 3).await;
-    assert_eq!(depth, 3);
+    let depth = wait_for(&queue, |d| d.ready == 3).await;
+    assert_eq!((depth.ready, depth.dead_lettered), (3, 0), "{depth:?}");
     for name in ["e1", "e2", "e3"] {
         let d = next(&queue).await;
         assert_eq!(JobMessage::decode(&d.body).unwrap(), job(name));
@@ -124,15 +127,16 @@ async fn next_dead<Q: JobQueue>(queue: &Q) -> super::DeadLetter {
     panic!("expected a dead letter within 5 s");
 }
 
-/// Brokers report depth asynchronously: poll briefly.
-async fn wait_for_depth<Q: JobQueue>(queue: &Q, expected: u64) -> u64 {
-    let mut ready = 0;
+/// Brokers report depth asynchronously: polls briefly until `settled`, and
+/// returns the last depth read.
+async fn wait_for<Q: JobQueue>(queue: &Q, settled: impl Fn(&QueueDepth) -> bool) -> QueueDepth {
+    let mut depth = queue.depth().await.unwrap();
     for _ in 0..50 {
-        ready = queue.depth().await.unwrap().ready;
-        if ready == expected {
+        if settled(&depth) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        depth = queue.depth().await.unwrap();
     }
-    ready
+    depth
 }

@@ -2,10 +2,13 @@
 //! its own process, for end-to-end runs where every part is a separate OS
 //! process. Prints its base URL on the first line of stdout (and logs it as
 //! `hub listening`, field `url`), then serves until SIGTERM or SIGINT.
+//! SIGUSR1 toggles an outage: every request answers 503 until the next
+//! SIGUSR1 (logged as `hub outage toggled`, field `failing`).
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
 use common::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
@@ -34,7 +37,19 @@ async fn main() -> anyhow::Result<()> {
     let server = tests::hub::HubServer::start(&args.root).await?;
     println!("{}", server.url);
     tracing::info!(url = %server.url, root = %args.root.display(), "hub listening");
-    common::shutdown::on_signals().cancelled().await;
+    let shutdown = common::shutdown::on_signals();
+    let mut toggles = signal(SignalKind::user_defined1())?;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = toggles.recv() => {
+                failing = !failing;
+                server.fail_with(failing.then_some(503));
+                tracing::info!(failing, "hub outage toggled");
+            }
+        }
+    }
     drop(server);
     Ok(())
 }
