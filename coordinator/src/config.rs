@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::api::server::MAX_CONNECTIONS_LIMIT;
 use crate::api::{ApiSettings, ConnectionLimits, OperatorToken, RateLimit};
+use crate::reconcile::ReconcileSettings;
 use crate::service::LoopSettings;
 
 /// The shortest operator token accepted.
@@ -99,6 +100,10 @@ pub struct CoordinatorOptions {
     /// [default: 1024]
     #[arg(long, env = "EVAL_API_MAX_CONNECTIONS")]
     pub api_max_connections: Option<usize>,
+    /// Also serve /healthz, /readyz and /metrics alone on this address, under
+    /// a connection cap of their own (point probes and scrapers here)
+    #[arg(long, env = "EVAL_ADMIN_LISTEN")]
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// How often the miner status index is rebuilt from the store [default: 1s]
     #[arg(long, env = "EVAL_STATUS_REFRESH", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde")]
@@ -122,6 +127,20 @@ pub struct CoordinatorOptions {
     /// Directory for state that must survive restarts (pending weight commits) [default: ./state]
     #[arg(long = "state-dir", env = "EVAL_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// A publish begun this long ago without finishing is taken over by
+    /// another pass (its coordinator died mid-way); also how old a lost
+    /// message must be before it is replaced [default: 2m]
+    #[arg(long, env = "EVAL_PUBLISH_STALE_AFTER", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde")]
+    pub publish_stale_after: Option<Duration>,
+    /// Times a dead-lettered job is queued again before it fails as
+    /// `delivery_limit` [default: 5]
+    #[arg(long, env = "EVAL_MAX_REQUEUES")]
+    pub max_requeues: Option<u32>,
+    /// Times a job whose worker died is taken back before it fails as
+    /// `delivery_limit` [default: 3]
+    #[arg(long, env = "EVAL_MAX_RECLAIMS")]
+    pub max_reclaims: Option<u32>,
 }
 
 layered!(CoordinatorOptions {
@@ -148,6 +167,7 @@ layered!(CoordinatorOptions {
     api_body_timeout,
     api_idle_timeout,
     api_max_connections,
+    admin_listen,
     status_refresh,
     subtensor_network,
     wallet_path,
@@ -155,6 +175,9 @@ layered!(CoordinatorOptions {
     wallet_hotkey,
     hotkey_file,
     state_dir,
+    publish_stale_after,
+    max_requeues,
+    max_reclaims,
 });
 
 /// Where the chain is and who signs for the validator.
@@ -179,6 +202,7 @@ pub struct CoordinatorConfig {
     pub settings: LoopSettings,
     pub api: ApiSettings,
     pub chain: ChainConfig,
+    pub reconcile: ReconcileSettings,
 }
 
 impl CoordinatorOptions {
@@ -249,9 +273,11 @@ impl CoordinatorOptions {
         }
         let api = self.api_settings(poll_interval)?;
         let chain = self.chain_config()?;
+        let reconcile = self.reconcile_settings()?;
         Ok(CoordinatorConfig {
             api,
             chain,
+            reconcile,
             netuid: self.netuid.unwrap_or(11),
             amqp_url: self.amqp_url.map(SecretUrl::new),
             redis_url: self.redis_url.map(SecretUrl::new),
@@ -346,8 +372,16 @@ impl CoordinatorOptions {
                 defaults.connections.idle_timeout,
             )?,
         };
+        let listen = self.listen.unwrap_or(defaults.listen);
+        if self.admin_listen.is_some_and(|admin| admin == listen) {
+            return Err(ConfigError::invalid(
+                "admin_listen",
+                "must differ from listen",
+            ));
+        }
         Ok(ApiSettings {
-            listen: self.listen.unwrap_or(defaults.listen),
+            listen,
+            admin_listen: self.admin_listen,
             operator_token,
             rate_limit: (per_second > 0.0).then_some(RateLimit { per_second, burst }),
             refresh_interval,
@@ -359,6 +393,33 @@ impl CoordinatorOptions {
             connections,
             // Readiness tolerates a few failed chain reads in a row.
             chain_stale_after: (poll_interval * 5).max(defaults.chain_stale_after),
+            ..defaults
+        })
+    }
+
+    fn reconcile_settings(&self) -> Result<ReconcileSettings, ConfigError> {
+        let defaults = ReconcileSettings::default();
+        let publish_stale_after = self
+            .publish_stale_after
+            .unwrap_or(defaults.publish_stale_after);
+        if publish_stale_after < Duration::from_secs(1) {
+            // A live publisher must finish (its broker confirm) well within it.
+            return Err(ConfigError::invalid(
+                "publish_stale_after",
+                "must be at least 1s",
+            ));
+        }
+        let max_reclaims = self.max_reclaims.unwrap_or(defaults.max_reclaims);
+        if max_reclaims == 0 {
+            return Err(ConfigError::invalid(
+                "max_reclaims",
+                "must be at least 1: one dead worker is never the model's fault",
+            ));
+        }
+        Ok(ReconcileSettings {
+            publish_stale_after,
+            max_requeues: self.max_requeues.unwrap_or(defaults.max_requeues),
+            max_reclaims,
             ..defaults
         })
     }
@@ -502,6 +563,52 @@ mod tests {
                     ..Default::default()
                 },
                 "api_body_timeout",
+            ),
+        ] {
+            let err = options.validate().unwrap_err();
+            assert!(err.to_string().contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn reconcile_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &file,
+            "publish_stale_after = \"30s\"\nmax_requeues = 2\nmax_reclaims = 4\n",
+        )
+        .unwrap();
+        let flags = CoordinatorOptions {
+            max_requeues: Some(7),
+            ..Default::default()
+        };
+        let config = flags.with_file(Some(&file)).unwrap().validate().unwrap();
+        assert_eq!(
+            config.reconcile,
+            ReconcileSettings {
+                publish_stale_after: Duration::from_secs(30),
+                max_requeues: 7,
+                max_reclaims: 4,
+                ..ReconcileSettings::default()
+            }
+        );
+        let defaults = CoordinatorOptions::default().validate().unwrap();
+        assert_eq!(defaults.reconcile, ReconcileSettings::default());
+        for (options, field) in [
+            (
+                CoordinatorOptions {
+                    max_reclaims: Some(0),
+                    ..Default::default()
+                },
+                "max_reclaims",
+            ),
+            (
+                CoordinatorOptions {
+                    publish_stale_after: Some(Duration::from_millis(500)),
+                    ..Default::default()
+                },
+                "publish_stale_after",
             ),
         ] {
             let err = options.validate().unwrap_err();

@@ -101,14 +101,27 @@ pub async fn run(
         &config.settings.profile_version,
         config.settings.dry_run,
         config.api.clone(),
-    );
+    )
+    .with_reconcile_settings(config.reconcile.clone());
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("binding the HTTP API to {}", config.api.listen))?;
+    let admin_listener = match config.api.admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the admin port to {addr}"))?,
+        ),
+        None => None,
+    };
     // Ordered shutdown: the loop stops first, then the API drains.
     let api_stop = CancellationToken::new();
+    let admin = admin_listener.map(|listener| {
+        tokio::spawn(api::serve_admin(listener, api_state.clone(), api_stop.clone()))
+    });
     let api = tokio::spawn(api::serve(listener, api_state, api_stop.clone()));
     Coordinator::new(selected.chain, queue.clone(), store, config.settings, view)
+        .with_reconcile_settings(config.reconcile)
         .run(shutdown)
         .await;
     if let Some(ticker) = selected.ticker {
@@ -116,6 +129,9 @@ pub async fn run(
     }
     api_stop.cancel();
     api.await.context("HTTP API task")??;
+    if let Some(admin) = admin {
+        admin.await.context("admin port task")??;
+    }
     queue.close().await;
     Ok(())
 }

@@ -909,6 +909,7 @@ mod connections {
 
     struct Server {
         addr: SocketAddr,
+        state: ApiState,
         stop: CancellationToken,
         task: JoinHandle<std::io::Result<()>>,
     }
@@ -925,8 +926,13 @@ mod connections {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(api::serve(listener, state, stop.clone()));
-        Server { addr, stop, task }
+        let task = tokio::spawn(api::serve(listener, state.clone(), stop.clone()));
+        Server {
+            addr,
+            state,
+            stop,
+            task,
+        }
     }
 
     /// Reads until the server closes the connection (EOF or reset); returns
@@ -1116,6 +1122,29 @@ mod connections {
         assert!(text.contains("retry-after: 1"), "{text}");
         assert!(text.contains("\"too_many_connections\""), "{text}");
         assert!(coordinator::metrics::HTTP_CONNECTIONS_REFUSED.get() > refused_before);
+        // The admin port answers the probes and metrics meanwhile, and
+        // nothing else.
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin_listener.local_addr().unwrap();
+        let admin = tokio::spawn(api::serve_admin(
+            admin_listener,
+            server.state.clone(),
+            server.stop.clone(),
+        ));
+        for (path, status) in [
+            ("/healthz", "200"),
+            ("/metrics", "200"),
+            ("/v1/leaderboard", "404"),
+        ] {
+            let mut probe = TcpStream::connect(admin_addr).await.unwrap();
+            probe
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let (received, _) = until_closed(&mut probe, SLACK).await;
+            let text = String::from_utf8_lossy(&received);
+            assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{path}: {text}");
+        }
         // The held connections are served as usual…
         let mut first = held.remove(0);
         first
@@ -1144,6 +1173,12 @@ mod connections {
             "no place freed after a connection closed"
         );
         drop(held);
+        server.stop.cancel();
+        tokio::time::timeout(SLACK, admin)
+            .await
+            .expect("the admin port stopped")
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]

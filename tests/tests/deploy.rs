@@ -364,9 +364,14 @@ fn default_values_render_valid_hardened_objects_with_secrets_by_reference() {
     assert_eq!(c["args"], serde_json::json!(["run"]));
     assert_eq!(c["ports"][0]["containerPort"], 8080);
     assert_eq!(c["ports"][0]["name"], "http");
-    assert_probe(c, "livenessProbe", "/healthz", "http");
-    assert_probe(c, "readinessProbe", "/readyz", "http");
+    assert_eq!(c["ports"][1]["containerPort"], 9090);
+    assert_eq!(c["ports"][1]["name"], "admin");
+    for probe in ["startupProbe", "livenessProbe"] {
+        assert_probe(c, probe, "/healthz", "admin");
+    }
+    assert_probe(c, "readinessProbe", "/readyz", "admin");
     assert_eq!(env(c, "EVAL_LISTEN")["value"], "0.0.0.0:8080");
+    assert_eq!(env(c, "EVAL_ADMIN_LISTEN")["value"], "0.0.0.0:9090");
     assert_eq!(env(c, "EVAL_LOG_FORMAT")["value"], "json");
     assert_eq!(env(c, "EVAL_SUBTENSOR_NETWORK")["value"], "finney");
     assert_eq!(
@@ -407,6 +412,8 @@ fn default_values_render_valid_hardened_objects_with_secrets_by_reference() {
     let service = rendered.one("Service", "eval-eval-cluster-coordinator");
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
     assert_eq!(service["spec"]["ports"][0]["name"], "http");
+    assert_eq!(service["spec"]["ports"][1]["port"], 9090);
+    assert_eq!(service["spec"]["ports"][1]["name"], "admin");
 
     // Workers: GPU, tolerations, grace period, probes on the metrics port.
     let worker = rendered.one("Deployment", "eval-eval-cluster-worker");
@@ -421,6 +428,10 @@ fn default_values_render_valid_hardened_objects_with_secrets_by_reference() {
     let w = container(worker, "worker");
     assert_eq!(w["resources"]["limits"]["nvidia.com/gpu"], 1);
     assert_eq!(w["ports"][0]["containerPort"], 9090);
+    assert_eq!(
+        env(w, "EVAL_THREADS")["valueFrom"]["resourceFieldRef"]["resource"],
+        "limits.cpu"
+    );
     assert_eq!(w["ports"][0]["name"], "metrics");
     assert_eq!(env(w, "EVAL_METRICS_LISTEN")["value"], "0.0.0.0:9090");
     assert_probe(w, "livenessProbe", "/healthz", "metrics");
@@ -519,7 +530,7 @@ fn production_values_render_gpu_keda_service_monitors_and_ingress() {
     // ServiceMonitors: both components, the extra labels, the right ports.
     let monitors = rendered.all("ServiceMonitor");
     assert_eq!(monitors.len(), 2);
-    for (component, port) in [("coordinator", "http"), ("worker", "metrics")] {
+    for (component, port) in [("coordinator", "admin"), ("worker", "metrics")] {
         let monitor = rendered.one("ServiceMonitor", &format!("eval-eval-cluster-{component}"));
         assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
         assert_eq!(

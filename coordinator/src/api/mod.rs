@@ -26,6 +26,9 @@
 //! | `POST /v1/evaluations` | operators (bearer token) | store + queue |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json` | probes, Prometheus, tools | — |
 //!
+//! The probes and metrics are also served alone on the admin port
+//! ([`serve_admin`], `--admin-listen`), whose connection cap is its own.
+//!
 //! The public routes (`/v1/...` and `/`) are rate limited per client
 //! address ([`ApiSettings::rate_limit`]); probes, metrics and the OpenAPI
 //! document are not. Bodies are limited to [`ApiSettings::body_limit`]
@@ -103,6 +106,9 @@ pub struct ApiSettings {
     pub body_timeout: Duration,
     /// Connection cap and timeouts of the server ([`server`]).
     pub connections: ConnectionLimits,
+    /// Where `coordinator run` also serves the probes and metrics alone
+    /// ([`serve_admin`]), out of reach of the public port's connection cap.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Default for ApiSettings {
@@ -124,14 +130,21 @@ impl Default for ApiSettings {
                 header_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(30),
             },
+            admin_listen: None,
         }
     }
 }
+
+/// Connections the admin port serves at once: probes and a scraper or two.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// What the handlers share; cheap to clone.
 #[derive(Clone)]
 pub struct ApiState(Arc<Inner>);
 
+// Clone shares what is shared (store, queue, view, index); only used to
+// build a variant of a state before it serves.
+#[derive(Clone)]
 struct Inner {
     store: Arc<dyn ResultStore>,
     queue: Arc<dyn JobQueue>,
@@ -176,6 +189,14 @@ impl ApiState {
             limiter,
             reconciler,
         }))
+    }
+
+    /// Replaces the settings of the reconciler the operator route publishes
+    /// through (the default is [`ReconcileSettings::default`]).
+    pub fn with_reconcile_settings(self, settings: ReconcileSettings) -> Self {
+        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone());
+        let reconciler = Reconciler::new(inner.store.clone(), inner.queue.clone(), settings);
+        Self(Arc::new(Inner { reconciler, ..inner }))
     }
 
     /// The reconciler the operator route publishes through (the same
@@ -325,17 +346,48 @@ pub fn router(state: ApiState) -> Router {
             state.0.limiter.clone(),
             limit::rate_limit,
         ));
-    let operations = Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(routes::openapi));
+    let operations = probes_and_metrics().route("/openapi.json", get(routes::openapi));
     public
         .merge(operations)
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .with_state(state)
         .layer(axum::middleware::from_fn(limit::http_metrics))
+}
+
+/// `/healthz`, `/readyz` and `/metrics`: what the admin port serves.
+fn probes_and_metrics() -> Router<ApiState> {
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+}
+
+/// The admin router: probes and metrics only.
+pub fn admin_router(state: ApiState) -> Router {
+    probes_and_metrics()
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::wrong_method)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(limit::http_metrics))
+}
+
+/// Serves the probes and metrics alone on `listener` (the admin port) until
+/// `shutdown`, with a connection cap of its own
+/// ([`ADMIN_MAX_CONNECTIONS`]): a flood of clients on the public port
+/// cannot make the liveness probe fail and the pod restart.
+pub async fn serve_admin(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    info!(addr = %addr, "admin listening");
+    let limits = ConnectionLimits {
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        ..state.settings().connections
+    };
+    server::serve(listener, admin_router(state), limits, shutdown).await
 }
 
 /// Serves the API on `listener` until `shutdown`, then stops taking

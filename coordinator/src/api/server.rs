@@ -14,7 +14,9 @@
 //! Unavailable`, `Retry-After: 1` and `Connection: close`, written without
 //! waiting (a client that does not read gets nothing), and closed: queueing
 //! it in the kernel's backlog instead would hand a flood of idle connections
-//! the place of real clients. Probes and metrics share the cap.
+//! the place of real clients. Probes and metrics share the cap on the public
+//! port; the admin port ([`super::serve_admin`]) serves them under a cap of
+//! its own.
 //!
 //! `axum::serve` has none of these settings; this is the loop it runs
 //! (accept, hyper's HTTP/1 connection per task, graceful shutdown) with them.
