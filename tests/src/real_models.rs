@@ -17,6 +17,8 @@ use tokio::io::AsyncWriteExt;
 pub const SMOLLM2: &str = "smollm2-135m-instruct";
 /// The same model in F32.
 pub const SMOLLM2_F32: &str = "smollm2-135m-instruct-f32";
+/// Gemma 3 270M base in BF16, three shards (`Gemma3ForCausalLM`).
+pub const GEMMA3: &str = "gemma3-270m";
 
 /// `$EVAL_REAL_MODELS_DIR`, or `~/.cache/eval-real-models` (the build
 /// script's default).

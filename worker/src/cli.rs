@@ -40,6 +40,11 @@ pub struct EvalArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Evaluate this many times back to back in this process (load, score,
+    /// unload each time), to measure repeatability and that memory is given
+    /// back between jobs; `--json` lists every run under `repeats`
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
 }
 
 pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -86,9 +91,18 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         .context("evaluation failed")?;
     phases.finish();
     let total = profile.total(&evaluation.components);
+    let mut repeats = vec![run_summary(total, &evaluation)];
+    for _ in 1..args.repeat {
+        let again = evaluator
+            .evaluate(message.job(), &model, &profile, Progress::new().0, CancellationToken::new())
+            .await
+            .map_err(describe)
+            .context("evaluation failed")?;
+        repeats.push(run_summary(profile.total(&again.components), &again));
+    }
     let c = evaluation.components;
     if args.json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "components": c,
             "total": total,
             "profile": profile.version,
@@ -98,7 +112,14 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
             "samples_context_cut": evaluation.details.samples_context_cut,
             "latency": evaluation.details.latency,
             "samples": evaluation.details.samples,
+            "timings": evaluation.details.timings,
+            "similarity_tokens_per_s": evaluation.details.timings.similarity_tokens_per_s(),
+            "generated_tokens_per_s": evaluation.details.timings.generated_tokens_per_s(),
+            "peak_rss_bytes": peak_rss_bytes(),
         });
+        if args.repeat > 1 {
+            out["repeats"] = serde_json::Value::Array(repeats);
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let w = profile.weights;
@@ -119,6 +140,19 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
                 latency.median_ms, latency.repeats, latency.min_ms, latency.max_ms
             );
         }
+        let t = details.timings;
+        println!(
+            "time: load {:.1} s, scoring {:.1} s ({:.0} tokens/s), generation {:.1} s ({:.1} tokens/s), latency probe {:.1} s",
+            t.load_ms / 1000.0,
+            t.similarity_ms / 1000.0,
+            t.similarity_tokens_per_s(),
+            t.generation_ms / 1000.0,
+            t.generated_tokens_per_s(),
+            t.latency_probe_ms / 1000.0,
+        );
+        for (i, run) in repeats.iter().enumerate().skip(1) {
+            println!("repeat {}: total {:.4}", i + 1, run["total"].as_f64().unwrap_or_default());
+        }
         if details.samples_context_cut > 0 {
             println!(
                 "{} of {} conversations were cut to fit the model's window",
@@ -128,6 +162,28 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// One run of `--repeat`: its scores, timings, and the GPUs' free memory
+/// after its model was unloaded (absent without CUDA).
+fn run_summary(total: f64, evaluation: &crate::eval::Evaluation) -> serde_json::Value {
+    serde_json::json!({
+        "total": total,
+        "components": evaluation.components,
+        "latency": evaluation.details.latency,
+        "timings": evaluation.details.timings,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "gpu_free_bytes_after_unload": crate::gpu::gpus()
+            .map(|gpus| gpus.iter().map(|g| g.free_bytes).collect::<Vec<_>>()),
+    })
+}
+
+/// This process's peak resident memory (Linux `VmHWM`), if readable.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The model named on the command line: a local directory if one exists at

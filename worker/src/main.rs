@@ -14,6 +14,11 @@ struct Cli {
     /// Log format: human or json (json for Kubernetes)
     #[arg(long, global = true, env = "EVAL_LOG_FORMAT", default_value = "human")]
     log_format: LogFormat,
+    /// CPU threads of the engine's compute (RAYON_NUM_THREADS) [default: every
+    /// core]. Pin it on a shared machine: latency is scored, and a thread count
+    /// that follows the machine's load makes it noisy
+    #[arg(long, global = true, env = "EVAL_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +58,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        // candle sizes its compute from RAYON_NUM_THREADS on every call.
+        // SAFETY: no other thread exists yet (the runtime is built below),
+        // so nothing reads the environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        }
+    }
     telemetry::init(
         cli.log_format,
         "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",

@@ -24,6 +24,7 @@
 mod model;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use common::job::JobV1;
@@ -32,12 +33,16 @@ use common::scoring::{ScoringProfile, mean, reference_target, sample_vibe};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub use self::model::{EngineError, EngineOptions, LoadedModel, ModelInfo, release_freed_memory};
+pub use self::model::{
+    EngineError, EngineOptions, Generation, LoadedModel, ModelInfo, release_freed_memory,
+};
 use crate::error::JobError;
 use crate::eval::context::fit_context;
 use crate::eval::dataset::{Dataset, Message};
 use crate::eval::template::{ChatTemplate, TemplateError};
-use crate::eval::{Evaluation, EvaluationDetails, Evaluator, Phase, Progress, SampleRecord};
+use crate::eval::{
+    Evaluation, EvaluationDetails, Evaluator, Phase, PhaseTimings, Progress, SampleRecord,
+};
 use crate::source::LocalModel;
 
 /// See the module docs.
@@ -74,9 +79,11 @@ impl Evaluator for MistralEvaluator {
         cancel: CancellationToken,
     ) -> Result<Evaluation, JobError> {
         let _exclusive = self.exclusive.lock().await;
+        let started = Instant::now();
         let loaded = LoadedModel::load(&model.dir, self.options.clone())
             .await
             .map_err(classify)?;
+        let load_ms = millis(started);
         let result = score(
             &loaded,
             &self.dataset,
@@ -88,8 +95,15 @@ impl Evaluator for MistralEvaluator {
         )
         .await;
         loaded.unload().await;
-        result
+        result.map(|mut evaluation| {
+            evaluation.details.timings.load_ms = load_ms;
+            evaluation
+        })
     }
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
 }
 
 async fn score(
@@ -128,6 +142,8 @@ async fn score(
         loaded.tokenize(&text).map_err(classify)
     };
 
+    let mut timings = PhaseTimings::default();
+    let started = Instant::now();
     let mut records = Vec::with_capacity(samples.len());
     for conversation in &samples {
         check(cancel)?;
@@ -154,6 +170,7 @@ async fn score(
             .await
             .map_err(classify)?;
         tokens += (context.tokens.len() + reference.len()) as u64;
+        timings.similarity_tokens += (context.tokens.len() + reference.len()) as u64;
         records.push(SampleRecord {
             conversation_id: conversation.id.clone(),
             similarity: profile.sample_similarity(&probabilities),
@@ -164,6 +181,8 @@ async fn score(
         step(Phase::Similarity);
     }
 
+    timings.similarity_ms = millis(started);
+    let started = Instant::now();
     for (conversation, record) in samples.iter().zip(records.iter_mut()).take(vibe_count) {
         check(cancel)?;
         let user_chars = conversation.last_user().chars().count();
@@ -173,11 +192,13 @@ async fn score(
             (window - budget).max(1),
             render_tokens,
         )?;
-        let reply = loaded
-            .generate_greedy(&prompt.tokens, budget)
+        let generation = loaded
+            .generate(&prompt.tokens, budget)
             .await
             .map_err(classify)?;
-        tokens += (prompt.tokens.len() + budget) as u64;
+        tokens += (prompt.tokens.len() + generation.tokens) as u64;
+        timings.generated_tokens += generation.tokens as u64;
+        let reply = generation.text;
         // Untrimmed, as the seed compared them.
         record.vibe = Some(sample_vibe(reply.chars().count(), user_chars));
         record.reply = Some(reply.chars().take(SampleRecord::REPLY_CHARS).collect());
@@ -185,7 +206,9 @@ async fn score(
         step(Phase::Vibe);
     }
 
+    timings.generation_ms = millis(started);
     check(cancel)?;
+    let started = Instant::now();
     let probe = profile
         .latency_input_tokens
         .min(window.saturating_sub(1))
@@ -194,6 +217,7 @@ async fn score(
         .forward_latency(probe, profile.latency_repeats.max(1))
         .await
         .map_err(classify)?;
+    timings.latency_probe_ms = millis(started);
     step(Phase::Latency);
 
     let similarities: Vec<f64> = records.iter().map(|r| r.similarity).collect();
@@ -223,6 +247,7 @@ async fn score(
             samples_context_cut,
             latency: Some(latency),
             samples: records,
+            timings,
         },
     })
 }

@@ -234,6 +234,14 @@ fn prepare_load_dir(dir: &Path) -> Result<LoadDir, EngineError> {
     })
 }
 
+/// A greedy completion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Generation {
+    pub text: String,
+    /// Tokens generated.
+    pub tokens: usize,
+}
+
 /// A model loaded with mistral.rs (CPU, or GPU with the `cuda` feature).
 pub struct LoadedModel {
     model: mistralrs::Model,
@@ -428,13 +436,22 @@ impl LoadedModel {
         prompt_tokens: &[u32],
         max_tokens: usize,
     ) -> Result<String, EngineError> {
+        Ok(self.generate(prompt_tokens, max_tokens).await?.text)
+    }
+
+    /// [`Self::generate_greedy`], with the number of tokens generated.
+    pub async fn generate(
+        &self,
+        prompt_tokens: &[u32],
+        max_tokens: usize,
+    ) -> Result<Generation, EngineError> {
         if prompt_tokens.is_empty() {
             return Err(EngineError::EmptyInput("the prompt"));
         }
         self.check_tokens(prompt_tokens, 1)?;
         let max_tokens = max_tokens.min(self.info.max_seq_len - prompt_tokens.len());
         if max_tokens == 0 {
-            return Ok(String::new());
+            return Ok(Generation::default());
         }
         let sampling = SamplingParams {
             max_len: Some(max_tokens),
@@ -448,12 +465,17 @@ impl LoadedModel {
             )
             .await?;
         match response {
-            Response::CompletionDone(done) => done
-                .choices
-                .into_iter()
-                .next()
-                .map(|choice| choice.text)
-                .ok_or(EngineError::UnexpectedResponse("a completion choice")),
+            Response::CompletionDone(done) => {
+                let tokens = done.usage.completion_tokens;
+                done.choices
+                    .into_iter()
+                    .next()
+                    .map(|choice| Generation {
+                        text: choice.text,
+                        tokens,
+                    })
+                    .ok_or(EngineError::UnexpectedResponse("a completion choice"))
+            }
             other => Err(response_error(other, "a completion")),
         }
     }

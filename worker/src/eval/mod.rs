@@ -43,6 +43,45 @@ pub struct EvaluationDetails {
     pub latency: Option<LatencyStats>,
     /// One record per scored sample, in sample order.
     pub samples: Vec<SampleRecord>,
+    /// Where the time went, for `worker eval --json` and benchmarks.
+    pub timings: PhaseTimings,
+}
+
+/// Wall time per phase of one evaluation, with the tokens each handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PhaseTimings {
+    /// Loading the model (reading the weights, building the engine).
+    pub load_ms: f64,
+    /// Teacher-forced scoring of every sample (similarity).
+    pub similarity_ms: f64,
+    /// Context and reference tokens scored.
+    pub similarity_tokens: u64,
+    /// Greedy generation of the vibe samples.
+    pub generation_ms: f64,
+    /// Tokens generated (the replies, not the prompts).
+    pub generated_tokens: u64,
+    /// The latency probe, warm-up included.
+    pub latency_probe_ms: f64,
+}
+
+impl PhaseTimings {
+    /// Scored tokens per second (prompt processing).
+    pub fn similarity_tokens_per_s(&self) -> f64 {
+        per_second(self.similarity_tokens, self.similarity_ms)
+    }
+
+    /// Generated tokens per second (decoding, prompt processing included).
+    pub fn generated_tokens_per_s(&self) -> f64 {
+        per_second(self.generated_tokens, self.generation_ms)
+    }
+}
+
+fn per_second(tokens: u64, ms: f64) -> f64 {
+    if ms > 0.0 {
+        tokens as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
 }
 
 /// What one sample scored.
