@@ -636,7 +636,7 @@ mod coordinator_on_subtensor {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use common::chain::subtensor::{SubtensorChain, SubtensorOptions};
+    use common::chain::subtensor::{Hotkey, SubtensorChain, SubtensorOptions};
     use common::job::JobId;
     use common::queue::MemoryQueue;
     use common::store::testsuite::claim_and_complete;
@@ -647,34 +647,40 @@ mod coordinator_on_subtensor {
     use coordinator::service::{Coordinator, LoopSettings};
     use coordinator::view::SharedView;
     use subxt_signer::sr25519::dev;
-    use tests::chain_double::DoubleConfig;
+    use tests::chain_double::{ChainDouble, DoubleConfig};
 
     use super::{NETUID, client, double, key};
 
-    #[tokio::test]
-    async fn weights_reach_the_chain_and_refusals_reach_the_view_and_metrics() {
-        let double = double(DoubleConfig::default()).await;
+    /// Two miners (Bob, then Charlie) committed to models `ns/m0` and
+    /// `ns/m1`, and a coordinator on the double signing as Alice, with a
+    /// store the test completes jobs in.
+    struct Subnet {
+        miners: [Hotkey; 2],
+        ids: Vec<JobId>,
+        store: Arc<MemoryStore>,
+        coordinator: Coordinator,
+    }
+
+    async fn subnet(double: &ChainDouble, precheck: bool) -> Subnet {
         let validator = key(dev::alice());
         double.register(validator.public_key(), true);
+        let miners = [key(dev::bob()), key(dev::charlie())];
         let mut ids = Vec::new();
-        for (i, miner) in [key(dev::bob()), key(dev::charlie())]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, miner) in miners.iter().enumerate() {
             double.register(miner.public_key(), false);
             let commit =
                 CommitString::bound_to("ns", format!("m{i}"), "chatml", miner.ss58(), None);
-            client(&double, Some(miner), None)
+            client(double, Some(miner.clone()), None)
                 .set_commitment(commit.to_string().as_bytes())
                 .await
                 .unwrap();
             ids.push(JobId::for_model(&model_of(&commit), "v1"));
         }
         let mut options = SubtensorOptions::new(double.url(), NETUID, None);
-        options.precheck = false; // let the chain itself refuse
+        options.precheck = precheck;
         let chain = Arc::new(SubtensorChain::new(options, Some(validator)).unwrap());
         let store = Arc::new(MemoryStore::new());
-        let mut coordinator = Coordinator::new(
+        let coordinator = Coordinator::new(
             chain,
             Arc::new(MemoryQueue::new(5)),
             store.clone(),
@@ -689,6 +695,24 @@ mod coordinator_on_subtensor {
             },
             SharedView::default(),
         );
+        Subnet {
+            miners,
+            ids,
+            store,
+            coordinator,
+        }
+    }
+
+    #[tokio::test]
+    async fn weights_reach_the_chain_and_refusals_reach_the_view_and_metrics() {
+        let double = double(DoubleConfig::default()).await;
+        // No precheck: let the chain itself refuse.
+        let Subnet {
+            ids,
+            store,
+            mut coordinator,
+            ..
+        } = subnet(&double, false).await;
         let report = coordinator.tick().await.unwrap();
         assert_eq!(report.valid, 2);
         assert_eq!(report.reconciled.published.len(), 2);
@@ -729,43 +753,12 @@ mod coordinator_on_subtensor {
             ..DoubleConfig::default()
         })
         .await;
-        let validator = key(dev::alice());
-        double.register(validator.public_key(), true);
-        let miners = [key(dev::bob()), key(dev::charlie())];
-        let mut ids = Vec::new();
-        for (i, miner) in miners.iter().enumerate() {
-            double.register(miner.public_key(), false);
-            let commit =
-                CommitString::bound_to("ns", format!("m{i}"), "chatml", miner.ss58(), None);
-            client(&double, Some(miner.clone()), None)
-                .set_commitment(commit.to_string().as_bytes())
-                .await
-                .unwrap();
-            ids.push(JobId::for_model(&model_of(&commit), "v1"));
-        }
-        let chain = Arc::new(
-            SubtensorChain::new(
-                SubtensorOptions::new(double.url(), NETUID, None),
-                Some(validator),
-            )
-            .unwrap(),
-        );
-        let store = Arc::new(MemoryStore::new());
-        let mut coordinator = Coordinator::new(
-            chain,
-            Arc::new(MemoryQueue::new(5)),
-            store.clone(),
-            LoopSettings {
-                profile_version: "v1".into(),
-                epoch_start_block: 0,
-                aggregate_every_blocks: 1,
-                weights: WeightsParams::default(),
-                version_key: 1,
-                dry_run: false,
-                poll_interval: Duration::from_millis(10),
-            },
-            SharedView::default(),
-        );
+        let Subnet {
+            miners,
+            ids,
+            store,
+            mut coordinator,
+        } = subnet(&double, true).await;
         coordinator.tick().await.unwrap();
         // Bob's model is the better one.
         for (id, total) in ids.iter().zip([0.9, 0.4]) {
