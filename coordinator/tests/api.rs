@@ -71,6 +71,7 @@ fn scores(total: f64) -> Scores {
         tokens: 1_000,
         samples_context_cut: None,
         latency: None,
+        samples: Vec::new(),
     }
 }
 

@@ -162,6 +162,7 @@ async fn status_query_through_coordinator_run() -> Result<()> {
                 tokens: 5_000,
                 samples_context_cut: None,
                 latency: None,
+                samples: Vec::new(),
             }),
             worker: "test-worker".into(),
             attempt: 1,
