@@ -140,6 +140,48 @@ pub struct Scores {
     /// was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyStats>,
+    /// One record per scored sample, in sample order, so the miner can see
+    /// what each conversation scored. Empty in results written before they
+    /// were recorded. Stores keep them apart from the job record
+    /// ([`crate::store::ResultStore::samples`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<SampleRecord>,
+}
+
+/// What one sample (one dataset conversation) scored.
+///
+/// Size: a profile scores at most `similarity_samples` of them (64 in v1),
+/// and only the `vibe_samples` ones (16 in v1) carry a reply of at most
+/// [`SampleRecord::REPLY_CHARS`] characters, so a result's records stay
+/// within tens of kilobytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRecord {
+    /// The conversation's id in the dataset.
+    pub conversation_id: String,
+    /// The sample's similarity, in `[0, 1]`.
+    pub similarity: f64,
+    /// Present for the samples also generated for vibe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vibe: Option<f64>,
+    /// The model's greedy reply (vibe samples), cut to
+    /// [`SampleRecord::REPLY_CHARS`] characters. Text the miner's model
+    /// wrote: serve it as data, never as markup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// The context was cut (oldest turns dropped) to fit the model's window.
+    pub context_cut: bool,
+}
+
+impl SampleRecord {
+    /// Characters of a generated reply kept in a record.
+    pub const REPLY_CHARS: usize = 500;
+
+    /// `reply` cut to [`Self::REPLY_CHARS`] characters (never inside a
+    /// character).
+    pub fn cut_reply(reply: &str) -> String {
+        reply.chars().take(Self::REPLY_CHARS).collect()
+    }
 }
 
 /// The latency probe of one evaluation: the median is what is scored; the
@@ -188,6 +230,18 @@ pub struct ResultV1 {
     pub attempt: u32,
     pub started_at_ms: u64,
     pub finished_at_ms: u64,
+}
+
+impl ResultV1 {
+    /// Moves the per-sample records out (none for a failure). Stores keep
+    /// them apart from the job record, which the coordinator's status index
+    /// reads for every job every second.
+    pub fn take_samples(&mut self) -> Vec<SampleRecord> {
+        match &mut self.outcome {
+            Outcome::Completed(scores) => std::mem::take(&mut scores.samples),
+            Outcome::Failed(_) => Vec::new(),
+        }
+    }
 }
 
 /// A result as stored: one variant per wire version.
@@ -272,6 +326,7 @@ mod tests {
                 tokens: 1234,
                 samples_context_cut: None,
                 latency: None,
+                samples: Vec::new(),
             }),
             worker: "worker-0".into(),
             attempt: 1,
@@ -328,6 +383,57 @@ mod tests {
             unreachable!()
         };
         assert!((scores.latency.unwrap().relative_spread() - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn per_sample_records_round_trip_and_split_off() {
+        // The golden (written before samples were recorded) decodes with none.
+        let golden = include_str!("../testdata/result.v1.completed.json");
+        let mut message = ResultMessage::decode(golden.as_bytes()).unwrap();
+        let ResultMessage::V1(result) = &mut message;
+        let Outcome::Completed(scores) = &mut result.outcome else {
+            panic!("completed golden expected")
+        };
+        assert!(scores.samples.is_empty());
+        let records = vec![
+            SampleRecord {
+                conversation_id: "tavern-7".into(),
+                similarity: 0.25,
+                vibe: Some(0.5),
+                reply: Some("\"Hi\" <b>there</b> — ünïcode".into()),
+                context_cut: true,
+            },
+            SampleRecord {
+                conversation_id: "tavern-8".into(),
+                similarity: 0.125,
+                vibe: None,
+                reply: None,
+                context_cut: false,
+            },
+        ];
+        scores.samples = records.clone();
+        let bytes = message.encode();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            value["outcome"]["samples"][1],
+            serde_json::json!({"conversation_id": "tavern-8", "similarity": 0.125, "context_cut": false}),
+            "a record without vibe leaves vibe and reply out"
+        );
+        assert_eq!(ResultMessage::decode(&bytes).unwrap(), message);
+
+        let mut result = message.result().clone();
+        assert_eq!(result.take_samples(), records);
+        assert_eq!(result.take_samples(), Vec::new());
+        let ResultMessage::V1(expected) = ResultMessage::decode(golden.as_bytes()).unwrap();
+        assert_eq!(result, expected, "only the samples were taken");
+    }
+
+    #[test]
+    fn replies_are_cut_by_characters() {
+        let long = "é".repeat(SampleRecord::REPLY_CHARS + 7);
+        let cut = SampleRecord::cut_reply(&long);
+        assert_eq!(cut.chars().count(), SampleRecord::REPLY_CHARS);
+        assert_eq!(SampleRecord::cut_reply("short"), "short");
     }
 
     #[test]

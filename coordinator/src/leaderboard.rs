@@ -324,6 +324,7 @@ mod tests {
                 tokens: 0,
                 samples_context_cut: None,
                 latency: None,
+                samples: Vec::new(),
             }),
             worker: "w".into(),
             attempt: 1,

@@ -17,6 +17,7 @@ use common::queue::{JobQueue, MemoryQueue};
 use common::result::{
     ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores,
 };
+use common::store::testsuite::sample_records;
 use common::store::{JobRecord, MemoryStore, ResultStore};
 use common::submission::CommitString;
 use common::weights::WeightsParams;
@@ -30,6 +31,8 @@ use tower::ServiceExt;
 
 const TOKEN: &str = "operator-token-for-tests-0123456789";
 const LEASE: Duration = Duration::from_secs(600);
+/// Per-sample records of the fixture's COMPLETED job.
+const SAMPLES: usize = 5;
 
 /// A chain of five honest miners and a copycat, one coordinator tick done,
 /// and the jobs moved to every status.
@@ -71,6 +74,7 @@ fn scores(total: f64) -> Scores {
         tokens: 1_000,
         samples_context_cut: None,
         latency: None,
+        samples: Vec::new(),
     }
 }
 
@@ -144,7 +148,11 @@ impl Fixture {
             .claim(&job(1).await, "w", LEASE, now_ms())
             .await
             .unwrap();
-        finish(&store, &jobs[1], Outcome::Completed(scores(0.42))).await;
+        let completed = Scores {
+            samples: sample_records(SAMPLES),
+            ..scores(0.42)
+        };
+        finish(&store, &jobs[1], Outcome::Completed(completed)).await;
         store
             .claim(&job(2).await, "w", LEASE, now_ms())
             .await
@@ -334,6 +342,131 @@ async fn status_query_answers_every_status() {
     let _ = (&fx.chain, &fx.commits, &fx.coordinator);
 }
 
+/// `GET /v1/jobs/{id}/samples`: the records of a COMPLETED job as JSON,
+/// the status and an empty list before, and `/v1/jobs/{id}`'s refusals.
+#[tokio::test]
+async fn job_samples_answer_every_status() {
+    let fx = Fixture::new().await;
+    let (_, app) = fx.app(open()).await;
+    let samples = |i: usize| format!("/v1/jobs/{}/samples", fx.jobs[i]);
+
+    let (code, headers, body) = call(&app, Method::GET, &samples(1), &[], Body::empty()).await;
+    assert_eq!(code, StatusCode::OK);
+    // The model's replies are data for a program, never a page to render.
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    let completed: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(completed["status"], "COMPLETED", "{completed}");
+    assert_eq!(completed["job_id"], fx.jobs[1].as_str());
+    let expected: Vec<Value> = sample_records(SAMPLES)
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
+    assert_eq!(completed["samples"], Value::Array(expected), "{completed}");
+    // Spelled out once, so that the route's shape is pinned here too.
+    assert_eq!(
+        completed["samples"][0],
+        json!({
+            "conversation_id": "conversation-0",
+            "similarity": 0.5,
+            "vibe": 0.0,
+            "reply": "reply 0: \"quoted\" <script>alert(1)</script> \\ ünïcode ✓\nline two",
+            "context_cut": true,
+        })
+    );
+    assert_eq!(
+        completed["samples"][1],
+        json!({"conversation_id": "conversation-1", "similarity": 1.0 / 3.0, "context_cut": false})
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        text.contains(r#"\"quoted\" <script>"#),
+        "the reply is a JSON string: {text}"
+    );
+
+    // Not COMPLETED: the status, and no samples.
+    for (i, status) in [(0, "RUNNING"), (2, "FAILED")] {
+        let (code, body) = get_json(&app, &samples(i)).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], status, "{body}");
+        assert_eq!(body["samples"], json!([]), "{body}");
+    }
+    let queued = fx.store.jobs_with_status(JobStatus::Queued).await.unwrap();
+    let (_, body) = get_json(&app, &format!("/v1/jobs/{}/samples", queued[0].job.job_id)).await;
+    assert_eq!(
+        (&body["status"], &body["samples"]),
+        (&json!("QUEUED"), &json!([]))
+    );
+
+    // Unknown or malformed ids: exactly what `/v1/jobs/{id}` answers.
+    let unknown = "0".repeat(32);
+    let (code, missing) = get_json(&app, &format!("/v1/jobs/{unknown}/samples")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{missing}");
+    assert_eq!(
+        missing,
+        get_json(&app, &format!("/v1/jobs/{unknown}")).await.1
+    );
+    assert_eq!(missing["error"]["code"], "not_found");
+    let (code, bad) = get_json(&app, "/v1/jobs/ABCDEF/samples").await;
+    assert_eq!(
+        (code, &bad["error"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("id"))
+    );
+    let (code, _, _) = call(&app, Method::POST, &samples(1), &[], Body::empty()).await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+
+    // The status says COMPLETED only once the records are there: a job
+    // completed after the last index refresh still answers RUNNING.
+    let running = fx.store.get(&fx.jobs[0]).await.unwrap().unwrap();
+    fx.store
+        .finish(&common::store::testsuite::completed_with_samples(
+            &running.job,
+            0.3,
+            "w0",
+            sample_records(2),
+        ))
+        .await
+        .unwrap();
+    let (_, body) = get_json(&app, &samples(0)).await;
+    assert_eq!(
+        (&body["status"], &body["samples"]),
+        (&json!("RUNNING"), &json!([]))
+    );
+    let (_, app) = fx.app(open()).await;
+    let (_, body) = get_json(&app, &samples(0)).await;
+    assert_eq!(body["status"], "COMPLETED");
+    assert_eq!(body["samples"].as_array().unwrap().len(), 2, "{body}");
+}
+
+/// Every route the router serves is in the OpenAPI document and has a
+/// metrics label, and the document names no route the router lacks.
+#[tokio::test]
+async fn every_route_is_documented_and_labelled() {
+    let fx = Fixture::new().await;
+    let (_, app) = fx.app(open()).await;
+    let (_, doc) = get_json(&app, "/openapi.json").await;
+    let mut documented: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    let mut labelled: Vec<&str> = api::ROUTES
+        .iter()
+        .copied()
+        .filter(|r| *r != api::limit::UNMATCHED)
+        .collect();
+    labelled.sort_unstable();
+    assert_eq!(documented, labelled);
+    assert!(documented.contains(&"/v1/jobs/{id}/samples"));
+    for route in documented {
+        let uri = fill(route, &["miner".into(), "rp-1".into()]);
+        let (code, _, _) = call(&app, Method::GET, &uri, &[], Body::empty()).await;
+        // Routed (a POST-only route answers 405), never the fallback's 404.
+        assert_ne!(code, StatusCode::NOT_FOUND, "{route} is not routed");
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_4xx_naming_the_field() {
     let fx = Fixture::new().await;
@@ -352,6 +485,7 @@ async fn bad_input_gets_a_4xx_naming_the_field() {
         ("/v1/models/miner/%FF", "path"),
         ("/v1/jobs/..%2F..%2Fetc", "id"),
         ("/v1/jobs/ABCDEF", "id"),
+        ("/v1/jobs/..%2F..%2Fetc/samples", "id"),
     ] {
         let (code, body) = get_json(&app, uri).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{uri}: {body}");

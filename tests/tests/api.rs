@@ -1,8 +1,9 @@
 //! The HTTP API through the real `coordinator run` binary on the local
 //! RabbitMQ and Redis: the miner's status query follows a job from QUEUED to
-//! COMPLETED as a worker (this test, acting on Redis) moves it; a refused
-//! commitment answers INVALID; the operator route checks its token; the
-//! process stops in order on SIGTERM (loop first, then the API drains).
+//! COMPLETED as a worker (this test, acting on Redis) moves it, and the
+//! job's per-sample records follow; a refused commitment answers INVALID;
+//! the operator route checks its token; the process stops in order on
+//! SIGTERM (loop first, then the API drains).
 //! And schemathesis, with all its checks, against the API served on a
 //! loopback port: the OpenAPI document states what the routes accept and
 //! answer.
@@ -17,6 +18,7 @@ use common::clock::now_ms;
 use common::job::JobId;
 use common::queue::MemoryQueue;
 use common::result::{ComponentScores, Outcome, ResultMessage, ResultV1, Scores};
+use common::store::testsuite::sample_records;
 use common::store::{MemoryStore, ResultStore};
 use common::submission::CommitString;
 use coordinator::api::{ApiSettings, ApiState, OperatorToken};
@@ -97,6 +99,12 @@ async fn status_query_through_coordinator_run() -> Result<()> {
     assert_eq!(queued["queue_position"], 1, "{queued}");
     let id: JobId = queued["job_id"].as_str().unwrap().parse()?;
     assert_eq!(id, JobId::for_model(&model_of(&alice), "v1"));
+    let samples_path = format!("/v1/jobs/{id}/samples");
+    let waiting = http::get(addr, &samples_path).await?.json()?;
+    assert_eq!(waiting["status"], "QUEUED", "{waiting}");
+    assert_eq!(waiting["samples"], serde_json::json!([]), "{waiting}");
+    let unknown = http::get(addr, &format!("/v1/jobs/{}/samples", "0".repeat(32))).await?;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
 
     // The copied commitment is INVALID with its reason (verdicts reach the
     // index at the refresh after the coordinator's tick).
@@ -160,8 +168,9 @@ async fn status_query_through_coordinator_run() -> Result<()> {
                 dataset_sha256: String::new(),
                 revision_sha: "abc".into(),
                 tokens: 5_000,
-                samples_context_cut: None,
+                samples_context_cut: Some(1),
                 latency: None,
+                samples: sample_records(3),
             }),
             worker: "test-worker".into(),
             attempt: 1,
@@ -176,6 +185,16 @@ async fn status_query_through_coordinator_run() -> Result<()> {
     .await?;
     assert_eq!(completed["total"], 0.618);
     assert_eq!(completed["scores"]["latency"], 0.9);
+    // The per-sample records, stored apart in Redis, served by id.
+    let samples = http::get(addr, &samples_path).await?;
+    assert_eq!(samples.status, 200, "{}", samples.body);
+    let samples = samples.json()?;
+    assert_eq!(samples["status"], "COMPLETED", "{samples}");
+    assert_eq!(
+        samples["samples"],
+        serde_json::to_value(sample_records(3))?,
+        "{samples}"
+    );
 
     // The aggregation picks it up: leaderboard and page.
     eventually(

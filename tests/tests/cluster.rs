@@ -2,7 +2,8 @@
 //! loopback ([`tests::cluster::Cluster`]): miners commit on the chain double,
 //! the coordinator schedules, workers download from the local hub endpoint
 //! and evaluate with mistral.rs, results land in Redis, the miner status API
-//! and the page show them, and the weights reach the chain.
+//! (with each job's per-sample records) and the page show them, and the
+//! weights reach the chain.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -196,9 +197,56 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
         assert!(body["scores"]["vibe"].is_number(), "{body}");
         assert_eq!(body["uid"], miner.uid, "{body}");
     }
+    // Each sample a real `worker run` scored, through the miner's route: one
+    // record per conversation, and the components are their means.
+    for (miner, body) in honest.iter().zip(&finals) {
+        let answer = cluster
+            .get(&format!("/v1/jobs/{}/samples", miner.job_id()))
+            .await?;
+        ensure!(answer.status == 200, "{}", answer.body);
+        let samples = answer.json()?;
+        assert_eq!(samples["status"], "COMPLETED", "{samples}");
+        let records = samples["samples"].as_array().context("a list")?;
+        assert_eq!(records.len(), 40, "{}: {samples}", miner.model.name);
+        let similarities: Vec<f64> = records
+            .iter()
+            .map(|r| r["similarity"].as_f64().context("a similarity"))
+            .collect::<Result<_>>()?;
+        let mean = similarities.iter().sum::<f64>() / similarities.len() as f64;
+        let component = body["scores"]["similarity"]
+            .as_f64()
+            .context("similarity")?;
+        assert!((mean - component).abs() < 1e-12, "{mean} vs {component}");
+        // The profile generates one reply (vibe_samples = 1), the first.
+        let replies: Vec<&Value> = records
+            .iter()
+            .filter(|r| r.get("reply").is_some())
+            .collect();
+        assert_eq!(replies.len(), 1, "{samples}");
+        assert_eq!(replies[0]["vibe"], body["scores"]["vibe"], "{samples}");
+        assert!(
+            records[0]["reply"]
+                .as_str()
+                .is_some_and(|r| r.chars().count() <= 500),
+            "{samples}"
+        );
+        assert!(
+            records.iter().all(|r| r["conversation_id"].is_string()),
+            "{samples}"
+        );
+    }
     for ((miner, code), body) in failing.iter().zip(&finals[honest.len()..]) {
         assert_eq!(status_of(body), "FAILED", "{}: {body}", miner.model.name);
         assert_eq!(body["reason"]["code"], *code, "{body}");
+        let samples = cluster
+            .get(&format!("/v1/jobs/{}/samples", miner.job_id()))
+            .await?
+            .json()?;
+        assert_eq!(
+            (&samples["status"], &samples["samples"]),
+            (&Value::from("FAILED"), &serde_json::json!([])),
+            "{samples}"
+        );
         assert!(
             body["reason"]["message"]
                 .as_str()

@@ -101,6 +101,23 @@ async fn embedded_cluster_scores_miners_refuses_bad_ones_and_sets_weights() {
         .json()
         .unwrap();
     assert_eq!(weights["set"]["uids"], serde_json::json!(on_chain.uids));
+    // And each honest job's per-sample records (two samples, as configured),
+    // once the status index (refreshed every second) has seen it finish.
+    for entry in &honest {
+        let id = entry.job_id.as_ref().expect("a completed entry has a job");
+        let path = format!("/v1/jobs/{id}/samples");
+        let samples = tests::sandbox::eventually(
+            "the job COMPLETED in the index",
+            Duration::from_secs(10),
+            || async {
+                let answer = tests::http::get(api.addr, &path).await?.json()?;
+                Ok((answer["status"] == "COMPLETED").then_some(answer))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(samples["samples"].as_array().unwrap().len(), 2, "{samples}");
+    }
     api.stop().await.unwrap();
 }
 

@@ -284,6 +284,7 @@ impl Worker {
                     u32::try_from(evaluation.details.samples_context_cut).unwrap_or(u32::MAX),
                 ),
                 latency: evaluation.details.latency,
+                samples: evaluation.details.samples,
             })
         };
         let deadline = self.profile.job_deadline;

@@ -8,12 +8,15 @@ use parking_lot::Mutex;
 
 use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
 use crate::job::{JobId, JobOrigin, JobStatus, JobV1, Transition};
-use crate::result::ResultMessage;
+use crate::result::{ResultMessage, SampleRecord};
 
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
+    /// Per-sample records of completed results, apart from the records as
+    /// in Redis. Written while `jobs` is locked; read on its own.
+    samples: Mutex<HashMap<JobId, Vec<SampleRecord>>>,
 }
 
 impl MemoryStore {
@@ -23,7 +26,9 @@ impl MemoryStore {
 
     /// Forgets everything, as a Redis restart without persistence does.
     pub fn wipe(&self) {
-        self.jobs.lock().clear();
+        let mut jobs = self.jobs.lock();
+        jobs.clear();
+        self.samples.lock().clear();
     }
 }
 
@@ -223,7 +228,8 @@ impl ResultStore for MemoryStore {
     }
 
     async fn finish(&self, message: &ResultMessage) -> Result<Finish, StoreError> {
-        let result = message.result();
+        let mut result = message.result().clone();
+        let samples = result.take_samples();
         let mut jobs = self.jobs.lock();
         let Some(record) = jobs.get_mut(&result.job_id) else {
             return Err(StoreError::Corrupt {
@@ -245,8 +251,15 @@ impl ResultStore for MemoryStore {
         record.finished_at_ms = Some(result.finished_at_ms);
         record.lease_expires_at_ms = None;
         record.progress = 1.0;
-        record.result = Some(result.clone());
+        if !samples.is_empty() {
+            self.samples.lock().insert(result.job_id.clone(), samples);
+        }
+        record.result = Some(result);
         Ok(Finish::Recorded)
+    }
+
+    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>, StoreError> {
+        Ok(self.samples.lock().get(id).cloned().unwrap_or_default())
     }
 
     async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {

@@ -13,6 +13,12 @@
 //!   reports [`Finish::AlreadyFinished`].
 //! - Every status change follows [`crate::job::TRANSITIONS`]; a change the
 //!   table does not allow is refused, never half-applied.
+//! - **Per-sample records are kept apart.** `finish` stores the records of a
+//!   completed result ([`crate::result::Scores::samples`]) beside the job,
+//!   atomically with it; `get` and the listings return the result without
+//!   them (the coordinator's status index reads every record every second,
+//!   and the records are tens of kilobytes a job), and [`ResultStore::samples`]
+//!   returns them.
 //! - **Publication bookkeeping** for the coordinator's reconciler: a QUEUED
 //!   job either has a message outstanding (`published_at_ms`) or does not.
 //!   `begin_publish` lets one publisher at a time (across processes) send
@@ -37,7 +43,7 @@ pub use self::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
 use crate::job::{JobId, JobStatus, JobV1};
-use crate::result::{Outcome, ResultMessage, ResultV1};
+use crate::result::{Outcome, ResultMessage, ResultV1, SampleRecord};
 
 /// Store failures: the store is unreachable; retry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +68,8 @@ pub struct JobRecord {
     pub lease_expires_at_ms: Option<u64>,
     /// Fraction done while RUNNING, in `[0, 1]`.
     pub progress: f64,
-    /// Set once the job is final.
+    /// Set once the job is final; without its per-sample records
+    /// ([`ResultStore::samples`] has them).
     pub result: Option<ResultV1>,
     /// When the broker confirmed the message the job waits on; `None` while
     /// QUEUED means no message is outstanding and the reconciler sends one.
@@ -193,8 +200,14 @@ pub trait ResultStore: Send + Sync + 'static {
     /// Hands a job back (shutdown, transient failure): QUEUED again, lease dropped.
     async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError>;
 
-    /// Records a final result; atomic and idempotent.
+    /// Records a final result; atomic and idempotent. Its per-sample
+    /// records are kept apart: see [`ResultStore::samples`].
     async fn finish(&self, result: &ResultMessage) -> Result<Finish, StoreError>;
+
+    /// The per-sample records of the job's stored result, in sample order.
+    /// Empty when the job is unknown, not finished, failed, or completed by
+    /// a worker that did not record them.
+    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>, StoreError>;
 
     /// Starts publishing a job that [`JobRecord::needs_publish`]: records the
     /// attempt and returns its number, or `None` when the job needs no

@@ -14,6 +14,7 @@
 //! | `{prefix}:idx:hotkey:{hotkey}` | set | ids of jobs that came from this miner hotkey |
 //! | `{prefix}:idx:model:{namespace}/{name}` | set | ids of jobs of this repository (lowercased, as job ids are) |
 //! | `{prefix}:done:{id}` | string | idempotency key of `finish`: the token of the call that recorded the result |
+//! | `{prefix}:samples:{id}` | string | the per-sample records of a COMPLETED result (`samples`), below |
 //!
 //! **TTLs: none.** A finished job is the memory that stops a model from
 //! being evaluated twice, and the leaderboard is built from these records, so
@@ -36,11 +37,26 @@
 //!   `eval-result/v1`), once final; flat copies `score_similarity`,
 //!   `score_vibe`, `score_latency`, `score_size`, `total` (COMPLETED) or
 //!   `reason_code`, `reason` (FAILED).
+//!   The `result` JSON leaves out the per-sample records
+//!   (`outcome.samples`): the coordinator's status index reads every hash
+//!   every second, and they are by far the largest part of a result.
 //! - `published_at_ms`, `publish_attempts`, `publishing_since_ms`,
 //!   `reclaims`, `requeues`: the reconciler's publication bookkeeping
 //!   ([`JobRecord`] documents each).
 //! - `enqueue_token`, `claim_token`, `claim_recreated`: bookkeeping that makes
 //!   a retried `enqueue` or `claim` (see below) answer what the first try did.
+//!
+//! # `{prefix}:samples:{id}`
+//! The JSON array of the result's [`SampleRecord`]s, in sample order, exactly
+//! as `outcome.samples` of `eval-result/v1` writes them (the same type, so
+//! a record's shape changes with the result's version). Written by the
+//! `finish` script together with the hash, only for a COMPLETED result that
+//! has records; read only by `samples` (the API's
+//! `GET /v1/jobs/{id}/samples`, for a job the status index shows
+//! COMPLETED). Size: at most the profile's `similarity_samples` records (64
+//! in v1), replies cut to [`SampleRecord::REPLY_CHARS`] characters on the
+//! `vibe_samples` (16 in v1): tens of kilobytes a job. No TTL, like the job
+//! hash it belongs to.
 //!
 //! # Atomicity and idempotency
 //! `enqueue`, `claim`, `heartbeat`, `release`, `finish` and the reconciler's
@@ -89,7 +105,7 @@ use tracing::{debug, error, warn};
 
 use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
 use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, transitions_lua};
-use crate::result::{Outcome, ResultMessage};
+use crate::result::{Outcome, ResultMessage, SampleRecord};
 use crate::secret_url::redact_url;
 
 /// How to reach Redis and where the keys live.
@@ -183,6 +199,9 @@ impl Keys {
     }
     fn done(&self, id: &JobId) -> String {
         format!("{}:done:{id}", self.prefix)
+    }
+    fn samples(&self, id: &JobId) -> String {
+        format!("{}:samples:{id}", self.prefix)
     }
     fn leaderboard(&self) -> String {
         format!("{}:leaderboard", self.prefix)
@@ -317,8 +336,9 @@ end
 return 1
 "#;
 
-/// KEYS[6]: done key, KEYS[7]: leaderboard.
-/// ARGV: id, token, final status, total, result fields…
+/// KEYS[6]: done key, KEYS[7]: leaderboard, KEYS[8]: samples key.
+/// ARGV: id, token, final status, total, samples JSON ('' for none), result
+/// fields…
 /// Returns 'recorded', 'already' or 'missing'.
 const FINISH: &str = r#"
 local done = redis.call('GET', KEYS[6])
@@ -342,9 +362,12 @@ else
 end
 redis.call('SET', KEYS[6], ARGV[2])
 redis.call('HDEL', KEYS[1], 'lease_expires_at_ms')
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 if ARGV[3] == 'COMPLETED' then
   redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
+end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[8], ARGV[5])
 end
 return 'recorded'
 "#;
@@ -951,14 +974,33 @@ impl ResultStore for RedisStore {
     }
 
     async fn finish(&self, message: &ResultMessage) -> Result<Finish, StoreError> {
-        let result = message.result();
+        let mut result = message.result().clone();
+        let samples = result.take_samples();
+        // JSON writes a non-finite number as `null`, which would not read back.
+        if let Some(bad) = samples
+            .iter()
+            .find(|s| !s.similarity.is_finite() || s.vibe.is_some_and(|v| !v.is_finite()))
+        {
+            return Err(corrupt(
+                &self.keys.samples(&result.job_id),
+                format!(
+                    "refusing a non-finite score of sample {}",
+                    bad.conversation_id
+                ),
+            ));
+        }
+        let samples = if samples.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&samples).expect("finite sample records serialise")
+        };
         let id = &result.job_id;
         let job_key = self.keys.job(id);
         let token = call_token();
         let mut fields: Vec<(&str, String)> = vec![
             (
                 "result",
-                String::from_utf8(message.encode()).unwrap_or_default(),
+                String::from_utf8(ResultMessage::V1(result.clone()).encode()).unwrap_or_default(),
             ),
             ("worker", result.worker.clone()),
             ("finished_at_ms", result.finished_at_ms.to_string()),
@@ -994,13 +1036,15 @@ impl ResultStore for RedisStore {
         keys.extend(self.keys.statuses());
         keys.push(self.keys.done(id));
         keys.push(self.keys.leaderboard());
+        keys.push(self.keys.samples(id));
         let mut invocation = self.scripts.finish.prepare_invoke();
         invocation
             .key(&keys)
             .arg(id.as_str())
             .arg(&token)
             .arg(status.as_str())
-            .arg(&total);
+            .arg(&total)
+            .arg(&samples);
         for (field, value) in fields {
             invocation.arg(field).arg(value);
         }
@@ -1021,6 +1065,20 @@ impl ResultStore for RedisStore {
                 &job_key,
                 format!("unexpected finish reply `{other}`"),
             )),
+        }
+    }
+
+    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>, StoreError> {
+        let key = self.keys.samples(id);
+        let json: Option<String> = self
+            .retrying("get samples", |mut c| {
+                let key = &key;
+                async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
+            })
+            .await?;
+        match json {
+            None => Ok(Vec::new()),
+            Some(json) => serde_json::from_str(&json).map_err(|e| corrupt(&key, e.to_string())),
         }
     }
 
@@ -1166,6 +1224,10 @@ mod tests {
         let id: JobId = "0123456789abcdef0123456789abcdef".parse().unwrap();
         assert_eq!(keys.job(&id), "eval:job:0123456789abcdef0123456789abcdef");
         assert_eq!(keys.done(&id), "eval:done:0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            keys.samples(&id),
+            "eval:samples:0123456789abcdef0123456789abcdef"
+        );
         assert_eq!(keys.leaderboard(), "eval:leaderboard");
         assert_eq!(keys.status(JobStatus::Running), "eval:status:RUNNING");
         assert_eq!(keys.hotkey("5Abc"), "eval:idx:hotkey:5Abc");

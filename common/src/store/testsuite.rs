@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::{Claim, Enqueued, Finish, ResultStore};
 use crate::job::{JobMessage, JobOrigin, JobStatus, JobV1, ModelRef};
 use crate::result::{
-    ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores,
+    ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, SampleRecord,
+    Scores,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -48,6 +49,7 @@ pub fn completed(job: &JobV1, total: f64, worker: &str) -> ResultMessage {
             tokens: 10,
             samples_context_cut: None,
             latency: None,
+            samples: Vec::new(),
         }),
         worker: worker.into(),
         attempt: 1,
@@ -224,6 +226,92 @@ where
 
     publication(&make().await).await;
     lifecycle_table(&make().await).await;
+    per_sample_records(&make().await).await;
+}
+
+/// `count` per-sample records, every other one with a vibe and a reply
+/// that JSON and HTML would both have to escape.
+pub fn sample_records(count: usize) -> Vec<SampleRecord> {
+    (0..count)
+        .map(|i| SampleRecord {
+            conversation_id: format!("conversation-{i}"),
+            similarity: 1.0 / (i as f64 + 2.0),
+            vibe: (i % 2 == 0).then(|| 0.125 * (i % 8) as f64),
+            reply: (i % 2 == 0).then(|| {
+                format!("reply {i}: \"quoted\" <script>alert(1)</script> \\ ünïcode ✓\nline two")
+            }),
+            context_cut: i % 3 == 0,
+        })
+        .collect()
+}
+
+/// `completed` with per-sample records.
+pub fn completed_with_samples(
+    job: &JobV1,
+    total: f64,
+    worker: &str,
+    samples: Vec<SampleRecord>,
+) -> ResultMessage {
+    let ResultMessage::V1(mut result) = completed(job, total, worker);
+    if let Outcome::Completed(scores) = &mut result.outcome {
+        scores.samples = samples;
+    }
+    ResultMessage::V1(result)
+}
+
+/// The records of a completed result are stored apart from the record, with
+/// it, once; nothing else has any.
+async fn per_sample_records<S: ResultStore>(store: &S) {
+    let a = job("samples-a");
+    store.enqueue(&a).await.unwrap();
+    assert!(store.samples(&a.job_id).await.unwrap().is_empty());
+    store.claim(&a, "w1", LEASE, 1_000).await.unwrap();
+    assert!(store.samples(&a.job_id).await.unwrap().is_empty());
+
+    let records = sample_records(5);
+    let result = completed_with_samples(&a, 0.5, "w1", records.clone());
+    assert_eq!(store.finish(&result).await.unwrap(), Finish::Recorded);
+    assert_eq!(store.samples(&a.job_id).await.unwrap(), records);
+    // The record carries the result without them.
+    let mut without = result.result().clone();
+    without.take_samples();
+    let record = store.get(&a.job_id).await.unwrap().unwrap();
+    assert_eq!(record.result.as_ref(), Some(&without));
+    let listed = store.jobs_with_status(JobStatus::Completed).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].result.as_ref(), Some(&without));
+    // A second result changes nothing, its records included.
+    let late = completed_with_samples(&a, 0.1, "w2", sample_records(2));
+    assert_eq!(store.finish(&late).await.unwrap(), Finish::AlreadyFinished);
+    assert_eq!(store.samples(&a.job_id).await.unwrap(), records);
+
+    // A result from a worker that did not record samples has none.
+    let old = job("samples-old");
+    store.enqueue(&old).await.unwrap();
+    store.claim(&old, "w1", LEASE, 1_000).await.unwrap();
+    store.finish(&completed(&old, 0.4, "w1")).await.unwrap();
+    assert!(store.samples(&old.job_id).await.unwrap().is_empty());
+    assert_eq!(
+        store.get(&old.job_id).await.unwrap().unwrap().total(),
+        Some(0.4)
+    );
+
+    // Neither has a failure, nor a job the store never saw.
+    let failed_job = job("samples-failed");
+    store.enqueue(&failed_job).await.unwrap();
+    let failed = ResultMessage::V1(ResultV1 {
+        outcome: Outcome::Failed(FailureReason::new(FailureCode::NanOutput, "NaN logits")),
+        ..completed(&failed_job, 0.0, "w1").result().clone()
+    });
+    store.finish(&failed).await.unwrap();
+    assert!(store.samples(&failed_job.job_id).await.unwrap().is_empty());
+    assert!(
+        store
+            .samples(&job("samples-unknown").job_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A job for model `name` submitted on chain by `hotkey`.

@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | `GET /v1/models/{namespace}/{name}?hotkey=&chat_template=&revision=` | miners | status index |
 //! | `GET /v1/jobs/{id}` | miners | status index |
+//! | `GET /v1/jobs/{id}/samples` | miners | status index; the store for a COMPLETED job's per-sample records |
 //! | `GET /v1/leaderboard`, `GET /v1/weights`, `GET /` | everyone | the coordinator's view |
 //! | `POST /v1/evaluations` | operators (bearer token) | store + queue |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json` | probes, Prometheus, tools | — |
@@ -257,6 +258,7 @@ pub const ROUTES: &[&str] = &[
     "/",
     "/v1/models/{namespace}/{name}",
     "/v1/jobs/{id}",
+    "/v1/jobs/{id}/samples",
     "/v1/leaderboard",
     "/v1/weights",
     "/v1/evaluations",
@@ -281,6 +283,7 @@ pub const ROUTES: &[&str] = &[
     paths(
         routes::model_status,
         routes::job_status,
+        routes::job_samples,
         routes::leaderboard,
         routes::weights,
         routes::create_evaluation,
@@ -328,6 +331,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(routes::page))
         .route("/v1/models/{namespace}/{name}", get(routes::model_status))
         .route("/v1/jobs/{id}", get(routes::job_status))
+        .route("/v1/jobs/{id}/samples", get(routes::job_samples))
         .route("/v1/leaderboard", get(routes::leaderboard))
         .route("/v1/weights", get(routes::weights))
         .route(

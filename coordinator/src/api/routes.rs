@@ -1,6 +1,7 @@
 //! The route handlers. Each validates its input first (a 4xx naming the
 //! field), then reads the status index, the view or a backend.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -18,10 +19,11 @@ use tracing::info;
 
 use crate::reconcile::{ReconcileError, ReconcileReport};
 
+use super::index::IndexedJob;
 use super::types::{
-    Check, EvaluationAccepted, EvaluationRequest, Health, LeaderboardEntry, LeaderboardResponse,
-    Model, ModelStatus, PendingSubmission, Readiness, SubmissionStatus, WeightVector,
-    WeightsResponse,
+    Check, EvaluationAccepted, EvaluationRequest, Health, JobSamples, LeaderboardEntry,
+    LeaderboardResponse, Model, ModelStatus, PendingSubmission, Readiness, Sample,
+    SubmissionStatus, WeightVector, WeightsResponse,
 };
 use super::{ApiError, ApiState, ErrorBody};
 
@@ -260,6 +262,13 @@ pub async fn job_status(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = path.map_err(path_error)?;
+    let job = indexed_job(&state, &id)?;
+    Ok(json_bytes(job.body.clone()))
+}
+
+/// The job `id` (as the path gave it) from the status index, or the 400,
+/// 404 or 503 that `/v1/jobs/{id}` and its sub-routes share.
+fn indexed_job(state: &ApiState, id: &str) -> Result<Arc<IndexedJob>, ApiError> {
     let id: JobId = id
         .parse()
         .map_err(|e| ApiError::invalid("id", format!("{e}")))?;
@@ -270,10 +279,49 @@ pub async fn job_status(
                 .into(),
         ));
     }
-    match index.jobs.get(&id) {
-        Some(job) => Ok(json_bytes(job.body.clone())),
-        None => Err(ApiError::NotFound(format!("no job {id} is known"))),
-    }
+    index
+        .jobs
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id} is known")))
+}
+
+/// What each sample of a job scored: the conversation, its similarity and
+/// vibe, the model's reply, and whether the context was cut.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/samples",
+    tag = "miners",
+    params(("id" = String, Path, description = "Job id: 32 lowercase hex digits",
+        min_length = 32, max_length = 32, pattern = r"^[0-9a-f]{32}$")),
+    responses(
+        (status = 200, description = "The job's status and, once it is COMPLETED, one record per scored sample (empty while QUEUED or RUNNING, and for a FAILED job)", body = JobSamples),
+        (status = 400, description = "Not a job id", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        (status = 503, description = "The coordinator has not read the job store yet, or the store is unreachable: retry", body = ErrorBody),
+    )
+)]
+pub async fn job_samples(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<JobSamples>, ApiError> {
+    let Path(id) = path.map_err(path_error)?;
+    let job = indexed_job(&state, &id)?;
+    let id = &job.record.job.job_id;
+    // The status index answers for unknown and unfinished jobs, so only a
+    // COMPLETED job (whose records never change) costs a store read.
+    let samples = if job.record.status == JobStatus::Completed {
+        state.store().samples(id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Json(JobSamples {
+        job_id: id.to_string(),
+        status: job.record.status.into(),
+        samples: samples.iter().map(Sample::from).collect(),
+        as_of_ms: job.status.as_of_ms,
+    }))
 }
 
 /// The leaderboard as of the last aggregation.

@@ -3,7 +3,7 @@
 //! the wire format of the API changes only on purpose.
 
 use common::job::{JobStatus, ModelRef};
-use common::result::{ComponentScores, FailureReason};
+use common::result::{ComponentScores, FailureReason, SampleRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -139,6 +139,53 @@ pub struct ModelStatus {
     pub reason: Option<Reason>,
     /// Unix ms at which this answer was built (it is at most the status
     /// refresh interval old).
+    pub as_of_ms: u64,
+}
+
+/// What one sample (one conversation of the validator's dataset) scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Sample {
+    /// The conversation's id in the evaluation dataset.
+    pub conversation_id: String,
+    /// The sample's similarity, in `[0, 1]`.
+    pub similarity: f64,
+    /// The sample's vibe, in `[0, 1]`; only on the samples also generated
+    /// for vibe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vibe: Option<f64>,
+    /// The model's greedy reply on the vibe samples, cut to its first 500
+    /// characters. The model's own text, as plain JSON data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// The conversation was longer than the model's window, so its oldest
+    /// turns were dropped (the system prompt and the last user turn kept).
+    pub context_cut: bool,
+}
+
+impl From<&SampleRecord> for Sample {
+    fn from(r: &SampleRecord) -> Self {
+        Self {
+            conversation_id: r.conversation_id.clone(),
+            similarity: r.similarity,
+            vibe: r.vibe,
+            reply: r.reply.clone(),
+            context_cut: r.context_cut,
+        }
+    }
+}
+
+/// The answer of `GET /v1/jobs/{id}/samples`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobSamples {
+    pub job_id: String,
+    /// The job's status (never INVALID). Only a COMPLETED job has samples.
+    pub status: SubmissionStatus,
+    /// COMPLETED: one per scored sample, in the order they were scored
+    /// (empty when the result came from a worker that did not record
+    /// them). QUEUED, RUNNING, FAILED: empty.
+    pub samples: Vec<Sample>,
+    /// Unix ms of the status index the status was read from (at most the
+    /// status refresh interval old).
     pub as_of_ms: u64,
 }
 

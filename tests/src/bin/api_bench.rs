@@ -115,6 +115,7 @@ async fn fill_store(jobs: usize) -> Result<Arc<MemoryStore>> {
                 tokens: 10_000,
                 samples_context_cut: None,
                 latency: None,
+                samples: Vec::new(),
             })
         } else {
             Outcome::Failed(common::result::FailureReason::new(

@@ -201,7 +201,7 @@ async fn score(
         let reply = generation.text;
         // Untrimmed, as the seed compared them.
         record.vibe = Some(sample_vibe(reply.chars().count(), user_chars));
-        record.reply = Some(reply.chars().take(SampleRecord::REPLY_CHARS).collect());
+        record.reply = Some(SampleRecord::cut_reply(&reply));
         record.context_cut |= prompt.is_cut();
         step(Phase::Vibe);
     }

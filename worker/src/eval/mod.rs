@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::job::JobV1;
+pub use common::result::SampleRecord;
 use common::result::{ComponentScores, LatencyStats};
 use common::scoring::ScoringProfile;
 use tokio::sync::watch;
@@ -82,27 +83,6 @@ fn per_second(tokens: u64, ms: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-/// What one sample scored.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SampleRecord {
-    /// The conversation's id in the dataset.
-    pub conversation_id: String,
-    pub similarity: f64,
-    /// Present for the samples also generated for vibe.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vibe: Option<f64>,
-    /// The greedy reply (vibe samples), cut to [`SampleRecord::REPLY_CHARS`] characters.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply: Option<String>,
-    /// The context was cut to fit the model's window.
-    pub context_cut: bool,
-}
-
-impl SampleRecord {
-    /// Characters of a generated reply kept in a record.
-    pub const REPLY_CHARS: usize = 500;
 }
 
 /// A phase of an evaluation, for per-phase progress.
