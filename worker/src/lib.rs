@@ -19,6 +19,14 @@
 //!   variations it reads.
 //! - [`gpu`]: the host's GPUs (name, total and free memory), if any.
 
+// The CUDA build takes cudarc's bindings from the toolkit it is built with; the
+// default feature pins them to CUDA 12.8 for the CPU build's run-time loading.
+#[cfg(all(feature = "cuda", feature = "cuda-12080-bindings"))]
+compile_error!(
+    "build the `cuda` feature with `--no-default-features` (scripts/build-cuda-worker does): \
+     the default `cuda-12080-bindings` would bind cudarc to CUDA 12.8 whatever the toolkit is"
+);
+
 pub mod cli;
 pub mod cluster;
 pub mod config;
