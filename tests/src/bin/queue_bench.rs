@@ -25,7 +25,7 @@ use common::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, ModelRef};
 use common::queue::{
     DeadLetter, Delivery, JobQueue, QueueDepth, QueueError, RabbitConfig, RabbitQueue,
 };
-use common::result::{ComponentScores, ResultMessage};
+use common::result::{ComponentScores, ResultMessage, SampleRecord};
 use common::scoring::ScoringProfile;
 use common::store::{
     Claim, Enqueued, Finish, JobRecord, RankedJob, RedisStore, ResultStore, StoreError,
@@ -234,6 +234,10 @@ impl ResultStore for CountingStore {
             self.stats.done.notify_one();
         }
         finished
+    }
+
+    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>, StoreError> {
+        self.inner.samples(id).await
     }
 
     async fn begin_publish(
