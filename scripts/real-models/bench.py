@@ -162,8 +162,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=4, help="torch runs, alternating with worker runs")
     ap.add_argument("--worker-runs", type=int, default=5, help="worker evaluations of SmolLM2 F32 (>= rounds)")
     ap.add_argument("--samples", type=int, help="conversations (default: the profile's, all 12 built-in)")
-    ap.add_argument("--others", default="smollm2-135m-instruct:chatml,gemma3-270m:gemma",
-                    help="other repositories for one worker run each, NAME:TEMPLATE,... ('' for none)")
+    ap.add_argument("--budget-s", type=float, default=840.0,
+                    help="skip the optional runs (full logits, other models) that would end after this")
+    ap.add_argument("--others", default="gemma3-270m:gemma:2.5,smollm2-135m-instruct:chatml:1",
+                    help="other repositories for one worker run each, NAME:TEMPLATE:COST,... where COST is the "
+                         "expected time relative to the SmolLM2 F32 run ('' for none)")
     ap.add_argument("--full-logits-run", action="store_true", default=True)
     ap.add_argument("--no-full-logits-run", dest="full_logits_run", action="store_false")
     ap.add_argument("--out", required=True, help="directory for raw results and logs")
@@ -219,17 +222,28 @@ def main():
             runs_t.append(r)
             log(f"torch run {len(runs_t)}: {r['wall_s']:.1f} s, peak RSS {fmt_mb(r['peak_rss'])}, total {r['result']['total']:.6f}")
 
+    def fits(expected_s, what):
+        elapsed = time.time() - started
+        if elapsed + expected_s > args.budget_s:
+            log(f"skipping {what}: {elapsed:.0f} s + about {expected_s:.0f} s is over the budget of {args.budget_s:.0f} s")
+            return False
+        return True
+
+    w_med = statistics.median(r["wall_s"] for r in runs_w)
+    t_med = statistics.median(r["wall_s"] for r in runs_t) if runs_t else w_med
     full = None
-    if args.full_logits_run:
+    if args.full_logits_run and fits(t_med * 1.2, "the torch --full-logits run"):
         full = run_plain(torch_cmd(order_file, ["--full-logits"]), env)
         log(f"torch --full-logits: {full['wall_s']:.1f} s")
 
     others = []
     for spec in filter(None, args.others.split(",")):
-        name, template = spec.split(":")
+        name, template, cost = (spec.split(":") + ["1"])[:3]
         repo = os.path.join(repos, name)
         if not os.path.isdir(repo):
             log(f"skipping {name}: {repo} is missing")
+            continue
+        if not fits(w_med * float(cost), f"the worker run on {name}"):
             continue
         r = run_worker(worker_cmd(repo, template), env, os.path.join(args.out, f"worker-{name}.stderr"))
         r["name"], r["template"] = name, template
@@ -271,7 +285,7 @@ def main():
     wp = [worker_phases(r) for r in runs_w]
     w_phase = {k: med([p.get(k) for p in wp]) for k in ("load_s", "similarity_s", "generation_s", "latency_s", "eval_s")}
     t_phase = {k: med([r["result"]["timings"][k] for r in runs_t]) for k in ("import_s", "load_s", "similarity_s", "generation_s", "generation_prefill_s", "latency_s", "eval_s")}
-    w_wall = med([r["wall_s"] for r in runs_w[: len(runs_t)] or runs_w])
+    w_wall = med([r["wall_s"] for r in runs_w])
     w_wall_all = [r["wall_s"] for r in runs_w]
     t_wall = med([r["wall_s"] for r in runs_t])
     w_rss = max(r["peak_rss"] for r in runs_w)
@@ -305,6 +319,7 @@ def main():
     p("| | mistral.rs `worker eval` | PyTorch eager `torch_eval.py` | worker / torch |")
     p("|---|---|---|---|")
     p(f"| whole process, wall | {w_wall:.1f} s | {t_wall:.1f} s | {w_wall / t_wall:.2f}× |")
+    p(f"| evaluation after loading (similarity + generation + latency) | {w_phase['eval_s'] or float('nan'):.1f} s | {t_phase['eval_s']:.1f} s | {(w_phase['eval_s'] or float('nan')) / t_phase['eval_s']:.2f}× |")
     p(f"| load (process start to weights ready) | {w_phase['load_s'] or float('nan'):.1f} s | {t_phase['import_s'] + t_phase['load_s']:.1f} s (import torch {t_phase['import_s']:.1f} s) | |")
     p(f"| similarity phase | {w_phase['similarity_s'] or float('nan'):.1f} s | {t_phase['similarity_s']:.1f} s | {(w_phase['similarity_s'] or float('nan')) / t_phase['similarity_s']:.2f}× |")
     p(f"| scoring throughput ({scoring_tokens} tokens teacher-forced) | {rate(scoring_tokens, w_phase['similarity_s'])} tokens/s | {rate(scoring_tokens, t_phase['similarity_s'])} tokens/s | |")

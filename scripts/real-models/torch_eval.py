@@ -45,6 +45,9 @@ import statistics
 import sys
 import time
 
+import warnings
+
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 T_START = time.perf_counter()
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
