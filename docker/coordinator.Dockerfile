@@ -1,6 +1,5 @@
-# The coordinator image: the `coordinator` binary built without the `embedded`
-# feature (no inference engine linked), on a distroless base with glibc and CA
-# certificates. Build from the repository root:
+# The coordinator image: the `coordinator` binary (the crate links no
+# inference engine), on a distroless base with glibc and CA certificates. Build from the repository root:
 #   docker build -f docker/coordinator.Dockerfile -t eval-coordinator:0.1.0 .
 
 ARG RUST_VERSION=1.95
@@ -8,7 +7,7 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p coordinator --no-default-features \
+RUN cargo build --release --locked -p coordinator \
  && install -D -m 0755 target/release/coordinator /out/coordinator
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -201,7 +201,7 @@ pub enum InvalidReason {
     #[error("commitment could not be parsed: {message}")]
     Malformed { message: String },
     #[error(
-        "commitment holds {found}, not raw bytes: commit the string as a `Raw` field (`worker submit` does)"
+        "commitment holds {found}, not raw bytes: commit the string as a `Raw` field (`coordinator submit` does)"
     )]
     NotRaw { found: String },
     #[error(

@@ -1,6 +1,14 @@
 //! Which chain `coordinator run` talks to: subtensor through the subxt client
 //! when `subtensor_network` is set, otherwise a local in-memory chain holding
-//! the miners of a `--submissions` file (advancing one block per `block_time`).
+//! the miners of a `--submissions` file (advancing one block per `block_time`;
+//! weights it is given are logged, not sent anywhere). The file lists miners
+//! and their commit strings:
+//!
+//! ```toml
+//! [[miner]]
+//! hotkey = "5Alice"
+//! commit = "alice:rp-7b:chatml:5Alice:1234567890:None"
+//! ```
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use common::chain::subtensor::{Hotkey, SubtensorChain, SubtensorOptions};
 use common::chain::{Chain, MemoryChain};
+use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -63,7 +72,7 @@ pub async fn select(
     let submissions = submissions.context(
         "no chain: give --subtensor.network (EVAL_SUBTENSOR_NETWORK) or --submissions FILE",
     )?;
-    let chain = Arc::new(crate::local::local_chain(submissions)?);
+    let chain = Arc::new(local_chain(submissions)?);
     let ticker = {
         let (chain, stop) = (chain.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -83,4 +92,36 @@ pub async fn select(
         chain,
         ticker: Some(ticker),
     })
+}
+
+/// The validator's hotkey on a local chain.
+pub const LOCAL_VALIDATOR: &str = "5LocalValidator";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmissionsFile {
+    #[serde(default)]
+    miner: Vec<LocalMiner>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalMiner {
+    hotkey: String,
+    commit: String,
+}
+
+/// A local chain holding the submissions of `path`.
+pub fn local_chain(path: &Path) -> anyhow::Result<MemoryChain> {
+    let file: SubmissionsFile = common::config::load_toml(path)?;
+    let chain = MemoryChain::new(1_000, LOCAL_VALIDATOR, 1);
+    chain.register(LOCAL_VALIDATOR, true);
+    for miner in &file.miner {
+        chain.register(&miner.hotkey, false);
+        chain
+            .commit(&miner.hotkey, miner.commit.as_bytes())
+            .with_context(|| format!("miner {}", miner.hotkey))?;
+        chain.advance(1);
+    }
+    Ok(chain)
 }

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`config`]: layered, validated configuration.
-//! - [`chain`]: which chain `coordinator run` uses (subtensor or local).
+//! - [`chain`]: which chain `coordinator run` uses (subtensor, or a local
+//!   chain read from a submissions file).
 //! - [`service`]: the loop — read the chain, judge submissions, enqueue jobs,
 //!   reconcile, aggregate results and set weights.
 //! - [`reconcile`]: the one owner of the job lifecycle between the queue and
@@ -10,19 +11,20 @@
 //! - [`leaderboard`]: the pure step from verdicts and results to a ranked
 //!   leaderboard and weights.
 //! - [`view`]: what the coordinator last saw and did, shared with the API.
-//! - [`embedded`] (feature `embedded`): the whole validator in one process.
-//! - [`local`]: `coordinator run` on RabbitMQ and Redis with submissions from a file.
+//! - [`run`]: `coordinator run`, the production coordinator on RabbitMQ and
+//!   Redis.
+//! - [`submit`]: `coordinator submit`, a miner's on-chain commitment (the
+//!   coordinator holds the chain client; the worker has none).
 //! - [`metrics`]: the coordinator's Prometheus metrics.
 //! - [`api`]: the HTTP API, the leaderboard page and `/metrics`.
 
 pub mod api;
 pub mod chain;
 pub mod config;
-#[cfg(feature = "embedded")]
-pub mod embedded;
 pub mod leaderboard;
-pub mod local;
 pub mod metrics;
 pub mod reconcile;
+pub mod run;
 pub mod service;
+pub mod submit;
 pub mod view;

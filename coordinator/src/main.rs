@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use common::telemetry::{self, LogFormat};
 
@@ -22,8 +23,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the coordinator on RabbitMQ and Redis, with submissions from a
-    /// local file (see `local` in the library docs) until SIGTERM
+    /// Run the coordinator on RabbitMQ and Redis, on subtensor or with
+    /// submissions from a local file (see `chain` in the library docs), until
+    /// SIGTERM
     Run {
         /// TOML config file
         #[arg(long, env = "EVAL_CONFIG")]
@@ -38,10 +40,6 @@ enum Command {
         #[command(flatten)]
         options: coordinator::config::CoordinatorOptions,
     },
-    /// Run the whole validator in this process (in-memory chain, queue and
-    /// store; generated tiny models) and print the leaderboard and weights
-    #[cfg(feature = "embedded")]
-    Embedded(coordinator::embedded::EmbeddedOptions),
     /// Print the commit string a miner commits for a model, bound to its hotkey
     Commit {
         namespace: String,
@@ -49,6 +47,9 @@ enum Command {
         chat_template: String,
         hotkey: String,
     },
+    /// Commit a model on chain (Commitments.set_commitment signed by the
+    /// miner's hotkey) and print the block and the coordinator's status URL
+    Submit(coordinator::submit::SubmitArgs),
     /// Print the effective configuration (file < environment < flags) and exit
     Config {
         /// TOML config file
@@ -87,7 +88,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             options,
         } => {
             let config = options.with_file(config.as_deref())?.validate()?;
-            coordinator::local::run(
+            coordinator::run::run(
                 config,
                 submissions.as_deref(),
                 block_time,
@@ -95,19 +96,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             )
             .await
         }
-        #[cfg(feature = "embedded")]
-        Command::Embedded(options) => {
-            let shutdown = common::shutdown::on_signals();
-            let report = coordinator::embedded::run_with_engine(&options, shutdown.clone()).await?;
-            print!("{}", coordinator::embedded::render(&report));
-            if let Some(api) = report.api {
-                println!(
-                    "\nLeaderboard page at http://{}/ (Ctrl-C to stop)",
-                    api.addr
-                );
-                shutdown.cancelled().await;
-                api.stop().await?;
-            }
+        Command::Submit(args) => {
+            let dry_run = args.dry_run;
+            let submitted = coordinator::submit::submit(args).await?;
+            coordinator::submit::print_report(&submitted, dry_run)
+                .context("writing the report to stdout")?;
             Ok(())
         }
         Command::Commit {

@@ -272,7 +272,7 @@ impl Cluster {
     }
 
     /// Writes `data` as `hotkey`'s commitment at the current block (the
-    /// storage path; `worker submit` is the extrinsic path).
+    /// storage path; `coordinator submit` is the extrinsic path).
     pub async fn set_commitment(&self, hotkey: &str, data: &str) -> Result<()> {
         let _: Value = self
             .rpc

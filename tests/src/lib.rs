@@ -13,7 +13,7 @@
 //! - [`http`]: a minimal HTTP client for the coordinator API's tests.
 //! - [`proxy`]: a TCP proxy a test can cut, to take a server away from one client.
 //! - [`chain_double`]: a local subtensor (JSON-RPC over WebSocket, metadata
-//!   built in code) for the subxt client, the weight setter and `worker submit`
+//!   built in code) for the subxt client, the weight setter and `coordinator submit`
 //!   (`tests/chain.rs`); `src/bin/chain_double.rs` runs it as a process.
 //! - [`cluster`]: the whole cluster as OS processes (chain double, hub
 //!   endpoint, coordinator, workers) for the end-to-end tests (`tests/cluster.rs`).

@@ -1,7 +1,7 @@
 //! The subtensor client through subxt against the chain double
 //! (`tests::chain_double`): commitments read and judged, weights set and
 //! normalised by the chain, refusals decoded, commit-reveal across a
-//! restart, reconnects, `worker submit`, and hotkey files made by the Python
+//! restart, reconnects, `coordinator submit`, and hotkey files made by the Python
 //! SDK.
 
 use std::collections::BTreeMap;
@@ -407,7 +407,7 @@ async fn worker_submit_writes_a_commitment_the_watcher_sees() {
     let miner = Hotkey::from_file(&fixture("dev.json")).unwrap();
     double.register(dev::alice().public_key().0, true);
     let uid = double.register(miner.public_key(), false);
-    let submitted = worker::submit::submit(worker::submit::SubmitArgs {
+    let submitted = coordinator::submit::submit(coordinator::submit::SubmitArgs {
         repo: "dippy/roleplay-7b".into(),
         chat_template: "chatml".into(),
         competition_id: None,
@@ -441,7 +441,7 @@ async fn worker_submit_writes_a_commitment_the_watcher_sees() {
 
     // An unregistered hotkey cannot commit: the chain's refusal is reported.
     let stranger = fixture("other.json");
-    let err = worker::submit::submit(worker::submit::SubmitArgs {
+    let err = coordinator::submit::submit(coordinator::submit::SubmitArgs {
         repo: "x/y".into(),
         chat_template: "chatml".into(),
         competition_id: None,
@@ -463,12 +463,12 @@ async fn worker_submit_writes_a_commitment_the_watcher_sees() {
 }
 
 #[test]
-fn worker_submit_into_a_closed_pipe_exits_quietly() {
-    // `worker submit … | head -2` with the reader already gone: every write
+fn submit_into_a_closed_pipe_exits_quietly() {
+    // `coordinator submit … | head -2` with the reader already gone: every write
     // to stdout fails with EPIPE.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let output = std::process::Command::new(tests::sandbox::binary("worker").unwrap())
+    let output = std::process::Command::new(tests::sandbox::binary("coordinator").unwrap())
         .args(["submit", "alice/rp-7b", "--dry-run", "--hotkey-file"])
         .arg(fixture("dev.json"))
         .stdout(writer)

@@ -51,7 +51,7 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
     .await?;
     let api = cluster.api()?;
 
-    // Honest miners: two through chain storage, one through `worker submit`.
+    // Honest miners: two through chain storage, one through `coordinator submit`.
     let alice = cluster.honest_miner("alice", 1).await?;
     let bob = cluster.honest_miner("bob", 2).await?;
     let carol_key = common::chain::subtensor::Hotkey::from_file(
@@ -65,7 +65,7 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
             subxt::rpcs::rpc_params![carol_key.ss58(), false],
         )
         .await?;
-    let submit = tokio::process::Command::new(tests::sandbox::binary("worker")?)
+    let submit = tokio::process::Command::new(tests::sandbox::binary("coordinator")?)
         .args(["submit", "miners/carol", "--chat-template", "chatml"])
         .args(["--subtensor.network", &cluster.chain_url])
         .args(["--netuid", &NETUID.to_string()])
@@ -77,7 +77,7 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
     let printed = String::from_utf8_lossy(&submit.stdout);
     ensure!(
         submit.status.success(),
-        "worker submit failed: {printed}{}",
+        "coordinator submit failed: {printed}{}",
         String::from_utf8_lossy(&submit.stderr)
     );
     let carol = Miner {

@@ -1410,9 +1410,7 @@ fn dockerfiles_pass_hadolint_and_build_what_the_chart_runs() {
     );
     let read = |f: &str| std::fs::read_to_string(repo().join(f)).unwrap();
     let coordinator = read(files[0]);
-    assert!(
-        coordinator.contains("cargo build --release --locked -p coordinator --no-default-features")
-    );
+    assert!(coordinator.contains("cargo build --release --locked -p coordinator \\\n"));
     let worker = read(files[1]);
     // The image builds with the script a validator runs (the same pinned CUDA wheels and
     // the same cargo command), and carries the CUDA libraries the script gathers.
@@ -1436,6 +1434,34 @@ fn dockerfiles_pass_hadolint_and_build_what_the_chart_runs() {
         ignore.lines().any(|l| l == "target/"),
         "the build context skips target/"
     );
+}
+
+/// The layering the images rely on: the coordinator links no inference engine and
+/// the worker no chain client; only the composition root (`embedded`) and the
+/// tests link both.
+#[test]
+fn coordinator_and_worker_depend_on_common_only() {
+    let tree = |package: &str| {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none"])
+            .args(["-p", package])
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let has = |tree: &str, name: &str| tree.lines().any(|l| l.starts_with(&format!("{name} v")));
+    let coordinator = tree("coordinator");
+    assert!(has(&coordinator, "common") && has(&coordinator, "subxt"), "{coordinator}");
+    for absent in ["worker", "embedded", "mistralrs", "candle-core"] {
+        assert!(!has(&coordinator, absent), "coordinator depends on {absent}");
+    }
+    let worker = tree("worker");
+    assert!(has(&worker, "common") && has(&worker, "mistralrs"), "{worker}");
+    for absent in ["coordinator", "embedded", "subxt", "subxt-signer"] {
+        assert!(!has(&worker, absent), "worker depends on {absent}");
+    }
 }
 
 #[test]

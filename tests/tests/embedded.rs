@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::job::JobStatus;
 use common::weights::WeightsParams;
-use coordinator::embedded::{EmbeddedOptions, run_with_engine};
+use embedded::{EmbeddedOptions, run_with_engine};
 use tokio_util::sync::CancellationToken;
 
 fn options(seed: u64) -> EmbeddedOptions {
@@ -129,7 +129,7 @@ async fn embedded_scores_are_deterministic() {
     let second = run_with_engine(&options(21), CancellationToken::new())
         .await
         .unwrap();
-    let totals = |r: &coordinator::embedded::EmbeddedReport| {
+    let totals = |r: &embedded::EmbeddedReport| {
         r.leaderboard
             .entries
             .iter()

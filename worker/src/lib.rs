@@ -2,10 +2,9 @@
 //! mistral.rs and stores the results.
 //!
 //! # Layout
-//! - [`cluster`]: `worker run`, the deployed worker on RabbitMQ and Redis,
+//! - [`run`]: `worker run`, the deployed worker on RabbitMQ and Redis,
 //!   with its `/metrics`, `/healthz` and `/readyz` endpoint.
-//! - [`cli`]: `worker eval`, a miner's local scoring.
-//! - [`submit`]: `worker submit`, a miner's on-chain commitment.
+//! - [`eval_cmd`]: `worker eval`, a miner's local scoring.
 //! - [`engine`]: the mistral.rs evaluator.
 //! - [`fixtures`]: generated tiny models for tests and demos.
 //! - [`consumer`]: the job loop (claim, fetch, evaluate, finish, ack) and its
@@ -27,16 +26,15 @@ compile_error!(
      the default `cuda-12080-bindings` would bind cudarc to CUDA 12.8 whatever the toolkit is"
 );
 
-pub mod cli;
-pub mod cluster;
 pub mod config;
 pub mod consumer;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod eval_cmd;
 pub mod fixtures;
 pub mod gpu;
 pub mod metrics;
 pub mod model_config;
+pub mod run;
 pub mod source;
-pub mod submit;

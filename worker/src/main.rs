@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use common::telemetry::{self, LogFormat};
 
@@ -34,10 +33,7 @@ enum Command {
         options: worker::config::WorkerOptions,
     },
     /// Score a local model directory with exactly the cluster's code
-    Eval(worker::cli::EvalArgs),
-    /// Commit a model on chain (Commitments.set_commitment signed by the
-    /// miner's hotkey) and print the block and the coordinator's status URL
-    Submit(worker::submit::SubmitArgs),
+    Eval(worker::eval_cmd::EvalArgs),
     /// Write a generated tiny model (random weights, for tests and demos)
     MakeModel {
         /// Directory to write
@@ -88,16 +84,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config, options } => {
             let config = options.with_file(config.as_deref())?.validate()?;
-            worker::cluster::run(config, common::shutdown::on_signals()).await
+            worker::run::run(config, common::shutdown::on_signals()).await
         }
-        Command::Eval(args) => worker::cli::eval(args, common::shutdown::on_signals()).await,
-        Command::Submit(args) => {
-            let dry_run = args.dry_run;
-            let submitted = worker::submit::submit(args).await?;
-            worker::submit::print_report(&submitted, dry_run)
-                .context("writing the report to stdout")?;
-            Ok(())
-        }
+        Command::Eval(args) => worker::eval_cmd::eval(args, common::shutdown::on_signals()).await,
         Command::MakeModel { dir, seed } => {
             let spec = worker::fixtures::TinyModelSpec {
                 seed,

@@ -1,6 +1,5 @@
-//! Cross-cutting layers: the per-client rate limit of the public routes, the
-//! body deadline of the routes that take a body, and the HTTP metrics of
-//! every route.
+//! Limits: the per-client rate limit of the public routes and the body
+//! deadline of the routes that take a body.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -8,13 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
 use super::ApiError;
-use crate::metrics;
 
 /// A token bucket per client address: `burst` requests at once, refilled at
 /// `per_second`.
@@ -148,28 +146,6 @@ pub async fn read_body(State(limits): State<BodyLimits>, request: Request, next:
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
-}
-
-/// Label of requests that matched no route.
-pub const UNMATCHED: &str = "unmatched";
-
-/// Middleware: counts and times every request by matched route (never the
-/// raw path, which would let clients create unbounded label values).
-pub async fn http_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let start = Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_deref().unwrap_or(UNMATCHED);
-    metrics::HTTP_DURATION
-        .with_label_values(&[route])
-        .observe(start.elapsed().as_secs_f64());
-    metrics::HTTP_REQUESTS
-        .with_label_values(&[route, response.status().as_str()])
-        .inc();
-    response
 }
 
 #[cfg(test)]

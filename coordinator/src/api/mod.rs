@@ -13,7 +13,8 @@
 //!   answer can be.
 //! - [`routes`]: the handlers; [`types`]: the JSON bodies and their
 //!   OpenAPI schemas; [`page`]: the HTML leaderboard; [`limit`]: the
-//!   per-address rate limit, the body deadline and the HTTP metrics layer.
+//!   per-address rate limit and the body deadline; [`http_metrics`]: the
+//!   HTTP metrics layer.
 //! - [`server`]: the connection loop under the router: the connection cap
 //!   and the header and idle timeouts (its docs have the table).
 //!
@@ -38,6 +39,7 @@
 //! ([`server`]).
 
 pub mod error;
+pub mod http_metrics;
 pub mod index;
 pub mod limit;
 pub mod page;
@@ -266,7 +268,7 @@ pub const ROUTES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/openapi.json",
-    limit::UNMATCHED,
+    http_metrics::UNMATCHED,
 ];
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -356,7 +358,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .with_state(state)
-        .layer(axum::middleware::from_fn(limit::http_metrics))
+        .layer(axum::middleware::from_fn(http_metrics::http_metrics))
 }
 
 /// `/healthz`, `/readyz` and `/metrics`: what the admin port serves.
@@ -373,7 +375,7 @@ pub fn admin_router(state: ApiState) -> Router {
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .with_state(state)
-        .layer(axum::middleware::from_fn(limit::http_metrics))
+        .layer(axum::middleware::from_fn(http_metrics::http_metrics))
 }
 
 /// Serves the probes and metrics alone on `listener` (the admin port) until

@@ -1,65 +1,20 @@
-//! `coordinator run`: the coordinator against RabbitMQ and Redis, with the
-//! submissions read from a local file instead of the chain (for running the
-//! cluster's parts separately before connecting a chain, and for tests).
-//!
-//! The file lists miners and their commit strings:
-//!
-//! ```toml
-//! [[miner]]
-//! hotkey = "5Alice"
-//! commit = "alice:rp-7b:chatml:5Alice:1234567890:None"
-//! ```
-//!
-//! A local chain starts at block 1000 and advances one block every
-//! `block_time`; weights it is given are logged, not sent anywhere.
+//! `coordinator run`: the production coordinator on RabbitMQ and Redis, on
+//! subtensor or on a local chain read from a submissions file (see
+//! [`crate::chain`]).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use common::chain::MemoryChain;
 use common::queue::{RabbitConfig, RabbitQueue};
 use common::store::{RedisConfig, RedisStore};
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::config::CoordinatorConfig;
 use crate::service::Coordinator;
 use crate::view::SharedView;
-
-/// The validator's hotkey on a local chain.
-pub const LOCAL_VALIDATOR: &str = "5LocalValidator";
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmissionsFile {
-    #[serde(default)]
-    miner: Vec<LocalMiner>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LocalMiner {
-    hotkey: String,
-    commit: String,
-}
-
-/// A local chain holding the submissions of `path`.
-pub fn local_chain(path: &Path) -> anyhow::Result<MemoryChain> {
-    let file: SubmissionsFile = common::config::load_toml(path)?;
-    let chain = MemoryChain::new(1_000, LOCAL_VALIDATOR, 1);
-    chain.register(LOCAL_VALIDATOR, true);
-    for miner in &file.miner {
-        chain.register(&miner.hotkey, false);
-        chain
-            .commit(&miner.hotkey, miner.commit.as_bytes())
-            .with_context(|| format!("miner {}", miner.hotkey))?;
-        chain.advance(1);
-    }
-    Ok(chain)
-}
 
 /// Runs the coordinator on RabbitMQ and Redis until `shutdown`, on subtensor
 /// or a local chain (see [`crate::chain::select`]).

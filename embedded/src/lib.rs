@@ -2,6 +2,11 @@
 //! miners, the in-memory queue and store, workers running the real engine on
 //! generated tiny models, and the real coordinator loop.
 //!
+//! This crate is the composition root: the one place that links both the
+//! coordinator and the worker, so that neither depends on the other (the
+//! coordinator image carries no inference engine, the worker image no chain
+//! client).
+//!
 //! It is the quickest way to see the product work end to end, and what the
 //! README's first command runs. The miners it creates exercise the rules: a
 //! few honest submissions, a copied commit string (invalid), and a repository
@@ -26,10 +31,10 @@ use worker::eval::dataset::Dataset;
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::LocalDirSource;
 
-use crate::api::{self, ApiSettings, ApiState};
-use crate::leaderboard::{Leaderboard, model_of};
-use crate::service::{Coordinator, LoopSettings};
-use crate::view::SharedView;
+use coordinator::api::{self, ApiSettings, ApiState};
+use coordinator::leaderboard::{Leaderboard, model_of};
+use coordinator::service::{Coordinator, LoopSettings};
+use coordinator::view::SharedView;
 
 const VALIDATOR_HOTKEY: &str = "5Validator";
 
@@ -269,10 +274,10 @@ pub async fn run_with_engine(
     run(options, Arc::new(evaluator), shutdown).await
 }
 
-/// The report as printed by `coordinator embedded`.
+/// The report as printed by the `embedded` binary.
 pub fn render(report: &EmbeddedReport) -> String {
     let mut out = format!("\nLeaderboard at block {}\n\n", report.leaderboard.block);
-    out.push_str(&crate::leaderboard::render_table(&report.leaderboard));
+    out.push_str(&coordinator::leaderboard::render_table(&report.leaderboard));
     match &report.weights_on_chain {
         Some((block, weights)) => {
             out.push_str(&format!(

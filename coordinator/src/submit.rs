@@ -1,4 +1,4 @@
-//! `worker submit`: a miner commits its model on chain.
+//! `coordinator submit`: a miner commits its model on chain.
 //!
 //! Builds the commit string `namespace:name:chat_template:hotkey:hash:competition_id`
 //! with `common` (checking the 128-byte limit), signs
@@ -77,7 +77,7 @@ pub struct Submitted {
 }
 
 impl Submitted {
-    /// Writes what `worker submit` prints: the commit, the hotkey, the
+    /// Writes what `coordinator submit` prints: the commit, the hotkey, the
     /// block (or that nothing was submitted) and the status URL.
     pub fn report(&self, out: &mut impl Write, dry_run: bool) -> io::Result<()> {
         writeln!(out, "commit: {}", self.commit)?;
@@ -93,7 +93,7 @@ impl Submitted {
 }
 
 /// Prints `submitted`'s report on stdout. A reader that went away
-/// (`worker submit … | head -2`) is not an error: the commitment is made
+/// (`coordinator submit … | head -2`) is not an error: the commitment is made
 /// either way, and like other command-line tools the command stops writing
 /// quietly instead of panicking on EPIPE as `println!` would.
 pub fn print_report(submitted: &Submitted, dry_run: bool) -> io::Result<()> {
@@ -154,7 +154,7 @@ pub fn status_url(base: &str, commit: &CommitString, hotkey: &str) -> String {
     )
 }
 
-/// Runs `worker submit`.
+/// Runs `coordinator submit`.
 pub async fn submit(args: SubmitArgs) -> anyhow::Result<Submitted> {
     let key_path = match (&args.hotkey_file, &args.wallet_name) {
         (Some(file), _) => file.clone(),
