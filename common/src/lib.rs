@@ -8,7 +8,7 @@
 //! - [`job`], [`result`]: content-derived job ids, job status, and the
 //!   versioned wire types (golden fixtures in `testdata/`).
 //! - [`scoring`]: scoring profiles as data and the v1 formulas.
-//! - [`weights`]: pairwise wins, softmax and u16 scaling.
+//! - [`chain_weights`]: pairwise wins, softmax and u16 scaling.
 //!
 //! External systems, each a trait with an in-memory implementation (the real
 //! ones plug in behind the same trait, and the `testsuite` modules hold the
@@ -23,6 +23,7 @@
 //! [`shutdown`], [`telemetry`], [`clock`].
 
 pub mod chain;
+pub mod chain_weights;
 pub mod clock;
 pub mod config;
 pub mod job;
@@ -35,4 +36,3 @@ pub mod shutdown;
 pub mod store;
 pub mod submission;
 pub mod telemetry;
-pub mod weights;

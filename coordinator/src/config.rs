@@ -8,7 +8,7 @@ use common::config::{ConfigError, Layered, load_toml};
 use common::layered;
 use common::scoring::ScoringProfile;
 use common::secret_url::SecretUrl;
-use common::weights::{Burn, WeightsParams};
+use common::chain_weights::{Burn, WeightsParams};
 use serde::Deserialize;
 
 use crate::api::server::MAX_CONNECTIONS_LIMIT;

@@ -19,7 +19,7 @@ use common::job::{JobId, JobMessage, JobOrigin};
 use common::queue::JobQueue;
 use common::store::{Enqueued, JobRecord, ResultStore, StoreError};
 use common::submission::{ValidationContext, Verdict, validate_submissions};
-use common::weights::WeightsParams;
+use common::chain_weights::WeightsParams;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use common::submission::Verdict;
-use common::weights::U16Weights;
+use common::chain_weights::U16Weights;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 

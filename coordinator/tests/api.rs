@@ -20,7 +20,7 @@ use common::result::{
 use common::store::testsuite::sample_records;
 use common::store::{JobRecord, MemoryStore, ResultStore};
 use common::submission::CommitString;
-use common::weights::WeightsParams;
+use common::chain_weights::WeightsParams;
 use coordinator::api::{self, ApiSettings, ApiState, OperatorToken, RateLimit};
 use coordinator::leaderboard::model_of;
 use coordinator::service::{Coordinator, LoopSettings};

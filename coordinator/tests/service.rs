@@ -10,7 +10,7 @@ use common::queue::{JobQueue, MemoryQueue};
 use common::store::testsuite::claim_and_complete;
 use common::store::{MemoryStore, ResultStore};
 use common::submission::CommitString;
-use common::weights::{U16Weights, WeightsParams};
+use common::chain_weights::{U16Weights, WeightsParams};
 use coordinator::leaderboard::model_of;
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;

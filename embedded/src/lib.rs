@@ -22,7 +22,7 @@ use common::job::JobStatus;
 use common::queue::MemoryQueue;
 use common::store::{MemoryStore, ResultStore};
 use common::submission::CommitString;
-use common::weights::{U16Weights, WeightsParams};
+use common::chain_weights::{U16Weights, WeightsParams};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use worker::consumer::{LoopTimings, Worker};

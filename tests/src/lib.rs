@@ -34,7 +34,7 @@ pub mod tools;
 
 use std::collections::BTreeMap;
 
-use common::weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
+use common::chain_weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
 use coordinator::leaderboard::Leaderboard;
 
 /// Recomputes the u16 weights of a leaderboard from its entries with

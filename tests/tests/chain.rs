@@ -14,7 +14,7 @@ use common::chain::{Chain, ChainError, WeightsAction};
 use common::submission::{
     CommitString, InvalidReason, ValidationContext, Verdict, validate_submissions,
 };
-use common::weights::U16Weights;
+use common::chain_weights::U16Weights;
 use subxt_signer::sr25519::dev;
 use tests::chain_double::runtime::{Data, max_upscale_to_u16};
 use tests::chain_double::{ChainDouble, DoubleConfig};
@@ -642,7 +642,7 @@ mod coordinator_on_subtensor {
     use common::store::testsuite::claim_and_complete;
     use common::store::{MemoryStore, ResultStore};
     use common::submission::CommitString;
-    use common::weights::WeightsParams;
+    use common::chain_weights::WeightsParams;
     use coordinator::leaderboard::model_of;
     use coordinator::service::{Coordinator, LoopSettings};
     use coordinator::view::SharedView;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use common::job::JobStatus;
-use common::weights::WeightsParams;
+use common::chain_weights::WeightsParams;
 use embedded::{EmbeddedOptions, run_with_engine};
 use tokio_util::sync::CancellationToken;
 

@@ -24,7 +24,7 @@ use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
 use common::result::{FailureCode, Outcome};
 use common::store::{JobRecord, ResultStore};
 use common::submission::CommitString;
-use common::weights::WeightsParams;
+use common::chain_weights::WeightsParams;
 use coordinator::reconcile::{ReconcileSettings, Reconciler};
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use super::{Chain, ChainError, ChainSnapshot, Neuron, WeightsReceipt};
 use crate::submission::{MAX_COMMIT_BYTES, RawCommitment};
-use crate::weights::U16Weights;
+use crate::chain_weights::U16Weights;
 
 #[derive(Debug, Default)]
 struct State {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryChain;
 use crate::submission::RawCommitment;
-use crate::weights::U16Weights;
+use crate::chain_weights::U16Weights;
 
 /// A registered uid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

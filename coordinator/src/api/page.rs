@@ -120,7 +120,7 @@ tr.INVALID td,tr.FAILED td{{color:#8a3b3b}} tr.COMPLETED td.w{{font-weight:600}}
     }
     html.push_str("</tbody></table>\n<h2>Weights</h2>\n");
     let w = &view.weights;
-    let describe = |weights: &Option<common::weights::U16Weights>, block: Option<u64>| match (
+    let describe = |weights: &Option<common::chain_weights::U16Weights>, block: Option<u64>| match (
         weights, block,
     ) {
         (Some(weights), Some(block)) => {

@@ -390,7 +390,7 @@ pub async fn weights(State(state): State<ApiState>) -> Json<WeightsResponse> {
 }
 
 pub fn weights_response(view: &crate::view::View, dry_run: bool) -> WeightsResponse {
-    let vector = |w: &common::weights::U16Weights| WeightVector {
+    let vector = |w: &common::chain_weights::U16Weights| WeightVector {
         uids: w.uids.clone(),
         weights: w.weights.clone(),
     };

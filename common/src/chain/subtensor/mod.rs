@@ -50,7 +50,7 @@ pub use self::keys::{Hotkey, KeyError, wallet_hotkey_path};
 use self::pending::{PendingCommit, PendingCommits};
 use super::{Chain, ChainError, ChainSnapshot, Neuron, WeightsAction, WeightsReceipt};
 use crate::submission::{MAX_COMMIT_BYTES, RawCommitment};
-use crate::weights::U16Weights;
+use crate::chain_weights::U16Weights;
 
 type Client = OnlineClient<PolkadotConfig>;
 type AtBlock = ClientAtBlock<PolkadotConfig, OnlineClientAtBlockImpl<PolkadotConfig>>;
