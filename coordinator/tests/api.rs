@@ -454,7 +454,7 @@ async fn every_route_is_documented_and_labelled() {
     let mut labelled: Vec<&str> = api::ROUTES
         .iter()
         .copied()
-        .filter(|r| *r != api::limit::UNMATCHED)
+        .filter(|r| *r != api::http_metrics::UNMATCHED)
         .collect();
     labelled.sort_unstable();
     assert_eq!(documented, labelled);

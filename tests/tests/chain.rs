@@ -402,7 +402,7 @@ async fn a_dropped_connection_is_reestablished() {
 }
 
 #[tokio::test]
-async fn worker_submit_writes_a_commitment_the_watcher_sees() {
+async fn submit_writes_a_commitment_the_watcher_sees() {
     let double = double(DoubleConfig::default()).await;
     let miner = Hotkey::from_file(&fixture("dev.json")).unwrap();
     double.register(dev::alice().public_key().0, true);
