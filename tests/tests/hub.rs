@@ -15,7 +15,8 @@ use worker::eval::dataset::{Dataset, DatasetError, DatasetLocation};
 use worker::eval::{Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::{
-    ConfigLimits, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, LocalModel, ModelSource, inspect_dir,
+    ConfigLimits, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, LocalModel, ModelSource,
+    fetch_dataset, inspect_dir,
 };
 
 const LIMIT: u64 = 1 << 30;
@@ -263,7 +264,7 @@ async fn a_dataset_downloads_from_a_dataset_repository() {
     let config = source(&server, cache.path(), None).config().clone();
 
     let location: DatasetLocation = "hf://datasets/org/rp-eval/data/eval.jsonl".parse().unwrap();
-    let dataset = Dataset::fetch(&location, &config, None).await.unwrap();
+    let dataset = fetch_dataset(&location, &config, None).await.unwrap();
     let builtin = Dataset::builtin();
     assert_eq!(dataset.sha256, builtin.sha256);
     assert_eq!(dataset.conversations, builtin.conversations);
@@ -277,7 +278,7 @@ async fn a_dataset_downloads_from_a_dataset_repository() {
     );
 
     let missing: DatasetLocation = "hf://datasets/org/rp-eval/data/nope.jsonl".parse().unwrap();
-    match Dataset::fetch(&missing, &config, None).await {
+    match fetch_dataset(&missing, &config, None).await {
         Err(DatasetError::Fetch { location, .. }) => {
             assert_eq!(location, "hf://datasets/org/rp-eval@main/data/nope.jsonl");
         }

@@ -11,10 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::JobError;
-use crate::eval::dataset::{Dataset, DatasetLocation};
+use crate::eval::dataset::DatasetLocation;
 use crate::eval::{Evaluator, Phase, PhaseObserver, Progress};
 use crate::source::{
-    ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, ProgressBars, inspect_dir,
+    ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, ProgressBars, fetch_dataset,
+    inspect_dir,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -62,7 +63,7 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
     let env: HashMap<String, String> = std::env::vars().collect();
     let hub = HubConfig::from_env(&env);
     let bars = ProgressBars::default();
-    let dataset = Dataset::fetch(&args.dataset, &hub, Some(&bars)).await?;
+    let dataset = fetch_dataset(&args.dataset, &hub, Some(&bars)).await?;
     let (model, reference) = fetch(
         &args.model,
         &args.chat_template,

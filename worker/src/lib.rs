@@ -9,9 +9,13 @@
 //! - [`fixtures`]: generated tiny models for tests and demos.
 //! - [`consumer`]: the job loop (claim, fetch, evaluate, finish, ack) and its
 //!   failure handling.
-//! - [`source`]: the [`source::ModelSource`] trait, the prechecks every
-//!   source runs before downloading weights, and the local-directory source.
-//! - [`eval`]: the [`eval::Evaluator`] trait.
+//! - [`source`]: the [`source::ModelSource`] trait, the local-directory and
+//!   Hugging Face sources, the dataset download, and the precheck pipeline
+//!   every source runs before downloading weights ([`source::precheck`]: file
+//!   rules, architectures, memory estimate, chat template).
+//! - [`eval`]: the [`eval::Evaluator`] trait, chat templates and the
+//!   evaluation dataset (parsing and validation only).
+//! - [`paths`]: path safety, a leaf shared by sources and datasets.
 //! - [`error`]: job errors classified by what happens next.
 //! - [`metrics`]: the worker's Prometheus metrics.
 //! - [`model_config`]: the architectures the engine runs and the `config.json`
@@ -36,5 +40,8 @@ pub mod fixtures;
 pub mod gpu;
 pub mod metrics;
 pub mod model_config;
+#[cfg(test)]
+mod module_graph;
+pub mod paths;
 pub mod run;
 pub mod source;

@@ -29,8 +29,7 @@ use tracing::{info, warn};
 use crate::config::WorkerConfig;
 use crate::consumer::Worker;
 use crate::engine::MistralEvaluator;
-use crate::eval::dataset::Dataset;
-use crate::source::{HubSource, LocalDirSource, ModelSource};
+use crate::source::{HubSource, LocalDirSource, ModelSource, fetch_dataset};
 use crate::{gpu, metrics};
 
 /// Connects to the cluster and consumes jobs until `shutdown`.
@@ -68,7 +67,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
             Arc::new(HubSource::new(config.hub.clone(), limits).context("building the hub client")?)
         }
     };
-    let dataset = Dataset::fetch(&config.dataset, &config.hub, None).await?;
+    let dataset = fetch_dataset(&config.dataset, &config.hub, None).await?;
     if log_gpus() {
         tokio::spawn(refresh_gpu_gauges(shutdown.clone()));
     }

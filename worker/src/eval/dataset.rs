@@ -12,7 +12,8 @@
 //!
 //! A dataset is the built-in sample set, a local file, or a file of a Hugging
 //! Face dataset repository ([`DatasetLocation`]); the operator configures it,
-//! so it is trusted input, but every line is still validated.
+//! so it is trusted input, but every line is still validated. This module only
+//! parses and validates; [`crate::source::fetch_dataset`] downloads a hub file.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -152,7 +153,7 @@ impl FromStr for DatasetLocation {
         if !plain(namespace) || !plain(name) || !plain(revision) {
             return Err(usage());
         }
-        if !crate::source::precheck::is_safe_relative_path(path) {
+        if !crate::paths::is_safe_relative_path(path) {
             return Err(format!(
                 "`{path}` is not a plain relative path inside the repository"
             ));
@@ -182,28 +183,6 @@ impl fmt::Display for DatasetLocation {
 impl Dataset {
     pub fn builtin() -> Self {
         Self::parse(BUILTIN).expect("the built-in dataset is valid")
-    }
-
-    /// Loads the dataset at `location`, downloading a hub file through `hub`
-    /// (into its cache, with progress bars when given).
-    pub async fn fetch(
-        location: &DatasetLocation,
-        hub: &crate::source::HubConfig,
-        bars: Option<&crate::source::ProgressBars>,
-    ) -> Result<Self, DatasetError> {
-        match location {
-            DatasetLocation::Builtin => Ok(Self::builtin()),
-            DatasetLocation::File(path) => Self::load(path),
-            DatasetLocation::Hub(dataset) => {
-                let path = crate::source::fetch_hub_dataset(hub, dataset, bars)
-                    .await
-                    .map_err(|message| DatasetError::Fetch {
-                        location: location.to_string(),
-                        message,
-                    })?;
-                Self::load(&path)
-            }
-        }
     }
 
     pub fn load(path: &Path) -> Result<Self, DatasetError> {

@@ -1,6 +1,8 @@
 //! Models from a Hugging Face endpoint (the hub itself, a mirror, or the
 //! tests' local endpoint), downloaded into hf-hub's standard cache
-//! (`<cache>/models--<namespace>--<name>/{blobs,snapshots,refs}`).
+//! (`<cache>/models--<namespace>--<name>/{blobs,snapshots,refs}`); and the
+//! evaluation dataset, when it is a file of a dataset repository
+//! ([`fetch_dataset`]).
 //!
 //! # Flow
 //! 1. The repository and revision names are checked to be plain names.
@@ -8,13 +10,16 @@
 //!    resolves the revision to a commit sha and lists every file with its
 //!    size. 401/403/404 mean the miner's repo is not accessible (final);
 //!    network errors, 5xx and 429 are transient.
-//! 3. [`precheck`] runs on that listing: no pickle, no code, no unsafe path,
-//!    total size under the limit. Nothing has been downloaded yet.
+//! 3. [`check_listing`], the precheck's first step, runs on that listing: no
+//!    pickle, no code, no unsafe path, total size under the limit. Nothing
+//!    has been downloaded yet.
 //! 4. Every file is downloaded **at the resolved sha**, never at the branch,
 //!    so a branch that moves mid-download cannot mix two revisions; a file
 //!    the endpoint serves under any other commit is an error. Config and
-//!    tokenizer files come first, then the safetensors index, checked with
-//!    [`check_index`] against the listing, and only then the shards.
+//!    tokenizer files come first, the safetensors index last; then the whole
+//!    precheck ([`precheck::inspect`]: config, chat template, index) runs on
+//!    the listing and those small files, and only then are the shards
+//!    fetched.
 //! 5. Each downloaded file's size must equal the listed size. A download
 //!    that receives nothing for [`HubConfig::stall_timeout`] is abandoned as
 //!    transient ([`download`]); the CLI shows progress bars.
@@ -24,7 +29,7 @@
 //! # Guarantees
 //! - No weight byte is fetched for a repository the precheck refuses.
 //! - Paths from the listing are joined under the cache only after
-//!   [`precheck`] accepted them as plain relative paths, and the snapshot's
+//!   [`check_listing`] accepted them as plain relative paths, and the snapshot's
 //!   symlinks are followed only into the repository's own cache directory.
 //! - Files already in the cache for the same commit are reused (hf-hub's
 //!   `get`), but their size is checked like a fresh download; a mismatch
@@ -37,8 +42,6 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use common::job::ModelRef;
-
-use crate::eval::dataset::HubDataset;
 use common::result::{FailureCode, FailureReason};
 use hf_hub::api::tokio::{Api, ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, CacheRepo, Repo, RepoType};
@@ -46,17 +49,14 @@ use serde::Deserialize;
 use tracing::{debug, info, instrument};
 
 use super::download::{self, DownloadError, ProgressBars};
-use super::precheck::{
-    ConfigLimits, RepoFile, check_chat_template, check_config, check_index, is_safe_relative_path,
-    precheck,
-};
+use super::precheck::{self, CONFIG, ConfigLimits, INDEX, RepoFile, check_listing};
 use super::{LocalModel, ModelSource, inspect_snapshot};
 use crate::error::JobError;
+use crate::eval::dataset::{Dataset, DatasetError, DatasetLocation, HubDataset};
+use crate::paths::is_safe_relative_path;
 
 /// The public hub.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
-
-const INDEX: &str = "model.safetensors.index.json";
 
 /// hf-hub's client has no timeouts of its own; the listing is one small
 /// request, so a hub that does not answer it in time is treated as down.
@@ -266,7 +266,7 @@ impl ModelSource for HubSource {
         let repo_id = model.repo_id();
         let listing = self.listing(&repo_id, &model.revision).await?;
         info!(sha = %listing.sha, files = listing.files.len(), "resolved revision");
-        precheck(&listing.files, max_bytes)?;
+        check_listing(&listing.files, max_bytes)?;
 
         let pinned = Repo::with_revision(repo_id, RepoType::Model, listing.sha.clone());
         let repo_dir = self.config.cache_dir.join(pinned.folder_name());
@@ -280,34 +280,22 @@ impl ModelSource for HubSource {
             .partition(|f| f.path.ends_with(".safetensors"));
         let mut others = others;
         // config.json first, the index last among the small files.
-        others.sort_by_key(|f| (f.path != "config.json", f.path == INDEX, f.path.clone()));
+        others.sort_by_key(|f| (f.path != CONFIG, f.path == INDEX, f.path.clone()));
         for file in others {
             self.fetch_file(&api_repo, &cached, &snapshot, file).await?;
         }
-        let read = |name: &'static str| {
-            let path = snapshot.join(name);
-            async move {
-                tokio::fs::read(&path)
-                    .await
-                    .map_err(|e| JobError::Transient(format!("reading {name}: {e}")))
-            }
-        };
         // The small files decide whether the weights are worth fetching.
-        check_config(&read("config.json").await?, &self.limits)?;
-        let listed = |name: &str| listing.files.iter().any(|f| f.path == name);
-        let tokenizer_config = if listed("tokenizer_config.json") {
-            Some(read("tokenizer_config.json").await?)
-        } else {
-            None
+        let read = |name: &str| {
+            std::fs::read(snapshot.join(name))
+                .map_err(|e| JobError::Transient(format!("reading {name}: {e}")))
         };
-        check_chat_template(
+        precheck::inspect(
+            &listing.files,
+            max_bytes,
+            &self.limits,
             &model.chat_template,
-            tokenizer_config.as_deref(),
-            listed("chat_template.jinja"),
+            read,
         )?;
-        if listed(INDEX) {
-            check_index(&read(INDEX).await?, &listing.files)?;
-        }
         for file in shards {
             self.fetch_file(&api_repo, &cached, &snapshot, file).await?;
         }
@@ -330,18 +318,40 @@ impl ModelSource for HubSource {
     }
 }
 
-/// Downloads the dataset file `dataset` from the endpoint of `config` into
-/// its cache and returns the local path. It is fetched anew at every start
-/// (a branch may have moved; pin a commit sha for a fixed dataset); the
-/// file's sha256, recorded with each result, says which content was used.
-pub async fn fetch_hub_dataset(
+/// Loads the evaluation dataset at `location`, downloading a hub file
+/// through `config` (into its cache, with progress bars when given). A hub
+/// file is fetched anew at every start (a branch may have moved; pin a
+/// commit sha for a fixed dataset); the file's sha256, recorded with each
+/// result, says which content was used.
+pub async fn fetch_dataset(
+    location: &DatasetLocation,
+    config: &HubConfig,
+    bars: Option<&ProgressBars>,
+) -> Result<Dataset, DatasetError> {
+    match location {
+        DatasetLocation::Builtin => Ok(Dataset::builtin()),
+        DatasetLocation::File(path) => Dataset::load(path),
+        DatasetLocation::Hub(dataset) => {
+            let path = fetch_hub_dataset(config, dataset, bars)
+                .await
+                .map_err(|message| DatasetError::Fetch {
+                    location: location.to_string(),
+                    message,
+                })?;
+            Dataset::load(&path)
+        }
+    }
+}
+
+/// Downloads the dataset file `dataset` into the cache of `config` and
+/// returns its local path.
+async fn fetch_hub_dataset(
     config: &HubConfig,
     dataset: &HubDataset,
     bars: Option<&ProgressBars>,
 ) -> Result<PathBuf, String> {
-    let mut source = HubSource::new(config.clone(), ConfigLimits::default())
+    let source = HubSource::new(config.clone(), ConfigLimits::default())
         .map_err(|e| format!("building the hub client: {e}"))?;
-    source.bars = bars.cloned();
     let repo = Repo::with_revision(
         dataset.repo_id.clone(),
         RepoType::Dataset,
@@ -350,7 +360,7 @@ pub async fn fetch_hub_dataset(
     download::download(
         &source.api.repo(repo),
         &dataset.path,
-        source.bars.as_ref(),
+        bars,
         config.stall_timeout,
     )
     .await

@@ -9,12 +9,10 @@ use common::result::{FailureCode, FailureReason};
 use common::submission::weights_fingerprint;
 use sha2::{Digest, Sha256};
 
-use super::precheck::{
-    ConfigLimits, RepoFile, check_chat_template, check_config, check_index, is_safe_relative_path,
-    precheck,
-};
+use super::precheck::{self, ConfigLimits, RepoFile};
 use super::{LocalModel, ModelSource};
 use crate::error::JobError;
+use crate::paths::is_safe_relative_path;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -57,9 +55,9 @@ impl ModelSource for LocalDirSource {
     }
 }
 
-/// Lists, prechecks and fingerprints a model directory: the file list
-/// ([`precheck`]), `config.json` against `limits` ([`check_config`]), the
-/// chat template the job names ([`check_chat_template`]) and the shard index.
+/// Lists, prechecks and fingerprints a model directory: the file list,
+/// `config.json` against `limits`, the chat template the job names and the
+/// shard index ([`precheck::inspect`]).
 pub fn inspect_dir(
     dir: &Path,
     max_bytes: u64,
@@ -99,13 +97,12 @@ fn inspect(
     }
     let files = list_files(dir, links_within)
         .map_err(|e| JobError::Transient(format!("listing {}: {e}", dir.display())))?;
-    precheck(&files, max_bytes)?;
     let read = |name: &str| {
         std::fs::read(dir.join(name))
             .map_err(|e| JobError::Transient(format!("reading {name}: {e}")))
     };
-    let listed = |name: &str| files.iter().any(|f| f.path == name);
-    let shape = check_config(&read("config.json")?, limits)?;
+    let precheck::Inspection { shape, index } =
+        precheck::inspect(&files, max_bytes, limits, chat_template, read)?;
     tracing::info!(
         dir = %dir.display(),
         architecture = %shape.architecture,
@@ -115,35 +112,8 @@ fn inspect(
         device = ?limits.device,
         "model config accepted"
     );
-    let tokenizer_config = if listed("tokenizer_config.json") {
-        Some(read("tokenizer_config.json")?)
-    } else {
-        None
-    };
-    check_chat_template(
-        chat_template,
-        tokenizer_config.as_deref(),
-        listed("chat_template.jinja"),
-    )?;
-    let shards: Vec<&RepoFile> = files
-        .iter()
-        .filter(|f| f.path.ends_with(".safetensors"))
-        .collect();
-    let index = if listed("model.safetensors.index.json") {
-        let index = read("model.safetensors.index.json")?;
-        check_index(&index, &files)?;
-        index
-    } else if shards.len() == 1 {
-        Vec::new()
-    } else {
-        return Err(FailureReason::new(
-            FailureCode::BadConfig,
-            "several safetensors shards but no model.safetensors.index.json",
-        )
-        .into());
-    };
     let mut content = Sha256::new();
-    let mut shard_hashes = Vec::with_capacity(shards.len());
+    let mut shard_hashes = Vec::new();
     for file in &files {
         let digest = hex::encode(Sha256::digest(read(&file.path)?));
         content.update(file.path.as_bytes());

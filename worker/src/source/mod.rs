@@ -1,13 +1,19 @@
 //! Where models come from. A [`ModelSource`] turns a [`ModelRef`] into a
 //! directory of checked files on local disk.
 //!
-//! Every source runs the same [`precheck`] on the repository's file list
-//! *before* downloading any weights: only safetensors weights and plain
-//! config/tokenizer files are accepted (no pickle, no code), the total size is
-//! bounded, and no path may leave the model's directory. `config.json` and the
-//! chat template are checked before the weights too ([`precheck::check_config`],
-//! [`precheck::check_chat_template`]): a hub source fetches those small files
-//! first.
+//! A source only lists and fetches files: every source runs the same
+//! precheck pipeline, [`precheck::inspect`], on the repository's file list and
+//! its small config files *before* downloading any weights: only safetensors
+//! weights and plain config/tokenizer files are accepted (no pickle, no code),
+//! the total size is bounded, no path may leave the model's directory, and
+//! `config.json`, the chat template and the shard index are checked. A hub
+//! source fetches those small files first.
+//!
+//! - `local.rs`: a directory of repositories; also lists, prechecks and
+//!   fingerprints any model directory ([`inspect_dir`], [`inspect_snapshot`]).
+//! - `hub.rs`: a Hugging Face endpoint, and the evaluation dataset's file on it
+//!   ([`fetch_dataset`]).
+//! - [`precheck`]: the pipeline and its rules, one file per concern.
 
 mod download;
 mod hub;
@@ -20,9 +26,7 @@ use async_trait::async_trait;
 use common::job::ModelRef;
 
 pub use self::download::ProgressBars;
-pub use self::hub::{
-    DEFAULT_ENDPOINT, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, fetch_hub_dataset,
-};
+pub use self::hub::{DEFAULT_ENDPOINT, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, fetch_dataset};
 pub use self::local::{LocalDirSource, inspect_dir, inspect_snapshot};
 pub use self::precheck::{ComputeDevice, ConfigLimits, ModelShape};
 use crate::error::JobError;

@@ -1,190 +1,12 @@
-//! Checks on a repository before any weight is downloaded or loaded.
-//! Pure: the listing comes from the hub API or a directory walk, and the
-//! small JSON files are passed in as bytes.
-//!
-//! - [`precheck`]: the file list (only safetensors and plain config, bounded
-//!   size, no path escaping the directory).
-//! - [`check_index`]: the safetensors index names exactly the listed shards.
-//! - [`check_config`]: `config.json` names one architecture mistral.rs 0.8.1
-//!   loads, has sane dimensions, and describes a model that fits the memory
-//!   budget (an estimate from the dimensions, see [`ModelShape`]).
-//! - [`check_chat_template`]: the job's chat template is a built-in one, or
-//!   (`tokenizer`) the repository ships one.
+//! `config.json`'s dimensions and the memory the model needs: the estimate
+//! of its parameters from the dimensions, in the engine's dtype on this
+//! build's device, against the cluster's memory budget.
 
-use std::collections::BTreeSet;
-use std::path::{Component, Path};
-
-use common::result::{FailureCode, FailureReason};
+use common::result::FailureReason;
 use serde_json::{Map, Value};
 
-use crate::eval::template::{BUILTIN_NAMES, FROM_TOKENIZER, builtin};
-
-/// One file of a repository, as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoFile {
-    /// Path relative to the repository root, `/`-separated.
-    pub path: String,
-    pub size: u64,
-}
-
-/// Plain files a model repo may carry besides weights.
-const ALLOWED_EXACT: &[&str] = &[
-    "config.json",
-    "generation_config.json",
-    "model.safetensors.index.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-    "chat_template.json",
-    "README.md",
-    "LICENSE",
-    ".gitattributes",
-];
-
-/// Extensions that are never accepted: pickled weights and code.
-const FORBIDDEN_EXTENSIONS: &[&str] = &[
-    "bin", "pt", "pth", "pkl", "pickle", "ckpt", "h5", "msgpack", "py", "pyc", "so", "sh", "gguf",
-    "onnx",
-];
-
-fn refuse(code: FailureCode, message: String) -> FailureReason {
-    FailureReason::new(code, message)
-}
-
-/// A path is safe when it is relative, has only normal components and plain
-/// characters, so it can never escape the directory it is joined to.
-pub fn is_safe_relative_path(path: &str) -> bool {
-    !path.is_empty()
-        && !path.contains('\\')
-        && !path.chars().any(char::is_control)
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-}
-
-/// Accepts the listing or says what the miner must fix.
-pub fn precheck(files: &[RepoFile], max_bytes: u64) -> Result<(), FailureReason> {
-    if files.is_empty() {
-        return Err(refuse(
-            FailureCode::NotAccessible,
-            "the repository has no files".into(),
-        ));
-    }
-    let mut names = BTreeSet::new();
-    let mut total: u64 = 0;
-    for file in files {
-        if !is_safe_relative_path(&file.path) {
-            return Err(refuse(
-                FailureCode::ForbiddenFile,
-                format!(
-                    "file path `{}` is not a plain relative path",
-                    file.path.escape_debug()
-                ),
-            ));
-        }
-        let extension = file
-            .path
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase());
-        if let Some(ext) = extension.as_deref()
-            && FORBIDDEN_EXTENSIONS.contains(&ext)
-        {
-            return Err(refuse(
-                FailureCode::ForbiddenFile,
-                format!(
-                    "`{}` is not allowed: only safetensors weights and JSON/text config are accepted (no pickle, no code)",
-                    file.path
-                ),
-            ));
-        }
-        let allowed = extension.as_deref() == Some("safetensors")
-            || ALLOWED_EXACT.contains(&file.path.as_str())
-            || file.path.ends_with(".md");
-        if !allowed {
-            return Err(refuse(
-                FailureCode::ForbiddenFile,
-                format!(
-                    "unexpected file `{}`: remove it from the repository",
-                    file.path
-                ),
-            ));
-        }
-        total = total.saturating_add(file.size);
-        names.insert(file.path.as_str());
-    }
-    if total > max_bytes {
-        return Err(refuse(
-            FailureCode::TooLarge,
-            format!("the repository holds {total} bytes, more than the {max_bytes}-byte limit"),
-        ));
-    }
-    if !names.contains("config.json") {
-        return Err(refuse(
-            FailureCode::BadConfig,
-            "config.json is missing".into(),
-        ));
-    }
-    if !names.iter().any(|n| n.ends_with(".safetensors")) {
-        return Err(refuse(
-            FailureCode::BadConfig,
-            "no .safetensors weights found".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that a safetensors index names only shards present in the listing,
-/// and that every listed shard is named.
-pub fn check_index(index_json: &[u8], files: &[RepoFile]) -> Result<(), FailureReason> {
-    let bad = |m: String| refuse(FailureCode::BadConfig, m);
-    let index: serde_json::Value = serde_json::from_slice(index_json).map_err(|e| {
-        bad(format!(
-            "model.safetensors.index.json is not valid JSON: {e}"
-        ))
-    })?;
-    let map = index
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| bad("model.safetensors.index.json has no `weight_map` object".into()))?;
-    let listed: BTreeSet<&str> = files
-        .iter()
-        .map(|f| f.path.as_str())
-        .filter(|p| p.ends_with(".safetensors"))
-        .collect();
-    let mut named = BTreeSet::new();
-    for shard in map.values() {
-        let shard = shard
-            .as_str()
-            .ok_or_else(|| bad("weight_map values must be file names".into()))?;
-        if !is_safe_relative_path(shard) {
-            return Err(bad(format!(
-                "weight_map names `{}`, not a plain relative path",
-                shard.escape_debug()
-            )));
-        }
-        if !listed.contains(shard) {
-            return Err(bad(format!(
-                "weight_map names shard `{shard}`, which the repository does not have"
-            )));
-        }
-        named.insert(shard);
-    }
-    if let Some(extra) = listed.difference(&named).next() {
-        return Err(bad(format!(
-            "shard `{extra}` is not named in model.safetensors.index.json"
-        )));
-    }
-    Ok(())
-}
-
-/// The `architectures` values the engine loads, each tested on a generated
-/// tiny model ([`crate::model_config::ARCHITECTURES`]). mistral.rs's automatic
-/// loader also requires exactly one name.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &crate::model_config::ARCHITECTURE_NAMES;
+use super::architecture::check_architecture;
+use super::bad_config;
 
 /// Where the weights will live, which sets the bytes per parameter: the CPU
 /// engine runs in F32 (BF16 fails and F16 gave NaN there, docs/architecture.md §12), the
@@ -321,10 +143,6 @@ fn integer_field(config: &Map<String, Value>, name: &str) -> Result<Option<u64>,
     }
 }
 
-fn bad_config(message: String) -> FailureReason {
-    refuse(FailureCode::BadConfig, message)
-}
-
 /// A field that must be present, positive and at most `max`.
 fn bounded_field(
     config: &Map<String, Value>,
@@ -366,29 +184,7 @@ pub fn check_config(
     // the engine cannot read at all is its limitation, reported when it loads, not here.
     let _ = crate::model_config::normalise(&mut config);
 
-    let architecture = match config.get("architectures") {
-        Some(Value::Array(list)) if list.len() == 1 => list[0].as_str().ok_or_else(|| {
-            bad_config("config.json: `architectures` must hold an architecture name".into())
-        })?,
-        Some(_) => {
-            return Err(bad_config(
-                "config.json: `architectures` must be a list of exactly one architecture name"
-                    .into(),
-            ));
-        }
-        None => {
-            return Err(bad_config(format!(
-                "config.json: `architectures` is missing; name one of {SUPPORTED_ARCHITECTURES:?}"
-            )));
-        }
-    };
-    if !SUPPORTED_ARCHITECTURES.contains(&architecture) {
-        return Err(bad_config(format!(
-            "config.json: architecture `{}` is not supported: the validators' engine \
-             (mistral.rs 0.8.1) does not run it; use one of {SUPPORTED_ARCHITECTURES:?}",
-            architecture.escape_debug()
-        )));
-    }
+    let architecture = check_architecture(&config)?;
 
     let hidden = bounded_field(&config, "hidden_size", None, limits.max_hidden_size)?;
     let layers = bounded_field(&config, "num_hidden_layers", None, limits.max_hidden_layers)?;
@@ -511,176 +307,12 @@ pub fn check_config(
     })
 }
 
-/// Checks that the job's chat template can be selected: a built-in name, or
-/// `tokenizer` with a template in `tokenizer_config.json` (`chat_template` as
-/// a string, or a list holding a `default` entry) or a `chat_template.jinja`
-/// file, as the engine reads them. Whether the template compiles and renders
-/// is checked when the model is evaluated.
-pub fn check_chat_template(
-    name: &str,
-    tokenizer_config_json: Option<&[u8]>,
-    has_jinja_file: bool,
-) -> Result<(), FailureReason> {
-    let bad = |m: String| refuse(FailureCode::BadTemplate, m);
-    if name != FROM_TOKENIZER {
-        return match builtin(name) {
-            Some(_) => Ok(()),
-            None => Err(bad(format!(
-                "unknown chat template `{}`: use one of {BUILTIN_NAMES:?} or `{FROM_TOKENIZER}`",
-                name.escape_debug()
-            ))),
-        };
-    }
-    let template = match tokenizer_config_json {
-        None => None,
-        Some(bytes) => {
-            let config: Value = serde_json::from_slice(bytes)
-                .map_err(|e| bad(format!("tokenizer_config.json is not valid JSON: {e}")))?;
-            match config.get("chat_template") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(!s.trim().is_empty()),
-                Some(Value::Array(list)) => Some(list.iter().any(|t| {
-                    t.get("name").and_then(Value::as_str) == Some("default")
-                        && t.get("template").is_some_and(Value::is_string)
-                })),
-                Some(_) => Some(false),
-            }
-        }
-    };
-    match template {
-        Some(true) => Ok(()),
-        Some(false) => Err(bad(
-            "tokenizer_config.json: `chat_template` must be a non-empty template string \
-             or a list with a `default` entry"
-                .into(),
-        )),
-        None if has_jinja_file => Ok(()),
-        None => Err(bad(format!(
-            "chat template `{FROM_TOKENIZER}` chosen but tokenizer_config.json has no \
-             `chat_template` (and there is no chat_template.jinja): add one or name a built-in \
-             template, one of {BUILTIN_NAMES:?}"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use common::result::FailureCode;
+
     use super::*;
-
-    fn files(list: &[(&str, u64)]) -> Vec<RepoFile> {
-        list.iter()
-            .map(|(p, s)| RepoFile {
-                path: (*p).into(),
-                size: *s,
-            })
-            .collect()
-    }
-
-    fn good() -> Vec<RepoFile> {
-        files(&[
-            ("config.json", 500),
-            ("tokenizer.json", 1_000),
-            ("tokenizer_config.json", 200),
-            ("model.safetensors.index.json", 300),
-            ("model-00001-of-00002.safetensors", 4_000),
-            ("model-00002-of-00002.safetensors", 4_000),
-        ])
-    }
-
-    #[test]
-    fn a_clean_repo_passes() {
-        precheck(&good(), 10_000).unwrap();
-    }
-
-    #[test]
-    fn hostile_repos_are_refused_with_actionable_reasons() {
-        let cases: &[(&str, u64, FailureCode)] = &[
-            ("pytorch_model.bin", 10, FailureCode::ForbiddenFile),
-            ("weights.PKL", 10, FailureCode::ForbiddenFile),
-            ("modeling_custom.py", 10, FailureCode::ForbiddenFile),
-            ("../../etc/passwd", 10, FailureCode::ForbiddenFile),
-            ("/abs.safetensors", 10, FailureCode::ForbiddenFile),
-            ("sub/../../x.safetensors", 10, FailureCode::ForbiddenFile),
-            ("run.exe", 10, FailureCode::ForbiddenFile),
-            ("huge.safetensors", 100_000, FailureCode::TooLarge),
-        ];
-        for (path, size, code) in cases {
-            let mut listing = good();
-            listing.push(RepoFile {
-                path: (*path).into(),
-                size: *size,
-            });
-            let err = precheck(&listing, 50_000).unwrap_err();
-            assert_eq!(err.code, *code, "{path}: {err}");
-        }
-        let without_config: Vec<_> = good()
-            .into_iter()
-            .filter(|f| f.path != "config.json")
-            .collect();
-        assert_eq!(
-            precheck(&without_config, 50_000).unwrap_err().code,
-            FailureCode::BadConfig
-        );
-    }
-
-    #[test]
-    fn index_must_match_the_shards() {
-        let index = br#"{"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}"#;
-        check_index(index, &good()).unwrap();
-        let missing = br#"{"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00003-of-00003.safetensors"}}"#;
-        assert!(
-            check_index(missing, &good())
-                .unwrap_err()
-                .message
-                .contains("does not have")
-        );
-        let unnamed = br#"{"weight_map":{"a":"model-00001-of-00002.safetensors"}}"#;
-        assert!(
-            check_index(unnamed, &good())
-                .unwrap_err()
-                .message
-                .contains("not named")
-        );
-        assert!(check_index(b"nope", &good()).is_err());
-    }
-
-    // ---- config.json ----
-
-    /// The generated tiny Llama's config (fixtures.rs).
-    fn tiny() -> serde_json::Value {
-        serde_json::json!({
-            "architectures": ["LlamaForCausalLM"],
-            "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-            "vocab_size": 512, "max_position_embeddings": 512,
-            "tie_word_embeddings": false, "torch_dtype": "float32",
-        })
-    }
-
-    fn cpu(budget: u64) -> ConfigLimits {
-        ConfigLimits {
-            device: ComputeDevice::Cpu,
-            memory_budget_bytes: budget,
-            ..ConfigLimits::default()
-        }
-    }
-
-    fn check(
-        config: &serde_json::Value,
-        limits: &ConfigLimits,
-    ) -> Result<ModelShape, FailureReason> {
-        check_config(config.to_string().as_bytes(), limits)
-    }
-
-    fn with(field: &str, value: serde_json::Value) -> serde_json::Value {
-        let mut config = tiny();
-        if value.is_null() {
-            config.as_object_mut().unwrap().remove(field);
-        } else {
-            config[field] = value;
-        }
-        config
-    }
+    use crate::source::precheck::test_configs::{check, cpu, tiny, with};
 
     #[test]
     fn the_tiny_model_is_counted_exactly() {
@@ -871,27 +503,6 @@ mod tests {
     }
 
     #[test]
-    fn families_the_engine_cannot_run_are_refused_by_name() {
-        for arch in ["MixtralForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel"] {
-            let config = with("architectures", serde_json::json!([arch]));
-            let err = check(&config, &cpu(1 << 30)).unwrap_err();
-            assert_eq!(err.code, FailureCode::BadConfig);
-            assert!(err.message.contains(arch), "{err}");
-            assert!(err.message.contains("engine"), "{err}");
-        }
-        for arch in [
-            "LlamaForCausalLM",
-            "MistralForCausalLM",
-            "Qwen2ForCausalLM",
-            "Qwen3ForCausalLM",
-            "Gemma2ForCausalLM",
-            "Gemma3ForCausalLM",
-        ] {
-            assert!(SUPPORTED_ARCHITECTURES.contains(&arch), "{arch}");
-        }
-    }
-
-    #[test]
     fn transformers_5_configs_pass_as_the_engine_reads_them() {
         let mut config = with("torch_dtype", serde_json::Value::Null);
         config["dtype"] = "bfloat16".into();
@@ -900,72 +511,5 @@ mod tests {
         let shape = check(&config, &cpu(1 << 30)).unwrap();
         assert_eq!(shape.torch_dtype.as_deref(), Some("bfloat16"));
         assert_eq!(shape.num_key_value_heads, 4);
-    }
-
-    #[test]
-    fn every_supported_architecture_passes() {
-        for arch in SUPPORTED_ARCHITECTURES {
-            let config = with("architectures", serde_json::json!([arch]));
-            assert_eq!(check(&config, &cpu(1 << 30)).unwrap().architecture, *arch);
-        }
-    }
-
-    // ---- chat template ----
-
-    #[test]
-    fn builtin_templates_need_nothing_from_the_repository() {
-        for name in BUILTIN_NAMES {
-            check_chat_template(name, None, false).unwrap();
-        }
-        let err = check_chat_template("nope", None, false).unwrap_err();
-        assert_eq!(err.code, FailureCode::BadTemplate);
-        assert!(
-            err.message.contains("unknown chat template `nope`"),
-            "{err}"
-        );
-        assert!(check_chat_template("", None, false).is_err());
-        assert!(check_chat_template("Tokenizer", None, false).is_err());
-    }
-
-    #[test]
-    fn the_tokenizer_template_must_be_in_the_repository() {
-        let ok: &[&[u8]] = &[
-            br#"{"chat_template": "{{ messages }}"}"#,
-            br#"{"chat_template": [{"name": "tool_use", "template": "a"}, {"name": "default", "template": "b"}]}"#,
-        ];
-        for config in ok {
-            check_chat_template(FROM_TOKENIZER, Some(config), false).unwrap();
-        }
-        // The engine also reads chat_template.jinja when the config has none.
-        check_chat_template(FROM_TOKENIZER, Some(b"{}"), true).unwrap();
-        check_chat_template(FROM_TOKENIZER, None, true).unwrap();
-        let bad: &[(Option<&[u8]>, &str)] = &[
-            (None, "has no `chat_template`"),
-            (Some(b"{}"), "has no `chat_template`"),
-            (
-                Some(br#"{"chat_template": null}"#),
-                "has no `chat_template`",
-            ),
-            (Some(br#"{"chat_template": "  "}"#), "non-empty"),
-            (Some(br#"{"chat_template": 5}"#), "non-empty"),
-            (
-                Some(br#"{"chat_template": [{"name": "tool_use", "template": "a"}]}"#),
-                "`default` entry",
-            ),
-            (
-                Some(br#"{"chat_template": [{"name": "default", "template": 1}]}"#),
-                "`default` entry",
-            ),
-            (Some(b"{nope"), "not valid JSON"),
-        ];
-        for (config, expected) in bad {
-            let err = check_chat_template(FROM_TOKENIZER, *config, false).unwrap_err();
-            assert_eq!(err.code, FailureCode::BadTemplate);
-            assert!(err.message.contains(expected), "{expected}: {err}");
-        }
-        // An explicit but broken template is refused even when a jinja file exists.
-        assert!(
-            check_chat_template(FROM_TOKENIZER, Some(br#"{"chat_template": 5}"#), true).is_err()
-        );
     }
 }
