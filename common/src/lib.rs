@@ -20,7 +20,8 @@
 //! - [`store::ResultStore`]: job state, leases, results, leaderboard.
 //!
 //! Process plumbing both binaries use: [`config`], [`metrics`], [`secret_url`],
-//! [`shutdown`], [`telemetry`], [`clock`].
+//! [`shutdown`], [`telemetry`], [`clock`]; and `retry`, the one backoff policy
+//! of the real queue, store and chain clients (with any of their features).
 
 pub mod chain;
 pub mod chain_weights;
@@ -30,6 +31,8 @@ pub mod job;
 pub mod metrics;
 pub mod queue;
 pub mod result;
+#[cfg(any(feature = "rabbitmq", feature = "redis", feature = "subtensor"))]
+pub mod retry;
 pub mod scoring;
 pub mod secret_url;
 pub mod shutdown;

@@ -382,7 +382,7 @@ async fn a_dropped_connection_is_reestablished() {
     assert!(err.is_transient(), "{err}");
     double.restart_server().await.unwrap();
     double.advance(3);
-    // The first retry waits out the backoff (1 s), then reconnects.
+    // The first retry waits out the backoff (0.5 to 1 s), then reconnects.
     let mut snapshot = None;
     for _ in 0..50 {
         match chain.snapshot().await {

@@ -23,6 +23,8 @@ pub mod rabbitmq;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use self::memory::MemoryQueue;
@@ -32,10 +34,34 @@ use crate::job::JobMessage;
 
 /// Queue failures. All of them are transient from the caller's view: the
 /// broker is away and the operation may be retried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
-    #[error("job queue unavailable: {0}")]
-    Unavailable(String),
+    /// `message` is the whole text (a cause's text included); `source` is the
+    /// broker client's error, when there is one.
+    #[error("job queue unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl QueueError {
+    /// Unavailable, for a reason with no underlying error.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Unavailable because of `source`, whose text is the message.
+    pub fn caused_by(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable {
+            message: source.to_string(),
+            source: Some(Arc::new(source)),
+        }
+    }
 }
 
 /// How many jobs wait and run.

@@ -55,8 +55,8 @@
 //!   cancelled `next_delivery` leaves the stream untouched.
 //! - **Reconnects**: the module runs its own reconnect loop rather than
 //!   lapin's auto-recovery: every operation that meets a closed connection or
-//!   channel reconnects with exponential backoff (capped at
-//!   [`RabbitConfig::reconnect_max_backoff`]), redeclares the topology,
+//!   channel reconnects with jittered exponential backoff ([`crate::retry`],
+//!   capped at [`RabbitConfig::reconnect_max_backoff`]), redeclares the topology,
 //!   re-creates its channel (and the consumer, with its prefetch), and gives up
 //!   with [`QueueError::Unavailable`] only after
 //!   [`RabbitConfig::operation_timeout`]; the next call starts over. Publish,
@@ -121,6 +121,7 @@ use tracing::{debug, info, warn};
 
 use super::{DeadLetter, DeadLetterReason, Delivery, JobQueue, QueueDepth, QueueError, Settle};
 use crate::job::JobMessage;
+use crate::retry::Delays;
 use crate::secret_url::redact_url;
 
 /// How to reach the broker and which topology to use.
@@ -265,7 +266,7 @@ impl RabbitError {
 
 impl From<RabbitError> for QueueError {
     fn from(e: RabbitError) -> Self {
-        QueueError::Unavailable(e.to_string())
+        QueueError::caused_by(e)
     }
 }
 
@@ -291,26 +292,10 @@ async fn rpc<T>(
     }
 }
 
-/// Exponential backoff from 100 ms up to a cap.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    fn new(max: Duration) -> Self {
-        Self {
-            next: Duration::from_millis(100).min(max),
-            max,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
+/// Pauses between reconnect attempts: from 100 ms up to the configured cap,
+/// jittered ([`crate::retry`]).
+fn reconnect_delays(config: &RabbitConfig) -> Delays {
+    Delays::new(Duration::from_millis(100), config.reconnect_max_backoff)
 }
 
 /// The RabbitMQ job queue. Cheap to clone; clones share the connection and
@@ -374,7 +359,7 @@ impl RabbitQueue {
     /// every later one reconnects as needed). A process that must start
     /// while the broker is away (serving its probes and API) uses this.
     pub fn lazy(config: RabbitConfig) -> Result<Self, QueueError> {
-        config.validate().map_err(QueueError::Unavailable)?;
+        config.validate().map_err(QueueError::unavailable)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -470,7 +455,7 @@ impl Inner {
         Fut: Future<Output = Result<T, RabbitError>>,
     {
         let deadline = Instant::now() + self.config.operation_timeout;
-        let mut backoff = Backoff::new(self.config.reconnect_max_backoff);
+        let mut backoff = reconnect_delays(&self.config);
         loop {
             let error = match attempt().await {
                 Ok(value) => return Ok(value),
@@ -819,13 +804,13 @@ impl JobQueue for RabbitQueue {
         // and cancelling this future leaves it (and its buffer) in place.
         let mut slot = inner.consumer.lock().await;
         let mut broken_since: Option<Instant> = None;
-        let mut backoff = Backoff::new(inner.config.reconnect_max_backoff);
+        let mut backoff = reconnect_delays(&inner.config);
         loop {
             let Some(current) = slot.as_mut() else {
                 match inner.subscribe().await {
                     Ok(subscribed) => {
                         *slot = Some(subscribed);
-                        backoff = Backoff::new(inner.config.reconnect_max_backoff);
+                        backoff = reconnect_delays(&inner.config);
                     }
                     Err(error) => {
                         inner.recover(&error).await;
@@ -1010,7 +995,7 @@ impl RabbitSettle {
             Ok(true) => Ok(()),
             Ok(false) => {
                 warn!(job_id = %self.message_id, what, "delivery's channel is gone; the broker will redeliver");
-                Err(QueueError::Unavailable(format!(
+                Err(QueueError::unavailable(format!(
                     "{what} of job {} not sent: its channel is closed; the broker redelivers it",
                     self.message_id
                 )))
@@ -1134,8 +1119,21 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let mut backoff = Backoff::new(Duration::from_millis(300));
-        let delays: Vec<_> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, vec![100, 200, 300, 300]);
+        // Nominal 100, 200, 300, 300 ms; jitter takes each into [half, all].
+        let config = RabbitConfig {
+            reconnect_max_backoff: Duration::from_millis(300),
+            ..RabbitConfig::default()
+        };
+        for _ in 0..100 {
+            let mut backoff = reconnect_delays(&config);
+            for nominal in [100, 200, 300, 300] {
+                let delay = backoff.next_delay().as_secs_f64() * 1000.0;
+                assert!(delay <= f64::from(nominal), "{delay} ms above {nominal} ms");
+                assert!(
+                    delay >= f64::from(nominal) / 2.0 - 0.01,
+                    "{delay} ms below half of {nominal} ms"
+                );
+            }
+        }
     }
 }

@@ -34,6 +34,7 @@ pub mod redis;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,12 +47,39 @@ use crate::job::{JobId, JobStatus, JobV1};
 use crate::result::{Outcome, ResultMessage, ResultV1, SampleRecord};
 
 /// Store failures: the store is unreachable; retry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("result store unavailable: {0}")]
-    Unavailable(String),
+    /// `message` is the whole text (a cause's text included); `source` is the
+    /// client's error, when there is one.
+    #[error("result store unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("result store holds undecodable data for {key}: {message}")]
     Corrupt { key: String, message: String },
+}
+
+impl StoreError {
+    /// Unavailable, for a reason with no underlying error.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Unavailable because of `source`: the message reads `"{context}: {source}"`.
+    pub fn unavailable_from(
+        context: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable {
+            message: format!("{context}: {source}"),
+            source: Some(Arc::new(source)),
+        }
+    }
 }
 
 /// Everything known about one job.

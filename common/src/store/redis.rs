@@ -73,8 +73,8 @@
 //! # Dropped connections
 //! The store talks through a [`ConnectionManager`], which reconnects on its
 //! own, but the command that met the dropped connection still fails. Every
-//! operation is therefore retried (with backoff, up to
-//! [`RedisConfig::retry_attempts`] tries) on I/O errors and timeouts. Retrying
+//! operation is therefore retried (with jittered backoff, [`crate::retry`],
+//! up to [`RedisConfig::retry_attempts`] tries) on I/O errors and timeouts. Retrying
 //! is safe because each operation is idempotent *per call*: the mutating
 //! scripts carry a token unique to the call, so a retry whose first attempt
 //! did land answers exactly as that attempt would have (`Created`, `Claimed`,
@@ -106,6 +106,7 @@ use tracing::{debug, error, warn};
 use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
 use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, transitions_lua};
 use crate::result::{Outcome, ResultMessage, SampleRecord};
+use crate::retry::{self, Delays};
 use crate::secret_url::redact_url;
 
 /// How to reach Redis and where the keys live.
@@ -502,10 +503,6 @@ fn retryable(e: &RedisError) -> bool {
         )
 }
 
-fn unavailable(op: &str, e: &RedisError) -> StoreError {
-    StoreError::Unavailable(format!("{op}: {e}"))
-}
-
 fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         key: key.to_owned(),
@@ -546,13 +543,19 @@ impl RedisStore {
     /// no connection was made so far (with the same retries). A process that
     /// must start while Redis is away (serving its probes and API) uses this.
     pub fn lazy(config: RedisConfig) -> Result<Self, StoreError> {
-        config.validate().map_err(StoreError::Unavailable)?;
+        config.validate().map_err(StoreError::unavailable)?;
         let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| StoreError::Unavailable(format!("invalid redis url: {e}")))?;
+            .map_err(|e| StoreError::unavailable_from("invalid redis url", e))?;
+        // The manager's own reconnects (a jittered backon builder inside the
+        // redis crate) follow the same policy, from its default 100 ms.
+        let (min_delay, max_delay) =
+            retry::jittered_bounds(Duration::from_millis(100), config.retry_max_backoff);
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.response_timeout))
             .set_connection_timeout(Some(config.connection_timeout))
-            .set_max_delay(config.retry_max_backoff);
+            .set_exponent_base(retry::FACTOR)
+            .set_min_delay(min_delay)
+            .set_max_delay(max_delay);
         Ok(Self {
             client,
             manager_config,
@@ -585,7 +588,7 @@ impl RedisStore {
         F: FnMut(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Delays::new(Duration::from_millis(50), self.config.retry_max_backoff);
         let mut attempt = 1;
         loop {
             let ran = match self.manager().await {
@@ -596,13 +599,12 @@ impl RedisStore {
                 Ok(value) => return Ok(value),
                 Err(e) if retryable(&e) && attempt < self.config.retry_attempts => {
                     warn!(op, attempt, error = %e, "redis command failed, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.retry_max_backoff);
+                    tokio::time::sleep(backoff.next_delay()).await;
                     attempt += 1;
                 }
                 Err(e) => {
                     warn!(op, attempt, error = %e, "redis command failed");
-                    return Err(unavailable(op, &e));
+                    return Err(StoreError::unavailable_from(op, e));
                 }
             }
         }

@@ -7,7 +7,8 @@
 //!   local types holding only the fields we use ([`decode`]), so runtime
 //!   upgrades that touch other fields do not break the validator.
 //! - A connection that fails is dropped and re-made on the next call, no
-//!   sooner than an exponential backoff (1 s doubling to 60 s) allows;
+//!   sooner than a jittered exponential backoff ([`crate::retry`]: 1 s
+//!   doubling to 60 s, each pause between half and all of that) allows;
 //!   meanwhile calls fail fast with [`ChainError::Unavailable`] and the
 //!   coordinator retries next tick. Reconnects are counted in the
 //!   `reconnects` counter given in [`SubtensorOptions`].
@@ -49,8 +50,9 @@ use tracing::{info, warn};
 pub use self::keys::{Hotkey, KeyError, wallet_hotkey_path};
 use self::pending::{PendingCommit, PendingCommits};
 use super::{Chain, ChainError, ChainSnapshot, Neuron, WeightsAction, WeightsReceipt};
-use crate::submission::{MAX_COMMIT_BYTES, RawCommitment};
 use crate::chain_weights::U16Weights;
+use crate::retry::Delays;
+use crate::submission::{MAX_COMMIT_BYTES, RawCommitment};
 
 type Client = OnlineClient<PolkadotConfig>;
 type AtBlock = ClientAtBlock<PolkadotConfig, OnlineClientAtBlockImpl<PolkadotConfig>>;
@@ -100,14 +102,20 @@ impl SubtensorOptions {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Connection {
     client: Option<Client>,
     /// Set after a failure: no new attempt before this instant.
     retry_at: Option<Instant>,
-    backoff: Duration,
+    /// Pauses after failed attempts; restarted by a success.
+    backoff: Delays,
     /// Whether a connection existed before (the next success is a reconnect).
     had_connection: bool,
+}
+
+/// Pauses between reconnects: 1 s doubling to 60 s, jittered.
+fn reconnect_delays() -> Delays {
+    Delays::new(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// See the module docs.
@@ -150,8 +158,10 @@ impl SubtensorChain {
             options,
             hotkey,
             connection: tokio::sync::Mutex::new(Connection {
-                backoff: Duration::from_secs(1),
-                ..Connection::default()
+                client: None,
+                retry_at: None,
+                backoff: reconnect_delays(),
+                had_connection: false,
             }),
             pending: tokio::sync::Mutex::new(pending),
             warned_unreadable: parking_lot::Mutex::new(HashSet::new()),
@@ -206,13 +216,13 @@ impl SubtensorChain {
                 conn.client = Some(client.clone());
                 conn.had_connection = true;
                 conn.retry_at = None;
-                conn.backoff = Duration::from_secs(1);
+                conn.backoff = reconnect_delays();
                 Ok(client)
             }
             Err(e) => {
-                conn.retry_at = Some(Instant::now() + conn.backoff);
-                warn!(url = %self.options.url, error = %e, retry_in = ?conn.backoff, "chain connection failed");
-                conn.backoff = (conn.backoff * 2).min(Duration::from_secs(60));
+                let delay = conn.backoff.next_delay();
+                conn.retry_at = Some(Instant::now() + delay);
+                warn!(url = %self.options.url, error = %e, retry_in = ?delay, "chain connection failed");
                 Err(e)
             }
         }
