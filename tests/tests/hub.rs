@@ -208,10 +208,16 @@ async fn inaccessible_repos_are_the_models_fault_and_server_errors_are_transient
     let fresh_cache = tempfile::tempdir().unwrap();
     let flaky = source(&server, fresh_cache.path(), Some("hf_test_token"));
     let result = flaky.fetch(&model("p", "secret"), LIMIT).await;
-    assert!(matches!(result, Err(JobError::Transient(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(JobError::Transient { .. })),
+        "{result:?}"
+    );
     server.fail_with(Some(503));
     let result = authorised.fetch(&model("p", "secret"), LIMIT).await;
-    assert!(matches!(result, Err(JobError::Transient(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(JobError::Transient { .. })),
+        "{result:?}"
+    );
 
     // A closed port is a network error: transient.
     let gone = HubSource::new(
@@ -225,7 +231,10 @@ async fn inaccessible_repos_are_the_models_fault_and_server_errors_are_transient
     )
     .unwrap();
     let result = gone.fetch(&model("p", "secret"), LIMIT).await;
-    assert!(matches!(result, Err(JobError::Transient(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(JobError::Transient { .. })),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -244,7 +253,7 @@ async fn a_stalled_download_is_abandoned_as_transient() {
     )
     .unwrap();
     match hub.fetch(&model("s", "slow"), LIMIT).await {
-        Err(JobError::Transient(message)) => assert!(
+        Err(JobError::Transient { message, .. }) => assert!(
             message.contains("model-00002-of-00002.safetensors")
                 && message.contains("no data received"),
             "{message}"

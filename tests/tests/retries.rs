@@ -34,7 +34,7 @@ impl Evaluator for FlakyOnce {
         _cancel: CancellationToken,
     ) -> Result<Evaluation, JobError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Err(JobError::Transient("simulated outage".into()));
+            return Err(JobError::transient("simulated outage"));
         }
         Ok(Evaluation {
             components: ComponentScores {

@@ -155,14 +155,14 @@ impl Worker {
         let outcome = match outcome {
             Ok(scores) => Outcome::Completed(scores),
             Err(JobError::Model(reason)) => Outcome::Failed(reason),
-            Err(error @ (JobError::Transient(_) | JobError::Cancelled)) => {
+            Err(error @ (JobError::Transient { .. } | JobError::Cancelled)) => {
                 warn!(%error, "evaluation interrupted, handing the job back");
                 metrics::JOBS.with_label_values(&["handed_back"]).inc();
                 if let Err(e) = self.store.release(&job.job_id, &self.name).await {
                     // The lease expires on its own; the coordinator reclaims it.
                     warn!(error = %e, "cannot release job");
                 }
-                if matches!(error, JobError::Transient(_)) {
+                if matches!(error, JobError::Transient { .. }) {
                     pause(self.timings.retry_backoff, shutdown).await;
                 }
                 settle(delivery.retry().await, "retry");

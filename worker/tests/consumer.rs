@@ -49,7 +49,7 @@ impl Evaluator for Scripted {
         let score = match step {
             Step::Score(s) => s,
             Step::Model(code) => return Err(FailureReason::new(code, "scripted").into()),
-            Step::Transient => return Err(JobError::Transient("scripted outage".into())),
+            Step::Transient => return Err(JobError::transient("scripted outage")),
             Step::Sleep(d) => {
                 tokio::select! {
                     () = cancel.cancelled() => return Err(JobError::Cancelled),

@@ -196,7 +196,7 @@ async fn a_config_the_engine_cannot_read_is_its_limitation_not_the_models_fault(
         "original_max_position_embeddings": 128});
     std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
     match evaluate(dir.path(), Dataset::builtin(), &profile()).await {
-        Err(JobError::Transient(message)) => {
+        Err(JobError::Transient { message, .. }) => {
             assert!(message.contains("yarn"), "{message}");
             assert!(message.contains("engine"), "{message}");
         }

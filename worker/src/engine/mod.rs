@@ -286,6 +286,6 @@ fn classify(e: EngineError) -> JobError {
         | EngineError::LogitsShape(_)
         | EngineError::UnexpectedResponse(_)
         | EngineError::Tensor(_)
-        | EngineError::Join(_) => JobError::Transient(e.to_string()),
+        | EngineError::Join(_) => JobError::transient_source(e),
     }
 }

@@ -169,7 +169,7 @@ impl HubSource {
             .send();
         let response = request
             .await
-            .map_err(|e| JobError::Transient(format!("listing {repo_id}@{revision}: {e}")))?;
+            .map_err(|e| JobError::transient_from(format!("listing {repo_id}@{revision}"), e))?;
         let status = response.status().as_u16();
         if status != 200 {
             return Err(http_failure(
@@ -177,15 +177,14 @@ impl HubSource {
                 format!("listing {repo_id}@{revision}"),
             ));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| JobError::Transient(format!("reading the listing of {repo_id}: {e}")))?;
+        let body = response.bytes().await.map_err(|e| {
+            JobError::transient_from(format!("reading the listing of {repo_id}"), e)
+        })?;
         let info: ModelInfo = serde_json::from_slice(&body).map_err(|e| {
-            JobError::Transient(format!("the hub's listing of {repo_id} is malformed: {e}"))
+            JobError::transient_from(format!("the hub's listing of {repo_id} is malformed"), e)
         })?;
         if info.sha.len() != 40 || !info.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(JobError::Transient(format!(
+            return Err(JobError::transient(format!(
                 "the hub resolved {repo_id}@{revision} to `{}`, not a commit sha",
                 info.sha.escape_debug()
             )));
@@ -198,7 +197,7 @@ impl HubSource {
                     path: s.rfilename,
                     size,
                 }),
-                None => Err(JobError::Transient(format!(
+                None => Err(JobError::transient(format!(
                     "the hub's listing of {repo_id} gives no size for `{}`",
                     s.rfilename.escape_debug()
                 ))),
@@ -237,7 +236,7 @@ impl HubSource {
             }
         };
         if path != expected {
-            return Err(JobError::Transient(format!(
+            return Err(JobError::transient(format!(
                 "the hub served `{}` outside the pinned snapshot ({}), as if from another commit",
                 file.path,
                 path.display()
@@ -248,7 +247,7 @@ impl HubSource {
                 debug!(file = %file.path, size, "downloaded");
                 Ok(())
             }
-            got => Err(JobError::Transient(format!(
+            got => Err(JobError::transient(format!(
                 "`{}` has {} bytes on disk but the listing says {}",
                 file.path,
                 got.map_or_else(|| "no".into(), |s| s.to_string()),
@@ -287,7 +286,7 @@ impl ModelSource for HubSource {
         // The small files decide whether the weights are worth fetching.
         let read = |name: &str| {
             std::fs::read(snapshot.join(name))
-                .map_err(|e| JobError::Transient(format!("reading {name}: {e}")))
+                .map_err(|e| JobError::transient_from(format!("reading {name}"), e))
         };
         precheck::inspect(
             &listing.files,
@@ -306,7 +305,7 @@ impl ModelSource for HubSource {
             inspect_snapshot(&snapshot, &repo_dir, max_bytes, &limits, &template)
         })
         .await
-        .map_err(|e| JobError::Transient(format!("model inspection task failed: {e}")))??;
+        .map_err(|e| JobError::transient_from("model inspection task failed", e))??;
         local.revision_sha = sha;
         info!(
             sha = %local.revision_sha,
@@ -431,7 +430,7 @@ fn http_failure(status: u16, what: String) -> JobError {
         400..=499 if status != 408 && status != 429 => {
             FailureReason::new(FailureCode::NotAccessible, format!("{what}: HTTP {status}")).into()
         }
-        _ => JobError::Transient(format!("{what}: HTTP {status}")),
+        _ => JobError::transient(format!("{what}: HTTP {status}")),
     }
 }
 
@@ -439,7 +438,7 @@ fn classify_download_error(error: DownloadError, file: &str) -> JobError {
     match error {
         DownloadError::Api(e) => classify_api_error(e, file),
         stalled @ DownloadError::Stalled(_) => {
-            JobError::Transient(format!("downloading `{file}`: {stalled}"))
+            JobError::transient_from(format!("downloading `{file}`"), stalled)
         }
     }
 }
@@ -448,10 +447,10 @@ fn classify_api_error(error: ApiError, file: &str) -> JobError {
     match error {
         ApiError::RequestError(e) => match e.status() {
             Some(status) => http_failure(status.as_u16(), format!("downloading `{file}`")),
-            None => JobError::Transient(format!("downloading `{file}`: {e}")),
+            None => JobError::transient_from(format!("downloading `{file}`"), e),
         },
         ApiError::TooManyRetries(inner) => classify_api_error(*inner, file),
-        other => JobError::Transient(format!("downloading `{file}`: {other}")),
+        other => JobError::transient_from(format!("downloading `{file}`"), other),
     }
 }
 
@@ -497,7 +496,7 @@ mod tests {
         for status in [500, 502, 503, 429, 408] {
             assert!(matches!(
                 http_failure(status, "x".into()),
-                JobError::Transient(_)
+                JobError::Transient { .. }
             ));
         }
     }

@@ -51,7 +51,7 @@ impl ModelSource for LocalDirSource {
         let (limits, template) = (self.limits.clone(), model.chat_template.clone());
         tokio::task::spawn_blocking(move || inspect_dir(&dir, max_bytes, &limits, &template))
             .await
-            .map_err(|e| JobError::Transient(format!("model inspection task failed: {e}")))?
+            .map_err(|e| JobError::transient_from("model inspection task failed", e))?
     }
 }
 
@@ -96,10 +96,10 @@ fn inspect(
         .into());
     }
     let files = list_files(dir, links_within)
-        .map_err(|e| JobError::Transient(format!("listing {}: {e}", dir.display())))?;
+        .map_err(|e| JobError::transient_from(format!("listing {}", dir.display()), e))?;
     let read = |name: &str| {
         std::fs::read(dir.join(name))
-            .map_err(|e| JobError::Transient(format!("reading {name}: {e}")))
+            .map_err(|e| JobError::transient_from(format!("reading {name}"), e))
     };
     let precheck::Inspection { shape, index } =
         precheck::inspect(&files, max_bytes, limits, chat_template, read)?;
