@@ -19,8 +19,9 @@
 //! - [`queue::JobQueue`]: at-least-once job delivery.
 //! - [`store::ResultStore`]: job state, leases, results, leaderboard.
 //!
-//! Process plumbing both binaries use: [`config`], [`metrics`], [`secret_url`],
-//! [`shutdown`], [`telemetry`], [`clock`].
+//! Process plumbing both binaries use: [`config`], [`options`] (the option
+//! groups and `main` they share), [`metrics`], [`secret_url`], [`shutdown`],
+//! [`telemetry`], [`clock`].
 
 pub mod chain;
 pub mod chain_weights;
@@ -28,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod job;
 pub mod metrics;
+pub mod options;
 pub mod queue;
 pub mod result;
 pub mod scoring;
