@@ -314,35 +314,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nmae"), "{err}");
-        let none = Env::new();
-        refused(
-            WorkerOptions {
-                heartbeat: Some(Duration::from_secs(90)),
-                ..Default::default()
-            },
-            &none,
-            "heartbeat",
-        );
-        refused(
-            WorkerOptions {
-                cluster: ClusterOptions {
-                    amqp_url: Some("http://x".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            &none,
-            "amqp_url",
-        );
-        for gib in [0, u64::MAX] {
-            refused(
+        let amqp_url = ClusterOptions {
+            amqp_url: Some("http://x".into()),
+            ..Default::default()
+        };
+        let bad = [
+            (
                 WorkerOptions {
-                    memory_budget_gib: Some(gib),
+                    heartbeat: Some(Duration::from_secs(90)),
                     ..Default::default()
                 },
-                &none,
-                "memory_budget_gib",
-            );
+                "heartbeat",
+            ),
+            (
+                WorkerOptions {
+                    cluster: amqp_url,
+                    ..Default::default()
+                },
+                "amqp_url",
+            ),
+        ];
+        let budgets = [0, u64::MAX].map(|gib| {
+            let options = WorkerOptions {
+                memory_budget_gib: Some(gib),
+                ..Default::default()
+            };
+            (options, "memory_budget_gib")
+        });
+        for (options, field) in bad.into_iter().chain(budgets) {
+            refused(options, &Env::new(), field);
         }
     }
 

@@ -287,14 +287,17 @@ pub async fn job_status(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path.map_err(path_error)?;
-    let job = indexed_job(&state, &id)?;
+    let job = indexed_job(&state, path)?;
     Ok(json_bytes(job.body.clone()))
 }
 
-/// The job `id` (as the path gave it) from the status index, or the 400,
-/// 404 or 503 that `/v1/jobs/{id}` and its sub-routes share.
-fn indexed_job(state: &ApiState, id: &str) -> Result<Arc<IndexedJob>, ApiError> {
+/// The job the path's `{id}` names from the status index, or the 400, 404
+/// or 503 that `/v1/jobs/{id}` and its sub-routes share.
+fn indexed_job(
+    state: &ApiState,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Arc<IndexedJob>, ApiError> {
+    let Path(id) = path.map_err(path_error)?;
     let id: JobId = id
         .parse()
         .map_err(|e| ApiError::invalid("id", format!("{e}")))?;
@@ -330,8 +333,7 @@ pub async fn job_samples(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobSamples>, ApiError> {
-    let Path(id) = path.map_err(path_error)?;
-    let job = indexed_job(&state, &id)?;
+    let job = indexed_job(&state, path)?;
     let id = &job.record.job.job_id;
     // The status index answers for unknown and unfinished jobs, so only a
     // COMPLETED job (whose records never change) costs a store read.
