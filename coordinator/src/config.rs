@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::chain_weights::{Burn, WeightsParams};
 use common::config::{ConfigError, Env};
 use common::layered;
 use common::options::{ClusterConfig, ClusterOptions, ScoringOptions};
 use common::scoring::ScoringProfile;
-use common::chain_weights::{Burn, WeightsParams};
 use serde::Deserialize;
 
 use crate::api::server::MAX_CONNECTIONS_LIMIT;
