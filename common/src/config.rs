@@ -4,9 +4,20 @@
 //! `clap::Args` (flags and environment) and `Deserialize` (file), merges the
 //! layers with [`Layered::over`], then validates into its typed config.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
+
+/// Environment variables, passed to validation as a value (quickwit's
+/// `load_node_config_with_env`), so tests never touch the process
+/// environment.
+pub type Env = HashMap<String, String>;
+
+/// The process environment, read once by a binary's `main`.
+pub fn process_env() -> Env {
+    std::env::vars().collect()
+}
 
 /// A configuration problem, said so an operator can fix it.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +40,19 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{field} ({env}) is required by `{command}`")]
+    Required {
+        field: &'static str,
+        env: &'static str,
+        command: &'static str,
+    },
+    /// A client refused its settings (e.g. a malformed Redis prefix).
+    #[error("{what}")]
+    Client {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl ConfigError {
@@ -37,6 +61,21 @@ impl ConfigError {
             field,
             message: message.into(),
         }
+    }
+}
+
+/// Checks that `url`, when given, starts with one of `schemes`.
+pub fn check_scheme(
+    field: &'static str,
+    url: Option<&str>,
+    schemes: &[&str],
+) -> Result<(), ConfigError> {
+    match url {
+        Some(url) if !schemes.iter().any(|s| url.starts_with(s)) => Err(ConfigError::invalid(
+            field,
+            format!("must start with {}", schemes.join(" or ")),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -66,15 +105,31 @@ pub fn read_secret(what: &'static str, path: &Path) -> Result<String, ConfigErro
 /// Options that can be layered: `self` wins wherever it has a value.
 pub trait Layered: Sized {
     fn over(self, lower: Self) -> Self;
+
+    /// Merges `self` (flags and environment) over the TOML file at `file`,
+    /// if any.
+    fn with_file(self, file: Option<&Path>) -> Result<Self, ConfigError>
+    where
+        Self: DeserializeOwned,
+    {
+        Ok(match file {
+            Some(path) => self.over(load_toml(path)?),
+            None => self,
+        })
+    }
 }
 
-/// Implements [`Layered`] for a struct whose fields are all `Option`s.
+/// Implements [`Layered`] for a struct whose fields are `Option`s, and
+/// (after `flatten`) option groups that are [`Layered`] themselves.
 #[macro_export]
 macro_rules! layered {
-    ($ty:ty { $($field:ident),* $(,)? }) => {
+    ($ty:ty { $($field:ident),* $(,)? } $(flatten { $($group:ident),* $(,)? })?) => {
         impl $crate::config::Layered for $ty {
             fn over(self, lower: Self) -> Self {
-                Self { $($field: self.$field.or(lower.$field)),* }
+                Self {
+                    $($field: self.$field.or(lower.$field),)*
+                    $($($group: $crate::config::Layered::over(self.$group, lower.$group),)*)?
+                }
             }
         }
     };

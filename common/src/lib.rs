@@ -19,9 +19,10 @@
 //! - [`queue::JobQueue`]: at-least-once job delivery.
 //! - [`store::ResultStore`]: job state, leases, results, leaderboard.
 //!
-//! Process plumbing both binaries use: [`config`], [`metrics`], [`secret_url`],
-//! [`shutdown`], [`telemetry`], [`clock`]; and `retry`, the one backoff policy
-//! of the real queue, store and chain clients (with any of their features).
+//! Process plumbing both binaries use: [`config`], [`options`] (the option
+//! groups and `main` they share), [`metrics`], [`secret_url`], [`shutdown`],
+//! [`telemetry`], [`clock`]; and `retry`, the one backoff policy of the real
+//! queue, store and chain clients (with any of their features).
 
 pub mod chain;
 pub mod chain_weights;
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod job;
 pub mod metrics;
+pub mod options;
 pub mod queue;
 pub mod result;
 #[cfg(any(feature = "rabbitmq", feature = "redis", feature = "subtensor"))]

@@ -220,6 +220,33 @@ pub enum InvalidReason {
     },
 }
 
+impl InvalidReason {
+    /// Every reason's [`code`](Self::code), in declaration order.
+    pub const CODES: [&'static str; 7] = [
+        "no_commitment",
+        "malformed",
+        "not_raw",
+        "hash_mismatch",
+        "future_block",
+        "before_epoch_start",
+        "duplicate",
+    ];
+
+    /// The reason's machine-readable code: its `code` tag in JSON.
+    pub fn code(&self) -> &'static str {
+        // A new variant breaks this match until it is added to `CODES` too.
+        Self::CODES[match self {
+            Self::NoCommitment => 0,
+            Self::Malformed { .. } => 1,
+            Self::NotRaw { .. } => 2,
+            Self::HashMismatch { .. } => 3,
+            Self::FutureBlock { .. } => 4,
+            Self::BeforeEpochStart { .. } => 5,
+            Self::Duplicate { .. } => 6,
+        }]
+    }
+}
+
 /// Which duplicate rule a later submission fell under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -647,6 +674,35 @@ mod tests {
             let parsed = CommitString::parse(&text).unwrap();
             prop_assert!(parsed.is_bound_to(&hotkey));
             prop_assert_eq!(parsed, commit);
+        }
+    }
+
+    #[test]
+    fn a_reason_code_is_its_json_tag() {
+        let reasons = [
+            InvalidReason::NoCommitment,
+            InvalidReason::Malformed {
+                message: "m".into(),
+            },
+            InvalidReason::NotRaw { found: "f".into() },
+            InvalidReason::HashMismatch { expected: 1 },
+            InvalidReason::FutureBlock {
+                block: 2,
+                current: 1,
+            },
+            InvalidReason::BeforeEpochStart {
+                block: 1,
+                epoch_start: 2,
+            },
+            InvalidReason::Duplicate {
+                what: DuplicateKind::Hash,
+                earlier_uid: 0,
+                earlier_block: 1,
+            },
+        ];
+        for (reason, code) in reasons.iter().zip(InvalidReason::CODES) {
+            assert_eq!(reason.code(), code);
+            assert_eq!(serde_json::to_value(reason).unwrap()["code"], code);
         }
     }
 }

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::config::{ConfigError, Layered, load_toml};
-use common::layered;
-use common::scoring::ScoringProfile;
-use common::secret_url::SecretUrl;
 use common::chain_weights::{Burn, WeightsParams};
+use common::config::{ConfigError, Env};
+use common::layered;
+use common::options::{ClusterConfig, ClusterOptions, ScoringOptions};
+use common::scoring::ScoringProfile;
 use serde::Deserialize;
 
 use crate::api::server::MAX_CONNECTIONS_LIMIT;
@@ -25,21 +25,12 @@ pub struct CoordinatorOptions {
     /// Subnet id [default: 11]
     #[arg(long, env = "EVAL_NETUID")]
     pub netuid: Option<u16>,
-    /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f
-    #[arg(long, env = "EVAL_AMQP_URL")]
-    pub amqp_url: Option<String>,
-    /// Redis URL, e.g. redis://127.0.0.1:6379/0
-    #[arg(long, env = "EVAL_REDIS_URL")]
-    pub redis_url: Option<String>,
-    /// Prefix of every Redis key [default: eval]
-    #[arg(long, env = "EVAL_REDIS_PREFIX")]
-    pub redis_prefix: Option<String>,
-    /// Job queue name [default: eval.jobs]
-    #[arg(long, env = "EVAL_QUEUE")]
-    pub queue: Option<String>,
-    /// Scoring profile file (TOML) [default: the built-in v1 profile]
-    #[arg(long, env = "EVAL_PROFILE")]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cluster: ClusterOptions,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub scoring: ScoringOptions,
     /// Commitments before this block are ignored [default: 0]
     #[arg(long, env = "EVAL_EPOCH_START_BLOCK")]
     pub epoch_start_block: Option<u64>,
@@ -145,11 +136,6 @@ pub struct CoordinatorOptions {
 
 layered!(CoordinatorOptions {
     netuid,
-    amqp_url,
-    redis_url,
-    redis_prefix,
-    queue,
-    profile,
     epoch_start_block,
     aggregate_every_blocks,
     poll_interval,
@@ -178,6 +164,9 @@ layered!(CoordinatorOptions {
     publish_stale_after,
     max_requeues,
     max_reclaims,
+} flatten {
+    cluster,
+    scoring,
 });
 
 /// Where the chain is and who signs for the validator.
@@ -194,10 +183,7 @@ pub struct ChainConfig {
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub netuid: u16,
-    pub amqp_url: Option<SecretUrl>,
-    pub redis_url: Option<SecretUrl>,
-    pub redis_prefix: String,
-    pub queue: String,
+    pub cluster: ClusterConfig,
     pub profile: ScoringProfile,
     pub settings: LoopSettings,
     pub api: ApiSettings,
@@ -206,25 +192,10 @@ pub struct CoordinatorConfig {
 }
 
 impl CoordinatorOptions {
-    /// Merges flags/environment (`self`) over the file at `file`, if any.
-    pub fn with_file(self, file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        Ok(match file {
-            Some(path) => self.over(load_toml(path)?),
-            None => self,
-        })
-    }
-
-    pub fn validate(self) -> Result<CoordinatorConfig, ConfigError> {
-        let profile = match &self.profile {
-            Some(path) => {
-                let profile: ScoringProfile = load_toml(path)?;
-                profile
-                    .validate()
-                    .map_err(|m| ConfigError::invalid("profile", m))?;
-                profile
-            }
-            None => ScoringProfile::v1(),
-        };
+    /// Validates; `env` supplies `EVAL_OPERATOR_TOKEN` (see
+    /// [`Self::api_settings`]).
+    pub fn validate(self, env: &Env) -> Result<CoordinatorConfig, ConfigError> {
+        let profile = self.scoring.validate()?;
         let defaults = WeightsParams::default();
         let burn = match (self.burn_uid, self.burn_fraction) {
             (Some(uid), fraction) => Some(Burn {
@@ -258,20 +229,8 @@ impl CoordinatorOptions {
         if poll_interval.is_zero() {
             return Err(ConfigError::invalid("poll_interval", "must be positive"));
         }
-        for (field, url, schemes) in [
-            ("amqp_url", &self.amqp_url, ["amqp://", "amqps://"]),
-            ("redis_url", &self.redis_url, ["redis://", "rediss://"]),
-        ] {
-            if let Some(url) = url
-                && !schemes.iter().any(|s| url.starts_with(s))
-            {
-                return Err(ConfigError::invalid(
-                    field,
-                    format!("must start with {}", schemes.join(" or ")),
-                ));
-            }
-        }
-        let api = self.api_settings(poll_interval)?;
+        let cluster = self.cluster.clone().validate()?;
+        let api = self.api_settings(env, poll_interval)?;
         let chain = self.chain_config()?;
         let reconcile = self.reconcile_settings()?;
         Ok(CoordinatorConfig {
@@ -279,10 +238,7 @@ impl CoordinatorOptions {
             chain,
             reconcile,
             netuid: self.netuid.unwrap_or(11),
-            amqp_url: self.amqp_url.map(SecretUrl::new),
-            redis_url: self.redis_url.map(SecretUrl::new),
-            redis_prefix: self.redis_prefix.unwrap_or_else(|| "eval".into()),
-            queue: self.queue.unwrap_or_else(|| "eval.jobs".into()),
+            cluster,
             settings: LoopSettings {
                 profile_version: profile.version.clone(),
                 epoch_start_block: self.epoch_start_block.unwrap_or(0),
@@ -299,16 +255,17 @@ impl CoordinatorOptions {
 
 impl CoordinatorOptions {
     /// The API's settings. The operator token comes from
-    /// `operator_token_file`, else from the `EVAL_OPERATOR_TOKEN` variable.
-    fn api_settings(&self, poll_interval: Duration) -> Result<ApiSettings, ConfigError> {
+    /// `operator_token_file`, else from the `EVAL_OPERATOR_TOKEN` variable
+    /// in `env`.
+    fn api_settings(&self, env: &Env, poll_interval: Duration) -> Result<ApiSettings, ConfigError> {
         let defaults = ApiSettings::default();
         let token = match &self.operator_token_file {
             Some(path) => Some((
                 "operator_token_file",
                 common::config::read_secret("operator token", path)?,
             )),
-            None => std::env::var("EVAL_OPERATOR_TOKEN")
-                .ok()
+            None => env
+                .get("EVAL_OPERATOR_TOKEN")
                 .map(|t| ("EVAL_OPERATOR_TOKEN", t.trim().to_owned())),
         };
         let operator_token = match token {
@@ -467,70 +424,72 @@ impl CoordinatorOptions {
 
 #[cfg(test)]
 mod tests {
+    use common::config::Layered;
+
     use super::*;
+
+    /// The options layered over a TOML file holding `file`.
+    fn over_file(options: CoordinatorOptions, file: &str) -> CoordinatorOptions {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coordinator.toml");
+        std::fs::write(&path, file).unwrap();
+        options.with_file(Some(&path)).unwrap()
+    }
+
+    fn valid(options: CoordinatorOptions) -> CoordinatorConfig {
+        options.validate(&Env::new()).unwrap()
+    }
+
+    /// Asserts that `options` are refused naming `field`.
+    fn refused(options: CoordinatorOptions, field: &str) {
+        let err = options.validate(&Env::new()).unwrap_err();
+        assert!(err.to_string().contains(field), "{err}");
+    }
 
     #[test]
     fn layers_and_validation() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("coordinator.toml");
-        std::fs::write(
-            &file,
-            "netuid = 5\ntemperature = 0.1\npoll_interval = \"30s\"\n",
-        )
-        .unwrap();
         let flags = CoordinatorOptions {
             temperature: Some(0.2),
             ..Default::default()
         };
-        let config = flags.with_file(Some(&file)).unwrap().validate().unwrap();
+        let config = valid(over_file(
+            flags,
+            "netuid = 5\ntemperature = 0.1\npoll_interval = \"30s\"\n",
+        ));
         assert_eq!(config.netuid, 5);
         assert_eq!(config.settings.weights.temperature, 0.2);
         assert_eq!(config.settings.poll_interval, Duration::from_secs(30));
         assert_eq!(config.settings.profile_version, "v1");
+    }
 
-        let err = CoordinatorOptions {
-            burn_fraction: Some(0.5),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(err.to_string().contains("burn_uid"), "{err}");
-        let err = CoordinatorOptions {
-            temperature: Some(0.0),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(err.to_string().contains("temperature"), "{err}");
-        let err = CoordinatorOptions {
-            redis_url: Some("localhost:6379".into()),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(err.to_string().contains("redis_url"), "{err}");
+    #[test]
+    fn the_operator_token_comes_from_the_given_environment() {
+        let env: Env = [("EVAL_OPERATOR_TOKEN".into(), " 0123456789abcdef\n".into())].into();
+        let config = CoordinatorOptions::default().validate(&env).unwrap();
+        assert!(config.api.operator_token.is_some());
+        assert!(
+            valid(CoordinatorOptions::default())
+                .api
+                .operator_token
+                .is_none()
+        );
+        let env: Env = [("EVAL_OPERATOR_TOKEN".into(), "short".into())].into();
+        let err = CoordinatorOptions::default().validate(&env).unwrap_err();
+        assert!(err.to_string().contains("EVAL_OPERATOR_TOKEN"), "{err}");
     }
 
     #[test]
     fn api_connection_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("coordinator.toml");
-        std::fs::write(
-            &file,
-            "api_header_timeout = \"5s\"\napi_max_connections = 100\napi_idle_timeout = \"1m\"\n",
-        )
-        .unwrap();
         let flags = CoordinatorOptions {
             api_body_timeout: Some(Duration::from_secs(3)),
             api_max_connections: Some(200),
             ..Default::default()
         };
-        let api = flags
-            .with_file(Some(&file))
-            .unwrap()
-            .validate()
-            .unwrap()
-            .api;
+        let api = valid(over_file(
+            flags,
+            "api_header_timeout = \"5s\"\napi_max_connections = 100\napi_idle_timeout = \"1m\"\n",
+        ))
+        .api;
         assert_eq!(
             api.connections,
             ConnectionLimits {
@@ -540,9 +499,38 @@ mod tests {
             }
         );
         assert_eq!(api.body_timeout, Duration::from_secs(3));
-        let defaults = CoordinatorOptions::default().validate().unwrap().api;
+        let defaults = valid(CoordinatorOptions::default()).api;
         assert_eq!(defaults.connections, ApiSettings::default().connections);
+    }
+
+    #[test]
+    fn a_bad_setting_is_refused_by_name() {
+        let redis_url = ClusterOptions {
+            redis_url: Some("localhost:6379".into()),
+            ..Default::default()
+        };
         for (options, field) in [
+            (
+                CoordinatorOptions {
+                    burn_fraction: Some(0.5),
+                    ..Default::default()
+                },
+                "burn_uid",
+            ),
+            (
+                CoordinatorOptions {
+                    temperature: Some(0.0),
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+            (
+                CoordinatorOptions {
+                    cluster: redis_url,
+                    ..Default::default()
+                },
+                "redis_url",
+            ),
             (
                 CoordinatorOptions {
                     api_max_connections: Some(0),
@@ -564,38 +552,6 @@ mod tests {
                 },
                 "api_body_timeout",
             ),
-        ] {
-            let err = options.validate().unwrap_err();
-            assert!(err.to_string().contains(field), "{err}");
-        }
-    }
-
-    #[test]
-    fn reconcile_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("coordinator.toml");
-        std::fs::write(
-            &file,
-            "publish_stale_after = \"30s\"\nmax_requeues = 2\nmax_reclaims = 4\n",
-        )
-        .unwrap();
-        let flags = CoordinatorOptions {
-            max_requeues: Some(7),
-            ..Default::default()
-        };
-        let config = flags.with_file(Some(&file)).unwrap().validate().unwrap();
-        assert_eq!(
-            config.reconcile,
-            ReconcileSettings {
-                publish_stale_after: Duration::from_secs(30),
-                max_requeues: 7,
-                max_reclaims: 4,
-                ..ReconcileSettings::default()
-            }
-        );
-        let defaults = CoordinatorOptions::default().validate().unwrap();
-        assert_eq!(defaults.reconcile, ReconcileSettings::default());
-        for (options, field) in [
             (
                 CoordinatorOptions {
                     max_reclaims: Some(0),
@@ -610,22 +566,56 @@ mod tests {
                 },
                 "publish_stale_after",
             ),
+            (
+                CoordinatorOptions {
+                    subtensor_network: Some("mainnet".into()),
+                    ..Default::default()
+                },
+                "subtensor_network",
+            ),
+            (
+                CoordinatorOptions {
+                    subtensor_network: Some("ws://127.0.0.1:9944".into()),
+                    ..Default::default()
+                },
+                "hotkey",
+            ),
         ] {
-            let err = options.validate().unwrap_err();
-            assert!(err.to_string().contains(field), "{err}");
+            refused(options, field);
         }
     }
 
     #[test]
+    fn reconcile_settings() {
+        let flags = CoordinatorOptions {
+            max_requeues: Some(7),
+            ..Default::default()
+        };
+        let config = valid(over_file(
+            flags,
+            "publish_stale_after = \"30s\"\nmax_requeues = 2\nmax_reclaims = 4\n",
+        ));
+        assert_eq!(
+            config.reconcile,
+            ReconcileSettings {
+                publish_stale_after: Duration::from_secs(30),
+                max_requeues: 7,
+                max_reclaims: 4,
+                ..ReconcileSettings::default()
+            }
+        );
+        let defaults = valid(CoordinatorOptions::default());
+        assert_eq!(defaults.reconcile, ReconcileSettings::default());
+    }
+
+    #[test]
     fn chain_options() {
-        let config = CoordinatorOptions {
+        let config = valid(CoordinatorOptions {
             subtensor_network: Some("finney".into()),
             wallet_path: Some("/wallets".into()),
             wallet_name: Some("validator".into()),
             ..Default::default()
-        }
-        .validate()
-        .unwrap();
+        });
         assert_eq!(
             config.chain.subtensor_url.as_deref(),
             Some("wss://entrypoint-finney.opentensor.ai:443")
@@ -634,28 +624,27 @@ mod tests {
             config.chain.hotkey_file,
             Some(PathBuf::from("/wallets/validator/hotkeys/default"))
         );
-        let err = CoordinatorOptions {
-            subtensor_network: Some("mainnet".into()),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(err.to_string().contains("subtensor_network"), "{err}");
-        let err = CoordinatorOptions {
-            subtensor_network: Some("ws://127.0.0.1:9944".into()),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(err.to_string().contains("hotkey"), "{err}");
-        let dry = CoordinatorOptions {
+        let dry = valid(CoordinatorOptions {
             subtensor_network: Some("local".into()),
             dry_run: Some(true),
             ..Default::default()
-        }
-        .validate()
-        .unwrap();
+        });
         assert_eq!(dry.chain.hotkey_file, None);
         assert_eq!(dry.chain.state_dir, PathBuf::from("./state"));
+    }
+
+    #[test]
+    fn the_shared_groups_read_their_flat_toml_keys() {
+        let options = over_file(
+            CoordinatorOptions::default(),
+            "queue = \"q.file\"\nredis_prefix = \"p\"\namqp_url = \"amqp://h\"\n",
+        );
+        let config = valid(options);
+        assert_eq!(config.cluster.queue, "q.file");
+        assert_eq!(config.cluster.redis_prefix, "p");
+        assert_eq!(config.cluster.amqp_url.unwrap().expose(), "amqp://h");
+        let defaults = valid(CoordinatorOptions::default());
+        assert_eq!(defaults.cluster.queue, "eval.jobs");
+        assert_eq!(defaults.cluster.redis_prefix, "eval");
     }
 }

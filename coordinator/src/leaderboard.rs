@@ -51,6 +51,31 @@ pub struct Entry {
     pub pending: Option<Pending>,
 }
 
+impl Entry {
+    /// The row's figures as tables show them: similarity, vibe, latency, size
+    /// and total.
+    pub fn figures(&self) -> [Option<f64>; 5] {
+        let c = self.components;
+        [
+            c.map(|c| c.similarity),
+            c.map(|c| c.vibe),
+            c.map(|c| c.latency),
+            c.map(|c| c.size),
+            self.total,
+        ]
+    }
+}
+
+/// A figure with four decimals (`none` when absent). Random or weak models
+/// score similarities far below 1e-4: those keep a visible exponent.
+pub fn format_figure(value: Option<f64>, none: &str) -> String {
+    match value {
+        Some(v) if v > 0.0 && v < 1e-3 => format!("{v:.0e}"),
+        Some(v) => format!("{v:.4}"),
+        None => none.to_owned(),
+    }
+}
+
 /// A submission being evaluated while an earlier score still counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
@@ -240,26 +265,15 @@ pub fn render_table(board: &Leaderboard) -> String {
             .map(ModelRef::repo_id)
             .unwrap_or_else(|| "-".into());
         let status = e.status.map(|s| s.as_str()).unwrap_or("INVALID");
-        // Random or weak models score similarities far below 1e-4: keep them visible.
-        let num = |v: Option<f64>| match v {
-            Some(v) if v > 0.0 && v < 1e-3 => format!("{v:.0e}"),
-            Some(v) => format!("{v:.4}"),
-            None => "-".into(),
-        };
-        let c = e.components;
+        let [sim, vibe, lat, size, total] = e.figures().map(|v| format_figure(v, "-"));
         let _ = writeln!(
             out,
-            "{:>4} {:>4}  {:<12} {:<28} {:<10} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7.4}",
+            "{:>4} {:>4}  {:<12} {:<28} {:<10} {sim:>6} {vibe:>6} {lat:>6} {size:>6} {total:>7} {:>7.4}",
             rank + 1,
             e.uid,
             truncate(&e.hotkey, 12),
             truncate(&model, 28),
             status,
-            num(c.map(|c| c.similarity)),
-            num(c.map(|c| c.vibe)),
-            num(c.map(|c| c.latency)),
-            num(c.map(|c| c.size)),
-            num(e.total),
             e.weight,
         );
         if let Some(reason) = &e.reason {
@@ -295,6 +309,15 @@ mod tests {
     };
 
     use super::*;
+
+    /// The verdicts on `raw` at block 1000.
+    fn judge(hotkeys: &BTreeMap<u16, String>, raw: &[RawCommitment]) -> Vec<Verdict> {
+        let ctx = ValidationContext {
+            current_block: 1_000,
+            epoch_start_block: 0,
+        };
+        validate_submissions(hotkeys, raw, ctx)
+    }
 
     fn record(commit: &CommitString, total: f64, fingerprint: &str) -> JobRecord {
         let message = JobMessage::v1(
@@ -356,14 +379,7 @@ mod tests {
                 not_raw: None,
             },
         ];
-        let verdicts = validate_submissions(
-            &hotkeys,
-            &raw,
-            ValidationContext {
-                current_block: 1_000,
-                epoch_start_block: 0,
-            },
-        );
+        let verdicts = judge(&hotkeys, &raw);
         let mut kept = record(&old, 0.9, "f-old");
         kept.job.origin = JobOrigin::Chain {
             uid: 0,
@@ -463,14 +479,7 @@ mod tests {
                 not_raw: None,
             })
             .collect();
-        let verdicts = validate_submissions(
-            &hotkeys,
-            &raw,
-            ValidationContext {
-                current_block: 1_000,
-                epoch_start_block: 0,
-            },
-        );
+        let verdicts = judge(&hotkeys, &raw);
         // Scores of the three-uid hand-computed case; uid 3 copies uid 0's weights.
         let records: HashMap<JobId, JobRecord> = [
             (0, 0.80, "fa"),

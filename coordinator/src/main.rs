@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use common::telemetry::{self, LogFormat};
+use common::config::process_env;
+use common::options::ConfigArgs;
+use common::telemetry::LogFormat;
+use coordinator::config::CoordinatorOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,9 +30,8 @@ enum Command {
     /// submissions from a local file (see `chain` in the library docs), until
     /// SIGTERM
     Run {
-        /// TOML config file
-        #[arg(long, env = "EVAL_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs<CoordinatorOptions>,
         /// TOML file of local submissions ([[miner]] hotkey, commit); used
         /// when no --subtensor.network is given
         #[arg(long, env = "EVAL_SUBMISSIONS")]
@@ -37,8 +39,6 @@ enum Command {
         /// Block time of the local chain
         #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
         block_time: std::time::Duration,
-        #[command(flatten)]
-        options: coordinator::config::CoordinatorOptions,
     },
     /// Print the commit string a miner commits for a model, bound to its hotkey
     Commit {
@@ -51,32 +51,12 @@ enum Command {
     /// miner's hotkey) and print the block and the coordinator's status URL
     Submit(coordinator::submit::SubmitArgs),
     /// Print the effective configuration (file < environment < flags) and exit
-    Config {
-        /// TOML config file
-        #[arg(long, env = "EVAL_CONFIG")]
-        config: Option<PathBuf>,
-        #[command(flatten)]
-        options: coordinator::config::CoordinatorOptions,
-    },
+    Config(ConfigArgs<CoordinatorOptions>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(
-        cli.log_format,
-        "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::options::run_main(cli.log_format, run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -85,9 +65,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config,
             submissions,
             block_time,
-            options,
         } => {
-            let config = options.with_file(config.as_deref())?.validate()?;
+            let config = config.layered()?.validate(&process_env())?;
             coordinator::run::run(
                 config,
                 submissions.as_deref(),
@@ -122,8 +101,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{text}");
             Ok(())
         }
-        Command::Config { config, options } => {
-            let config = options.with_file(config.as_deref())?.validate()?;
+        Command::Config(config) => {
+            let config = config.layered()?.validate(&process_env())?;
             println!("{config:#?}");
             Ok(())
         }

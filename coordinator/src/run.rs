@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use common::queue::{RabbitConfig, RabbitQueue};
-use common::store::{RedisConfig, RedisStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
@@ -24,30 +22,9 @@ pub async fn run(
     block_time: Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let amqp_url = config
-        .amqp_url
-        .clone()
-        .context("amqp_url (EVAL_AMQP_URL) is required by `coordinator run`")?;
-    let redis_url = config
-        .redis_url
-        .clone()
-        .context("redis_url (EVAL_REDIS_URL) is required by `coordinator run`")?;
+    let (queue, store) = config.cluster.connect("coordinator", "coordinator run")?;
+    let (queue, store) = (Arc::new(queue), Arc::new(store));
     let selected = crate::chain::select(&config, submissions, block_time, &shutdown).await?;
-    let queue = Arc::new(
-        RabbitQueue::lazy(RabbitConfig::for_queue(
-            amqp_url.expose(),
-            &config.queue,
-            "coordinator",
-        ))
-        .context("the RabbitMQ settings")?,
-    );
-    let store = Arc::new(
-        RedisStore::lazy(RedisConfig::for_prefix(
-            redis_url.expose().to_owned(),
-            config.redis_prefix.clone(),
-        ))
-        .context("the Redis settings")?,
-    );
     let view = SharedView::default();
     let api_state = ApiState::new(
         store.clone(),
@@ -72,7 +49,11 @@ pub async fn run(
     // Ordered shutdown: the loop stops first, then the API drains.
     let api_stop = CancellationToken::new();
     let admin = admin_listener.map(|listener| {
-        tokio::spawn(api::serve_admin(listener, api_state.clone(), api_stop.clone()))
+        tokio::spawn(api::serve_admin(
+            listener,
+            api_state.clone(),
+            api_stop.clone(),
+        ))
     });
     let api = tokio::spawn(api::serve(listener, api_state, api_stop.clone()));
     Coordinator::new(selected.chain, queue.clone(), store, config.settings, view)

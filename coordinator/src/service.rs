@@ -195,13 +195,10 @@ impl Coordinator {
         metrics::zero_submissions();
         for verdict in &verdicts {
             let label = match &verdict.outcome {
-                Ok(_) => "valid".to_owned(),
-                Err(reason) => serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
-                    .unwrap_or_else(|| "invalid".into()),
+                Ok(_) => metrics::VALID,
+                Err(reason) => reason.code(),
             };
-            metrics::SUBMISSIONS.with_label_values(&[&label]).inc();
+            metrics::SUBMISSIONS.with_label_values(&[label]).inc();
         }
         verdicts
     }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::telemetry::{self, LogFormat};
+use common::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,21 +22,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(
-        cli.log_format,
-        "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(run(cli.options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::options::run_main(cli.log_format, run(cli.options))
 }
 
 async fn run(options: embedded::EmbeddedOptions) -> anyhow::Result<()> {

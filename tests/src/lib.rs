@@ -34,22 +34,94 @@ pub mod tools;
 
 use std::collections::BTreeMap;
 
-use common::chain_weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
+use common::chain_weights::{U16Weights, WeightsParams};
 use coordinator::leaderboard::Leaderboard;
 
-/// Recomputes the u16 weights of a leaderboard from its entries with
-/// `common`'s pure functions, independently of the aggregator.
+/// Recomputes the u16 chain weights of a leaderboard from its entries,
+/// following docs/architecture.md §8 step by step in plain loops rather
+/// than with `common::chain_weights`, so that a slip in the aggregator's use of
+/// those functions shows as a mismatch.
 pub fn expected_weights(board: &Leaderboard, params: &WeightsParams) -> U16Weights {
-    let contenders: Vec<Contender> = board
-        .entries
-        .iter()
-        .map(|e| Contender {
-            uid: e.uid,
-            score: e.score,
-            block: e.block.unwrap_or(u64::MAX),
-            valid: e.model.is_some(),
-        })
-        .collect();
-    let weights: BTreeMap<u16, f64> = compute_weights(&contenders, params);
-    to_u16(&weights)
+    // 1. Eligible: a valid submission with a finite total above 0, by uid.
+    let mut eligible: BTreeMap<u16, (f64, u64)> = BTreeMap::new();
+    for entry in &board.entries {
+        if entry.model.is_some() && entry.score.is_finite() && entry.score > 0.0 {
+            let block = entry.block.unwrap_or(u64::MAX);
+            eligible.insert(entry.uid, (entry.score, block));
+        }
+    }
+    // 2. Every pair plays a match: the later submission's score is first
+    // multiplied by `1 - earlier_advantage`, the higher score wins.
+    let later = 1.0 - params.earlier_advantage;
+    let mut win_rate: BTreeMap<u16, f64> = BTreeMap::new();
+    for (&uid, &(score, block)) in &eligible {
+        let mut wins = 0u32;
+        for (&other, &(other_score, other_block)) in &eligible {
+            if other == uid {
+                continue;
+            }
+            let mine = if block > other_block {
+                score * later
+            } else {
+                score
+            };
+            let theirs = if other_block > block {
+                other_score * later
+            } else {
+                other_score
+            };
+            if mine > theirs {
+                wins += 1;
+            }
+        }
+        let rate = match eligible.len() {
+            1 => 1.0,
+            n => f64::from(wins) / (n - 1) as f64,
+        };
+        win_rate.insert(uid, rate);
+    }
+    // 3. Softmax over the win rates at the temperature, the largest subtracted.
+    let mut largest_rate = f64::NEG_INFINITY;
+    for &rate in win_rate.values() {
+        largest_rate = largest_rate.max(rate);
+    }
+    let mut weights: BTreeMap<u16, f64> = BTreeMap::new();
+    let mut sum = 0.0;
+    for (&uid, &rate) in &win_rate {
+        let e = ((rate - largest_rate) / params.temperature).exp();
+        sum += e;
+        weights.insert(uid, e);
+    }
+    for weight in weights.values_mut() {
+        *weight /= sum;
+    }
+    // 4. The burn uid's fixed fraction; the rest scaled by `1 - fraction`.
+    if let Some(burn) = params.burn {
+        let others: f64 = weights.values().sum();
+        for weight in weights.values_mut() {
+            *weight *= 1.0 - burn.fraction;
+        }
+        let share = if others > 0.0 { burn.fraction } else { 1.0 };
+        *weights.entry(burn.uid).or_default() += share;
+    }
+    // 5. Divided by the largest, times 65535, rounded (halves to even, as the
+    // SDK does); zeros dropped.
+    let mut largest = 0.0f64;
+    for &weight in weights.values() {
+        largest = largest.max(weight);
+    }
+    let mut expected = U16Weights::default();
+    for (&uid, &weight) in &weights {
+        if largest <= 0.0 {
+            break;
+        }
+        let scaled = (weight / largest * f64::from(u16::MAX)).round_ties_even();
+        if scaled >= 1.0 {
+            expected.uids.push(uid);
+            expected
+                .weights
+                .push(scaled.min(f64::from(u16::MAX)) as u16);
+        }
+    }
+    expected
 }

@@ -1,15 +1,14 @@
 //! The worker's configuration: a TOML file (`--config`), then `EVAL_*`
 //! environment variables, then flags, validated into [`WorkerConfig`].
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::config::{ConfigError, Layered, load_toml};
+use common::config::{ConfigError, Env, check_scheme};
 use common::layered;
+use common::options::{ClusterConfig, ClusterOptions, ScoringOptions};
 use common::scoring::ScoringProfile;
-use common::secret_url::SecretUrl;
 use serde::Deserialize;
 
 use crate::consumer::LoopTimings;
@@ -24,18 +23,9 @@ pub struct WorkerOptions {
     /// Name recorded with results [default: <hostname>-<pid>]
     #[arg(long, env = "EVAL_WORKER_NAME")]
     pub name: Option<String>,
-    /// RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f
-    #[arg(long, env = "EVAL_AMQP_URL")]
-    pub amqp_url: Option<String>,
-    /// Redis URL, e.g. redis://127.0.0.1:6379/0
-    #[arg(long, env = "EVAL_REDIS_URL")]
-    pub redis_url: Option<String>,
-    /// Prefix of every Redis key [default: eval]
-    #[arg(long, env = "EVAL_REDIS_PREFIX")]
-    pub redis_prefix: Option<String>,
-    /// Job queue name [default: eval.jobs]
-    #[arg(long, env = "EVAL_QUEUE")]
-    pub queue: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cluster: ClusterOptions,
     /// Directory of local models laid out as <namespace>/<name>/; without
     /// it, models are downloaded from the Hugging Face endpoint
     #[arg(long, env = "EVAL_MODELS_DIR")]
@@ -50,9 +40,9 @@ pub struct WorkerOptions {
     /// File holding the Hugging Face token [default: the HF_TOKEN variable]
     #[arg(long, env = "EVAL_HF_TOKEN_FILE")]
     pub hf_token_file: Option<PathBuf>,
-    /// Scoring profile file (TOML) [default: the built-in v1 profile]
-    #[arg(long, env = "EVAL_PROFILE")]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub scoring: ScoringOptions,
     /// Evaluation dataset (JSONL): a path, or a file of a Hugging Face dataset
     /// repository `hf://datasets/<namespace>/<name>[@<revision>]/<file>`
     /// [default: the built-in sample set]
@@ -84,31 +74,26 @@ pub struct WorkerOptions {
 
 layered!(WorkerOptions {
     name,
-    amqp_url,
-    redis_url,
-    redis_prefix,
-    queue,
     models_dir,
     hf_endpoint,
     hf_cache_dir,
     hf_token_file,
-    profile,
     dataset,
     hf_stall_timeout,
     lease,
     heartbeat,
     memory_budget_gib,
     metrics_listen,
+} flatten {
+    cluster,
+    scoring,
 });
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub name: String,
-    pub amqp_url: Option<SecretUrl>,
-    pub redis_url: Option<SecretUrl>,
-    pub redis_prefix: String,
-    pub queue: String,
+    pub cluster: ClusterConfig,
     pub models_dir: Option<PathBuf>,
     /// The hub source's settings, used when `models_dir` is not set.
     pub hub: HubConfig,
@@ -127,26 +112,9 @@ pub const DEFAULT_METRICS_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9090);
 
 impl WorkerOptions {
-    /// Merges flags/environment (`self`) over the file at `file`, if any.
-    pub fn with_file(self, file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        Ok(match file {
-            Some(path) => self.over(load_toml(path)?),
-            None => self,
-        })
-    }
-
-    /// [`Self::validate_with_env`] with the process environment, for the
-    /// standard `HF_*` variables.
-    pub fn validate(self) -> Result<WorkerConfig, ConfigError> {
-        self.validate_with_env(&std::env::vars().collect())
-    }
-
     /// Validates; `env` supplies `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_CACHE` and
     /// `HF_TOKEN`, which the explicit `hf_*` options override.
-    pub fn validate_with_env(
-        self,
-        env: &HashMap<String, String>,
-    ) -> Result<WorkerConfig, ConfigError> {
+    pub fn validate(self, env: &Env) -> Result<WorkerConfig, ConfigError> {
         let defaults = LoopTimings::default();
         let lease = self.lease.unwrap_or(defaults.lease);
         let heartbeat = self.heartbeat.unwrap_or(defaults.heartbeat);
@@ -159,32 +127,8 @@ impl WorkerOptions {
                 ),
             ));
         }
-        let profile = match &self.profile {
-            Some(path) => {
-                let profile: ScoringProfile = load_toml(path)?;
-                profile
-                    .validate()
-                    .map_err(|m| ConfigError::invalid("profile", m))?;
-                profile
-            }
-            None => ScoringProfile::v1(),
-        };
-        if let Some(url) = &self.amqp_url
-            && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
-        {
-            return Err(ConfigError::invalid(
-                "amqp_url",
-                "must start with amqp:// or amqps://",
-            ));
-        }
-        if let Some(url) = &self.redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(ConfigError::invalid(
-                "redis_url",
-                "must start with redis:// or rediss://",
-            ));
-        }
+        let profile = self.scoring.validate()?;
+        let cluster = self.cluster.validate()?;
         if let Some(dir) = &self.models_dir
             && !dir.is_dir()
         {
@@ -206,12 +150,7 @@ impl WorkerOptions {
         if let Some(endpoint) = &self.hf_endpoint {
             hub.endpoint = endpoint.clone();
         }
-        if !(hub.endpoint.starts_with("http://") || hub.endpoint.starts_with("https://")) {
-            return Err(ConfigError::invalid(
-                "hf_endpoint",
-                "must start with http:// or https://",
-            ));
-        }
+        check_scheme("hf_endpoint", Some(&hub.endpoint), &["http://", "https://"])?;
         if let Some(dir) = &self.hf_cache_dir {
             hub.cache_dir = dir.clone();
         }
@@ -244,10 +183,7 @@ impl WorkerOptions {
         }
         Ok(WorkerConfig {
             name: self.name.unwrap_or_else(default_name),
-            amqp_url: self.amqp_url.map(SecretUrl::new),
-            redis_url: self.redis_url.map(SecretUrl::new),
-            redis_prefix: self.redis_prefix.unwrap_or_else(|| "eval".into()),
-            queue: self.queue.unwrap_or_else(|| "eval.jobs".into()),
+            cluster,
             models_dir: self.models_dir,
             hub,
             profile,
@@ -275,7 +211,19 @@ fn default_name() -> String {
 
 #[cfg(test)]
 mod tests {
+    use common::config::Layered;
+
     use super::*;
+
+    fn valid(options: WorkerOptions) -> WorkerConfig {
+        options.validate(&Env::new()).unwrap()
+    }
+
+    /// Asserts that `options` are refused under `env`, naming `field`.
+    fn refused(options: WorkerOptions, env: &Env, field: &str) {
+        let err = options.validate(env).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+    }
 
     #[test]
     fn flags_override_file_and_defaults_fill_the_rest() {
@@ -290,26 +238,26 @@ mod tests {
             name: Some("from-flag".into()),
             ..Default::default()
         };
-        let config = flags.with_file(Some(&file)).unwrap().validate().unwrap();
+        let config = valid(flags.with_file(Some(&file)).unwrap());
         assert_eq!(config.name, "from-flag");
-        assert_eq!(config.queue, "q.file");
+        assert_eq!(config.cluster.queue, "q.file");
         assert_eq!(config.timings.lease, Duration::from_secs(600));
-        assert_eq!(config.redis_prefix, "eval");
+        assert_eq!(config.cluster.redis_prefix, "eval");
         assert_eq!(config.profile, ScoringProfile::v1());
         assert_eq!(config.metrics_listen, DEFAULT_METRICS_LISTEN);
         let file_listen = dir.path().join("listen.toml");
         std::fs::write(&file_listen, "metrics_listen = \"127.0.0.1:0\"\n").unwrap();
-        let config = WorkerOptions::default()
-            .with_file(Some(&file_listen))
-            .unwrap()
-            .validate()
-            .unwrap();
+        let config = valid(
+            WorkerOptions::default()
+                .with_file(Some(&file_listen))
+                .unwrap(),
+        );
         assert_eq!(config.metrics_listen, "127.0.0.1:0".parse().unwrap());
     }
 
     #[test]
     fn hub_settings_layer_over_the_hf_variables() {
-        let env: HashMap<String, String> = [
+        let env: Env = [
             ("HF_HOME", "/hf"),
             ("HF_ENDPOINT", "http://mirror.local"),
             ("HF_TOKEN", "from-env"),
@@ -317,7 +265,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
-        let config = WorkerOptions::default().validate_with_env(&env).unwrap();
+        let config = WorkerOptions::default().validate(&env).unwrap();
         assert_eq!(config.hub.endpoint, "http://mirror.local");
         assert_eq!(config.hub.cache_dir, PathBuf::from("/hf/hub"));
         assert_eq!(config.hub.token.as_deref(), Some("from-env"));
@@ -332,28 +280,28 @@ mod tests {
             hf_token_file: Some(token_file),
             ..Default::default()
         }
-        .validate_with_env(&env)
+        .validate(&env)
         .unwrap();
         assert_eq!(config.hub.endpoint, "https://hub.example");
         assert_eq!(config.hub.cache_dir, dir.path().join("cache"));
         assert_eq!(config.hub.token.as_deref(), Some("from-file"));
 
-        let err = WorkerOptions {
-            hf_token_file: Some(dir.path().join("missing")),
-            ..Default::default()
-        }
-        .validate_with_env(&env)
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("hf_token_file"), "{err}");
-        let err = WorkerOptions {
-            hf_endpoint: Some("ftp://x".into()),
-            ..Default::default()
-        }
-        .validate_with_env(&env)
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("hf_endpoint"), "{err}");
+        refused(
+            WorkerOptions {
+                hf_token_file: Some(dir.path().join("missing")),
+                ..Default::default()
+            },
+            &env,
+            "hf_token_file",
+        );
+        refused(
+            WorkerOptions {
+                hf_endpoint: Some("ftp://x".into()),
+                ..Default::default()
+            },
+            &env,
+            "hf_endpoint",
+        );
     }
 
     #[test]
@@ -366,44 +314,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nmae"), "{err}");
-        let err = WorkerOptions {
-            heartbeat: Some(Duration::from_secs(90)),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("heartbeat"), "{err}");
-        let err = WorkerOptions {
+        let amqp_url = ClusterOptions {
             amqp_url: Some("http://x".into()),
             ..Default::default()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("amqp_url"), "{err}");
-        for gib in [0, u64::MAX] {
-            let err = WorkerOptions {
+        };
+        let bad = [
+            (
+                WorkerOptions {
+                    heartbeat: Some(Duration::from_secs(90)),
+                    ..Default::default()
+                },
+                "heartbeat",
+            ),
+            (
+                WorkerOptions {
+                    cluster: amqp_url,
+                    ..Default::default()
+                },
+                "amqp_url",
+            ),
+        ];
+        let budgets = [0, u64::MAX].map(|gib| {
+            let options = WorkerOptions {
                 memory_budget_gib: Some(gib),
                 ..Default::default()
-            }
-            .validate()
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains("memory_budget_gib"), "{err}");
+            };
+            (options, "memory_budget_gib")
+        });
+        for (options, field) in bad.into_iter().chain(budgets) {
+            refused(options, &Env::new(), field);
         }
     }
 
     #[test]
     fn memory_budget_is_read_in_gib() {
-        let config = WorkerOptions {
+        let config = valid(WorkerOptions {
             memory_budget_gib: Some(24),
             ..Default::default()
-        }
-        .validate()
-        .unwrap();
+        });
         assert_eq!(config.config_limits.memory_budget_bytes, 24 << 30);
-        let default = WorkerOptions::default().validate().unwrap();
+        let default = valid(WorkerOptions::default());
         assert_eq!(default.config_limits, ConfigLimits::default());
     }
 }

@@ -23,6 +23,8 @@ use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
 
+use crate::model_config::ARCHITECTURES;
+
 /// Special tokens, in id order: they take ids `0..SPECIAL_TOKENS.len()`.
 pub const SPECIAL_TOKENS: [&str; 5] = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"];
 /// Id of `<unk>`.
@@ -69,43 +71,22 @@ several change answer room sea against top turned learn point city play toward f
 usually smile smiled sword castle dragon magic tavern whisper whispered laugh laughed nods eyes \
 gently softly quietly voice door hello hey yes yeah okay please thank thanks sorry";
 
-/// The model family a generated model belongs to: its `config.json` and tensor names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TinyFamily {
-    #[default]
-    Llama,
-    Mistral,
-    /// Llama's tensors plus biases on the query, key and value projections.
-    Qwen2,
-    /// Llama's tensors plus per-head RMS norms of queries and keys.
-    Qwen3,
-    /// Four norms a layer, tied embeddings, logit soft-capping.
-    Gemma2,
-    /// Gemma 2's tensors plus query/key norms; a text-only `Gemma3ForCausalLM`.
-    Gemma3,
-}
+/// The model family a generated model belongs to: its `config.json` and
+/// tensor names. Qwen 2 adds biases on the query, key and value projections
+/// to Llama's tensors, Qwen 3 per-head RMS norms of queries and keys; Gemma 2
+/// has four norms a layer, tied embeddings and logit soft-capping, Gemma 3
+/// adds query/key norms (a text-only `Gemma3ForCausalLM`).
+pub use crate::model_config::Family as TinyFamily;
 
 impl TinyFamily {
-    /// Every family, in a fixed order.
-    pub const ALL: [Self; 6] = [
-        Self::Llama,
-        Self::Mistral,
-        Self::Qwen2,
-        Self::Qwen3,
-        Self::Gemma2,
-        Self::Gemma3,
-    ];
-
-    /// The `architectures` entry of its `config.json`.
+    /// The `architectures` entry of its `config.json`: the family's
+    /// architecture in [`ARCHITECTURES`].
     pub fn architecture(self) -> &'static str {
-        match self {
-            Self::Llama => "LlamaForCausalLM",
-            Self::Mistral => "MistralForCausalLM",
-            Self::Qwen2 => "Qwen2ForCausalLM",
-            Self::Qwen3 => "Qwen3ForCausalLM",
-            Self::Gemma2 => "Gemma2ForCausalLM",
-            Self::Gemma3 => "Gemma3ForCausalLM",
-        }
+        ARCHITECTURES
+            .iter()
+            .find(|a| a.family == self)
+            .map(|a| a.name)
+            .expect("every family has an architecture")
     }
 
     fn is_gemma(self) -> bool {

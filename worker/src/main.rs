@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use common::telemetry::{self, LogFormat};
+use common::config::process_env;
+use common::options::ConfigArgs;
+use common::telemetry::LogFormat;
+use worker::config::WorkerOptions;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "GPU worker of the roleplay-LLM evaluation cluster")]
@@ -25,13 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Consume jobs from RabbitMQ and store results in Redis until SIGTERM
-    Run {
-        /// TOML config file
-        #[arg(long, env = "EVAL_CONFIG")]
-        config: Option<PathBuf>,
-        #[command(flatten)]
-        options: worker::config::WorkerOptions,
-    },
+    Run(ConfigArgs<WorkerOptions>),
     /// Score a local model directory with exactly the cluster's code
     Eval(worker::eval_cmd::EvalArgs),
     /// Write a generated tiny model (random weights, for tests and demos)
@@ -43,13 +40,7 @@ enum Command {
         seed: u64,
     },
     /// Print the effective configuration (file < environment < flags) and exit
-    Config {
-        /// TOML config file
-        #[arg(long, env = "EVAL_CONFIG")]
-        config: Option<PathBuf>,
-        #[command(flatten)]
-        options: worker::config::WorkerOptions,
-    },
+    Config(ConfigArgs<WorkerOptions>),
 }
 
 fn main() -> ExitCode {
@@ -63,27 +54,13 @@ fn main() -> ExitCode {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         }
     }
-    telemetry::init(
-        cli.log_format,
-        "info,mistralrs_core=warn,mistralrs=warn,candle_core=warn",
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::options::run_main(cli.log_format, run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config, options } => {
-            let config = options.with_file(config.as_deref())?.validate()?;
+        Command::Run(config) => {
+            let config = config.layered()?.validate(&process_env())?;
             worker::run::run(config, common::shutdown::on_signals()).await
         }
         Command::Eval(args) => worker::eval_cmd::eval(args, common::shutdown::on_signals()).await,
@@ -96,8 +73,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await??;
             Ok(())
         }
-        Command::Config { config, options } => {
-            let config = options.with_file(config.as_deref())?.validate()?;
+        Command::Config(config) => {
+            let config = config.layered()?.validate(&process_env())?;
             println!("{config:#?}");
             Ok(())
         }

@@ -39,14 +39,27 @@ pub struct Architecture {
 }
 
 /// Model families with their own config defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Family {
+    #[default]
     Llama,
     Mistral,
     Qwen2,
     Qwen3,
     Gemma2,
     Gemma3,
+}
+
+impl Family {
+    /// Every family, in a fixed order.
+    pub const ALL: [Self; 6] = [
+        Self::Llama,
+        Self::Mistral,
+        Self::Qwen2,
+        Self::Qwen3,
+        Self::Gemma2,
+        Self::Gemma3,
+    ];
 }
 
 /// The architectures the engine loads, each tested on a generated tiny model

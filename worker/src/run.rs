@@ -21,8 +21,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use common::job::{JobId, ModelRef};
-use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
-use common::store::{RedisConfig, RedisStore, ResultStore};
+use common::queue::{JobQueue, RabbitQueue};
+use common::store::{RedisStore, ResultStore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -43,14 +43,8 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let _stop_serving = stop_serving.clone().drop_guard();
     let bound = serve_metrics(listener, connections.clone(), stop_serving)?;
     info!(addr = %bound, "metrics listening");
-    let amqp_url = config
-        .amqp_url
-        .clone()
-        .context("amqp_url (EVAL_AMQP_URL) is required by `worker run`")?;
-    let redis_url = config
-        .redis_url
-        .clone()
-        .context("redis_url (EVAL_REDIS_URL) is required by `worker run`")?;
+    let (queue, store) = config.cluster.connect(config.name.clone(), "worker run")?;
+    let (queue, store) = (Arc::new(queue), Arc::new(store));
     let limits = config.config_limits.clone();
     let source: Arc<dyn ModelSource> = match &config.models_dir {
         Some(dir) => {
@@ -78,21 +72,6 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         device = ?config.config_limits.device,
         memory_budget_bytes = config.config_limits.memory_budget_bytes,
         "connecting"
-    );
-    let queue = Arc::new(
-        RabbitQueue::lazy(RabbitConfig::for_queue(
-            amqp_url.expose(),
-            &config.queue,
-            config.name.clone(),
-        ))
-        .context("the RabbitMQ settings")?,
-    );
-    let store = Arc::new(
-        RedisStore::lazy(RedisConfig::for_prefix(
-            redis_url.expose().to_owned(),
-            config.redis_prefix.clone(),
-        ))
-        .context("the Redis settings")?,
     );
     let _ = connections.set(Connections {
         queue: queue.clone(),

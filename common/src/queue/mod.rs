@@ -32,6 +32,10 @@ pub use self::memory::MemoryQueue;
 pub use self::rabbitmq::{RabbitConfig, RabbitQueue};
 use crate::job::JobMessage;
 
+/// The job queue's name when none is configured (its dead-letter exchange
+/// and queue add `.dlx` and `.dead`).
+pub const DEFAULT_QUEUE: &str = "eval.jobs";
+
 /// Queue failures. All of them are transient from the caller's view: the
 /// broker is away and the operation may be retried.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -158,7 +158,7 @@ impl Default for RabbitConfig {
     fn default() -> Self {
         Self {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-            queue: "eval.jobs".into(),
+            queue: super::DEFAULT_QUEUE.into(),
             dead_letter_exchange: "eval.jobs.dlx".into(),
             dead_letter_queue: "eval.jobs.dead".into(),
             delivery_limit: 3,

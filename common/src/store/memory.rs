@@ -6,7 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
+use super::{
+    Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError, best_first,
+    lease_until, sort_oldest_first,
+};
 use crate::job::{JobId, JobOrigin, JobStatus, JobV1, Transition};
 use crate::result::{ResultMessage, SampleRecord};
 
@@ -46,10 +49,6 @@ fn transition(record: &mut JobRecord, transition: Transition) -> Result<(), Stor
         })?;
     record.status = to;
     Ok(())
-}
-
-fn lease_until(now_ms: u64, lease: Duration) -> u64 {
-    now_ms.saturating_add(lease.as_millis() as u64)
 }
 
 #[async_trait]
@@ -223,7 +222,7 @@ impl ResultStore for MemoryStore {
             .filter(|r| matches!(&r.job.origin, JobOrigin::Chain { hotkey: h, .. } if h == hotkey))
             .cloned()
             .collect();
-        out.sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+        sort_oldest_first(&mut out);
         Ok(out)
     }
 
@@ -269,13 +268,13 @@ impl ResultStore for MemoryStore {
             .filter(|r| r.status == status)
             .cloned()
             .collect();
-        out.sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+        sort_oldest_first(&mut out);
         Ok(out)
     }
 
     async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>, StoreError> {
         let jobs = self.jobs.lock();
-        let mut ranked: Vec<RankedJob> = jobs
+        let ranked = jobs
             .values()
             .filter_map(|r| {
                 Some(RankedJob {
@@ -284,13 +283,7 @@ impl ResultStore for MemoryStore {
                 })
             })
             .collect();
-        ranked.sort_by(|a, b| {
-            b.total
-                .total_cmp(&a.total)
-                .then_with(|| a.job_id.cmp(&b.job_id))
-        });
-        ranked.truncate(limit);
-        Ok(ranked)
+        Ok(best_first(ranked, limit))
     }
 }
 

@@ -196,6 +196,28 @@ pub struct RankedJob {
     pub total: f64,
 }
 
+/// The end of a lease of `lease` taken at `now_ms`.
+fn lease_until(now_ms: u64, lease: Duration) -> u64 {
+    now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Sorts records oldest first (ties by job id), the order of every listing.
+fn sort_oldest_first(records: &mut [JobRecord]) {
+    records.sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+}
+
+/// The first `limit` of `ranked`, best first (ties by job id, so every
+/// implementation orders them alike).
+fn best_first(mut ranked: Vec<RankedJob>, limit: usize) -> Vec<RankedJob> {
+    ranked.sort_by(|a, b| {
+        b.total
+            .total_cmp(&a.total)
+            .then_with(|| a.job_id.cmp(&b.job_id))
+    });
+    ranked.truncate(limit);
+    ranked
+}
+
 /// The store as the coordinator and workers use it. Times are unix ms passed
 /// in by the caller, so tests control the clock.
 #[async_trait]

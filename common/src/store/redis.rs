@@ -103,7 +103,10 @@ use redis::{RedisError, RedisResult, RetryMethod, Script};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, warn};
 
-use super::{Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError};
+use super::{
+    Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError, best_first,
+    lease_until, sort_oldest_first,
+};
 use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, transitions_lua};
 use crate::result::{Outcome, ResultMessage, SampleRecord};
 use crate::retry::{self, Delays};
@@ -477,10 +480,6 @@ fn float(value: f64) -> String {
     value.to_string()
 }
 
-fn lease_until(now_ms: u64, lease: Duration) -> u64 {
-    now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn hotkey_of(job: &JobV1) -> Option<&str> {
     match &job.origin {
         JobOrigin::Chain { hotkey, .. } => Some(hotkey),
@@ -676,8 +675,7 @@ impl RedisStore {
                 Err(e) => error!(key = %key, error = %e, "skipping a corrupt job record"),
             }
         }
-        records
-            .sort_by(|a, b| (a.queued_at_ms, &a.job.job_id).cmp(&(b.queued_at_ms, &b.job.job_id)));
+        sort_oldest_first(&mut records);
         Ok(records)
     }
 
@@ -1195,7 +1193,7 @@ impl ResultStore for RedisStore {
                 }
             })
             .await?;
-        let mut ranked = entries
+        let ranked = entries
             .into_iter()
             .map(|(member, total)| {
                 let job_id = member
@@ -1204,13 +1202,7 @@ impl ResultStore for RedisStore {
                 Ok(RankedJob { job_id, total })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        ranked.sort_by(|a, b| {
-            b.total
-                .total_cmp(&a.total)
-                .then_with(|| a.job_id.cmp(&b.job_id))
-        });
-        ranked.truncate(limit);
-        Ok(ranked)
+        Ok(best_first(ranked, limit))
     }
 }
 

@@ -123,10 +123,6 @@ impl StatusIndex {
             let Err(reason) = &verdict.outcome else {
                 continue;
             };
-            let code = serde_json::to_value(reason)
-                .ok()
-                .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "invalid".into());
             let status = ModelStatus {
                 status: SubmissionStatus::Invalid,
                 job_id: None,
@@ -144,7 +140,7 @@ impl StatusIndex {
                 scores: None,
                 total: None,
                 reason: Some(Reason {
-                    code,
+                    code: reason.code().to_owned(),
                     message: reason.to_string(),
                 }),
                 as_of_ms: now_ms,
@@ -317,7 +313,7 @@ impl Refresher {
         {
             metrics::JOBS.with_label_values(&[status]).set(count);
         }
-        for code in metrics::FAILURE_CODES {
+        for code in common::result::FailureCode::ALL {
             let count = failed.get(code.as_str()).copied().unwrap_or(0);
             metrics::FAILED_JOBS
                 .with_label_values(&[code.as_str()])

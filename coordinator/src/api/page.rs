@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use crate::leaderboard::format_figure;
 use crate::view::View;
 
 /// Seconds between reloads of the page.
@@ -24,14 +25,6 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-fn num(value: Option<f64>) -> String {
-    match value {
-        Some(v) if v > 0.0 && v < 1e-3 => format!("{v:.0e}"),
-        Some(v) => format!("{v:.4}"),
-        None => "–".into(),
-    }
 }
 
 /// A hub repository part is safe in a URL path when it is only these characters.
@@ -86,7 +79,6 @@ tr.INVALID td,tr.FAILED td{{color:#8a3b3b}} tr.COMPLETED td.w{{font-weight:600}}
             Some(m) => escape(&m.repo_id()),
             None => "–".into(),
         };
-        let c = e.components;
         let _ = write!(
             html,
             r#"<tr class="{status}" data-uid="{uid}"><td class="n">{rank}</td><td class="n">{uid}</td><td title="{hotkey}">{hotkey_short}</td><td>{model}</td><td>{status}"#,
@@ -98,16 +90,11 @@ tr.INVALID td,tr.FAILED td{{color:#8a3b3b}} tr.COMPLETED td.w{{font-weight:600}}
         if let Some(reason) = &e.reason {
             let _ = write!(html, r#"<div class="reason">{}</div>"#, escape(reason));
         }
-        let _ = writeln!(
-            html,
-            r#"</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n w">{:.4}</td></tr>"#,
-            num(c.map(|c| c.similarity)),
-            num(c.map(|c| c.vibe)),
-            num(c.map(|c| c.latency)),
-            num(c.map(|c| c.size)),
-            num(e.total),
-            e.weight,
-        );
+        html.push_str("</td>");
+        for figure in e.figures() {
+            let _ = write!(html, r#"<td class="n">{}</td>"#, format_figure(figure, "–"));
+        }
+        let _ = writeln!(html, r#"<td class="n w">{:.4}</td></tr>"#, e.weight);
         if let Some(p) = &e.pending {
             let status = p.status.map(|s| s.as_str()).unwrap_or("QUEUED");
             let _ = writeln!(

@@ -32,6 +32,34 @@ pub const MAX_QUERY_BYTES: usize = 1024;
 /// How long a readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The answer of a public route to a client over its rate limit (for the
+/// OpenAPI document: the limiter sends it).
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many requests from this address",
+    headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))
+)]
+pub struct RateLimited(pub ErrorBody);
+
+/// The `{id}` of the job routes (for the OpenAPI document).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobPath {
+    /// Job id: 32 lowercase hex digits
+    #[param(min_length = 32, max_length = 32, pattern = r"^[0-9a-f]{32}$")]
+    pub id: String,
+}
+
+/// The 4xx answers the job routes share (for the OpenAPI document).
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum JobErrors {
+    #[response(status = 400, description = "Not a job id")]
+    NotAJobId(ErrorBody),
+    #[response(status = 404, description = "No such job")]
+    NoSuchJob(ErrorBody),
+}
+
 fn json_bytes(body: Bytes) -> Response {
     (
         [(
@@ -176,7 +204,7 @@ fn path_error(rejection: PathRejection) -> ApiError {
         (status = 400, description = "A malformed or unknown parameter (named in `field`)", body = ErrorBody),
         (status = 404, description = "No evaluation of this model is known", body = ErrorBody),
         (status = 414, description = "Query string longer than 1024 bytes", body = ErrorBody),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        RateLimited,
         (status = 503, description = "The coordinator is starting", body = ErrorBody),
     )
 )]
@@ -247,13 +275,11 @@ pub async fn model_status(
     get,
     path = "/v1/jobs/{id}",
     tag = "miners",
-    params(("id" = String, Path, description = "Job id: 32 lowercase hex digits",
-        min_length = 32, max_length = 32, pattern = r"^[0-9a-f]{32}$")),
+    params(JobPath),
     responses(
         (status = 200, description = "The job", body = ModelStatus),
-        (status = 400, description = "Not a job id", body = ErrorBody),
-        (status = 404, description = "No such job", body = ErrorBody),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        JobErrors,
+        RateLimited,
         (status = 503, description = "The coordinator has not read the job store yet", body = ErrorBody),
     )
 )]
@@ -261,14 +287,17 @@ pub async fn job_status(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path.map_err(path_error)?;
-    let job = indexed_job(&state, &id)?;
+    let job = indexed_job(&state, path)?;
     Ok(json_bytes(job.body.clone()))
 }
 
-/// The job `id` (as the path gave it) from the status index, or the 400,
-/// 404 or 503 that `/v1/jobs/{id}` and its sub-routes share.
-fn indexed_job(state: &ApiState, id: &str) -> Result<Arc<IndexedJob>, ApiError> {
+/// The job the path's `{id}` names from the status index, or the 400, 404
+/// or 503 that `/v1/jobs/{id}` and its sub-routes share.
+fn indexed_job(
+    state: &ApiState,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Arc<IndexedJob>, ApiError> {
+    let Path(id) = path.map_err(path_error)?;
     let id: JobId = id
         .parse()
         .map_err(|e| ApiError::invalid("id", format!("{e}")))?;
@@ -292,13 +321,11 @@ fn indexed_job(state: &ApiState, id: &str) -> Result<Arc<IndexedJob>, ApiError> 
     get,
     path = "/v1/jobs/{id}/samples",
     tag = "miners",
-    params(("id" = String, Path, description = "Job id: 32 lowercase hex digits",
-        min_length = 32, max_length = 32, pattern = r"^[0-9a-f]{32}$")),
+    params(JobPath),
     responses(
         (status = 200, description = "The job's status and, once it is COMPLETED, one record per scored sample (empty while QUEUED or RUNNING, and for a FAILED job)", body = JobSamples),
-        (status = 400, description = "Not a job id", body = ErrorBody),
-        (status = 404, description = "No such job", body = ErrorBody),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        JobErrors,
+        RateLimited,
         (status = 503, description = "The coordinator has not read the job store yet, or the store is unreachable: retry", body = ErrorBody),
     )
 )]
@@ -306,8 +333,7 @@ pub async fn job_samples(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<JobSamples>, ApiError> {
-    let Path(id) = path.map_err(path_error)?;
-    let job = indexed_job(&state, &id)?;
+    let job = indexed_job(&state, path)?;
     let id = &job.record.job.job_id;
     // The status index answers for unknown and unfinished jobs, so only a
     // COMPLETED job (whose records never change) costs a store read.
@@ -331,7 +357,7 @@ pub async fn job_samples(
     tag = "miners",
     responses(
         (status = 200, description = "Best first", body = LeaderboardResponse),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        RateLimited,
     )
 )]
 pub async fn leaderboard(State(state): State<ApiState>) -> Json<LeaderboardResponse> {
@@ -382,7 +408,7 @@ pub fn leaderboard_response(board: &crate::leaderboard::Leaderboard) -> Leaderbo
     tag = "miners",
     responses(
         (status = 200, description = "Weights", body = WeightsResponse),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        RateLimited,
     )
 )]
 pub async fn weights(State(state): State<ApiState>) -> Json<WeightsResponse> {
@@ -455,7 +481,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         (status = 408, description = "The body did not arrive within the body timeout; the connection is closed", body = ErrorBody),
         (status = 413, description = "Body larger than the limit", body = ErrorBody),
         (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        RateLimited,
         (status = 503, description = "Store or queue unreachable: retry", body = ErrorBody),
     )
 )]
@@ -642,7 +668,7 @@ pub async fn openapi() -> Response {
 #[utoipa::path(get, path = "/", tag = "miners",
     responses(
         (status = 200, description = "HTML page", body = String, content_type = "text/html"),
-        (status = 429, description = "Too many requests from this address", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is allowed again"))),
+        RateLimited,
     ))]
 pub async fn page(State(state): State<ApiState>) -> Html<String> {
     Html(super::page::render(&state.view().read(), state.dry_run()))
