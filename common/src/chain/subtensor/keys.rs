@@ -249,3 +249,96 @@ mod tests {
         assert_eq!(path, PathBuf::from("/w/validator/hotkeys/default"));
     }
 }
+
+/// `Hotkey::from_file` on the files the Python SDK writes
+/// (`tests/fixtures/hotkeys/`, made by `make_hotkeys.py` there).
+#[cfg(test)]
+mod sdk_files {
+    use subxt_signer::sr25519::dev;
+
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/hotkeys")
+            .join(name)
+    }
+
+    #[test]
+    fn hotkey_files_of_the_python_sdk_load_with_their_address() {
+        // Written by bittensor_wallet's own serializer (fixtures/hotkeys/make_hotkeys.py).
+        let dev_key = Hotkey::from_file(&fixture("dev.json")).unwrap();
+        assert_eq!(
+            dev_key.ss58(),
+            "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV"
+        );
+        let other = Hotkey::from_file(&fixture("other.json")).unwrap();
+        assert_eq!(
+            other.ss58(),
+            "5EHgWw2Af1pnoc7f1A8bfmM97W3DAYW8xr82RfhLL9oAabAe"
+        );
+        // The phrase alone and the seed alone give the same key.
+        for file in ["dev-phrase-only.json", "dev-seed-only.json"] {
+            let key = Hotkey::from_file(&fixture(file)).unwrap();
+            assert_eq!(key.public_key(), dev_key.public_key(), "{file}");
+        }
+        assert!(matches!(
+            Hotkey::from_file(&fixture("wrong-address.json")),
+            Err(KeyError::AddressMismatch { .. })
+        ));
+        // A `//URI` key: the SDK writes only `privateKey` (no seed, no phrase).
+        let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();
+        assert_eq!(alice.public_key(), dev::alice().public_key().0);
+        assert_eq!(
+            alice.ss58(),
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+        );
+        let private_only = Hotkey::from_file(&fixture("dev-private-only.json")).unwrap();
+        assert_eq!(private_only.public_key(), dev_key.public_key());
+        // `privateKey` is checked against the address, which must be there.
+        let dir = tempfile::tempdir().unwrap();
+        let alice_file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture("alice-uri.json")).unwrap())
+                .unwrap();
+        let mut wrong = alice_file.clone();
+        wrong["ss58Address"] = other.ss58().into();
+        let mut unaddressed = alice_file.clone();
+        unaddressed.as_object_mut().unwrap().remove("ss58Address");
+        let mut garbled = alice_file;
+        garbled["privateKey"] = "0x1234".into();
+        for (name, value) in [
+            ("wrong", wrong),
+            ("unaddressed", unaddressed),
+            ("garbled", garbled),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, value.to_string()).unwrap();
+            let err = Hotkey::from_file(&path).unwrap_err();
+            match name {
+                "wrong" => assert!(matches!(err, KeyError::AddressMismatch { .. }), "{err}"),
+                "unaddressed" => assert!(matches!(err, KeyError::NoAddress { .. }), "{err}"),
+                _ => assert!(
+                    matches!(
+                        err,
+                        KeyError::BadSecret {
+                            field: "privateKey",
+                            ..
+                        }
+                    ),
+                    "{err}"
+                ),
+            }
+            assert!(!err.to_string().contains("33a6f309"), "{err}");
+        }
+        assert!(matches!(
+            Hotkey::from_file(&fixture("make_hotkeys.py")),
+            Err(KeyError::NotJson { .. })
+        ));
+        // Nothing secret in what can be printed.
+        let printed = format!("{dev_key:?}");
+        assert!(
+            !printed.contains("bottom") && !printed.contains("fac7959d"),
+            "{printed}"
+        );
+    }
+}

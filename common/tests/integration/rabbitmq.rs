@@ -7,7 +7,7 @@
 //! other tests of this binary wait for it. Set `SKIP_BROKER_RESTART=1` to skip
 //! it where other users share the broker.
 //!
-//! Run with `cargo test -p common --features rabbitmq,testsuite --test rabbitmq`.
+//! Run with `cargo test --workspace --features common/rabbitmq,common/redis,common/testsuite --test integration rabbitmq::`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,28 +20,13 @@ use common::store::{Claim, Finish, MemoryStore, ResultStore};
 use parking_lot::Mutex;
 use tokio::sync::RwLock;
 
+use crate::support::{init_tracing, unique_name};
+
 /// Shared by every test; the restart test holds it exclusively.
 static BROKER: RwLock<()> = RwLock::const_new(());
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("common=debug")
-        .with_test_writer()
-        .try_init();
-}
-
 fn config(name: &str, delivery_limit: u32) -> RabbitConfig {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let queue = format!(
-        "test.{name}.{}.{nanos}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
+    let queue = unique_name(name);
     let url = std::env::var("AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     RabbitConfig {

@@ -2,7 +2,7 @@
 //! `redis://127.0.0.1:6379/`): the contract suite plus fault tests. Every test
 //! works under its own random key prefix and deletes its keys at the end.
 //!
-//! Run with `cargo test -p common --features redis,testsuite --test redis`.
+//! Run with `cargo test --workspace --features common/rabbitmq,common/redis,common/testsuite --test integration redis::`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,35 +12,15 @@ use common::store::testsuite::{completed, job};
 use common::store::{Claim, Finish, RedisConfig, RedisStore, ResultStore};
 use parking_lot::Mutex;
 
+use crate::support::{init_tracing, unique_name};
+
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
 }
 
-/// A prefix no other test (or test run) uses.
-fn unique_prefix(name: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "test-{name}-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("common=debug")
-        .with_test_writer()
-        .try_init();
-}
-
 async fn store(name: &str) -> RedisStore {
     init_tracing();
-    RedisStore::connect(RedisConfig::for_prefix(redis_url(), unique_prefix(name)))
+    RedisStore::connect(RedisConfig::for_prefix(redis_url(), unique_name(name)))
         .await
         .expect(
             "Redis on 127.0.0.1:6379 (start it with `redis-server --daemonize yes --bind 127.0.0.1 \
