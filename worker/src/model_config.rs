@@ -3,7 +3,7 @@
 //!
 //! - [`ARCHITECTURES`]: the `architectures` values the engine loads, with the
 //!   mistral.rs builder each one goes through. Every entry is loaded and scored
-//!   on a generated tiny model of its family in `worker/tests/families.rs`; a
+//!   on a generated tiny model of its family in `worker/tests/integration/families.rs`; a
 //!   family not listed is refused before download ([`crate::source::precheck`]).
 //! - [`normalise`]: rewrites known variations of `config.json` into the form
 //!   mistral.rs 0.8.1's config structs deserialize. transformers writes the same
@@ -63,7 +63,7 @@ impl Family {
 }
 
 /// The architectures the engine loads, each tested on a generated tiny model
-/// (`worker/tests/families.rs`). mistral.rs 0.8.1 has loaders for more
+/// (`worker/tests/integration/families.rs`). mistral.rs 0.8.1 has loaders for more
 /// (Mixtral, Phi, DeepSeek, GLM…), but none is listed until it is tested here.
 pub const ARCHITECTURES: &[Architecture] = &[
     Architecture {

@@ -1272,12 +1272,18 @@ mod connections {
         ] {
             let mut probe = TcpStream::connect(admin_addr).await.unwrap();
             probe
-                .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+                .write_all(
+                    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
                 .await
                 .unwrap();
             let (received, _) = until_closed(&mut probe, SLACK).await;
             let text = String::from_utf8_lossy(&received);
-            assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{path}: {text}");
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{path}: {text}"
+            );
         }
         // The held connections are served as usual…
         let mut first = held.remove(0);

@@ -1,6 +1,9 @@
 //! The worker loop's failure handling, against the in-memory queue and store,
 //! with a scripted evaluator standing in for the engine (the engine has its
 //! own tests; these check what the loop does with each kind of outcome).
+//! No server is involved, so time is paused: heartbeats, deadlines and
+//! back-offs pass at once (the clock waits while the source's blocking
+//! precheck of the model directory runs).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -156,6 +159,25 @@ impl Harness {
         message.id().clone()
     }
 
+    /// Runs worker `w` (profile v1) until `id` is final or 10 s pass.
+    async fn run(&self, id: &JobId) -> JobStatus {
+        self.run_until_final(
+            self.worker("w", ScoringProfile::v1()),
+            id,
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
+    /// The failure recorded for `id`.
+    async fn failure(&self, id: &JobId) -> FailureReason {
+        let record = self.store.get(id).await.unwrap().unwrap();
+        let Outcome::Failed(reason) = record.result.unwrap().outcome else {
+            panic!("expected a failure")
+        };
+        reason
+    }
+
     /// Runs one worker until `id` is final or `limit` passes, then stops it.
     async fn run_until_final(&self, worker: Worker, id: &JobId, limit: Duration) -> JobStatus {
         let (stop, task) = spawn_worker(worker);
@@ -176,17 +198,11 @@ impl Harness {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn completes_and_acks_once() {
     let h = harness(vec![Step::Score(0.8)]);
     let id = h.submit("good").await;
-    let status = h
-        .run_until_final(
-            h.worker("w", ScoringProfile::v1()),
-            &id,
-            Duration::from_secs(10),
-        )
-        .await;
+    let status = h.run(&id).await;
     assert_eq!(status, JobStatus::Completed);
     let record = h.store.get(&id).await.unwrap().unwrap();
     assert!((record.total().unwrap() - 0.8).abs() < 1e-12);
@@ -197,20 +213,14 @@ async fn completes_and_acks_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn duplicate_delivery_is_dropped_without_a_second_evaluation() {
     let h = harness(vec![Step::Score(0.8), Step::Score(0.1)]);
     let id = h.submit("good").await;
     // The same job published again, as after a coordinator restart.
     let again = h.store.get(&id).await.unwrap().unwrap().job;
     h.queue.publish(&JobMessage::V1(again)).await.unwrap();
-    let status = h
-        .run_until_final(
-            h.worker("w", ScoringProfile::v1()),
-            &id,
-            Duration::from_secs(10),
-        )
-        .await;
+    let status = h.run(&id).await;
     assert_eq!(status, JobStatus::Completed);
     // Give the loop time to take the duplicate.
     for _ in 0..50 {
@@ -233,42 +243,24 @@ async fn duplicate_delivery_is_dropped_without_a_second_evaluation() {
     assert_eq!(h.queue.depth().await.unwrap().ready, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn model_fault_is_final_and_not_retried() {
     let h = harness(vec![Step::Model(FailureCode::NanOutput), Step::Score(0.9)]);
     let id = h.submit("good").await;
-    let status = h
-        .run_until_final(
-            h.worker("w", ScoringProfile::v1()),
-            &id,
-            Duration::from_secs(10),
-        )
-        .await;
+    let status = h.run(&id).await;
     assert_eq!(status, JobStatus::Failed);
-    let record = h.store.get(&id).await.unwrap().unwrap();
-    let Outcome::Failed(reason) = &record.result.unwrap().outcome else {
-        panic!("expected a failure")
-    };
+    let reason = h.failure(&id).await;
     assert_eq!(reason.code, FailureCode::NanOutput);
     assert_eq!(*h.evaluator.calls.lock(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn forbidden_files_fail_before_evaluation() {
     let h = harness(vec![]);
     let id = h.submit("pickled").await;
-    let status = h
-        .run_until_final(
-            h.worker("w", ScoringProfile::v1()),
-            &id,
-            Duration::from_secs(10),
-        )
-        .await;
+    let status = h.run(&id).await;
     assert_eq!(status, JobStatus::Failed);
-    let record = h.store.get(&id).await.unwrap().unwrap();
-    let Outcome::Failed(reason) = &record.result.unwrap().outcome else {
-        panic!("expected a failure")
-    };
+    let reason = h.failure(&id).await;
     assert_eq!(reason.code, FailureCode::ForbiddenFile);
     assert!(
         reason.message.contains("pytorch_model.bin"),
@@ -278,7 +270,7 @@ async fn forbidden_files_fail_before_evaluation() {
     assert_eq!(*h.evaluator.calls.lock(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unsupported_architecture_fails_before_evaluation() {
     let h = harness(vec![]);
     let dir = h.models_dir.join("ns").join("bert");
@@ -290,59 +282,38 @@ async fn unsupported_architecture_fails_before_evaluation() {
     .unwrap();
     std::fs::write(dir.join("model.safetensors"), vec![0u8; 64]).unwrap();
     let id = h.submit("bert").await;
-    let status = h
-        .run_until_final(
-            h.worker("w", ScoringProfile::v1()),
-            &id,
-            Duration::from_secs(10),
-        )
-        .await;
+    let status = h.run(&id).await;
     assert_eq!(status, JobStatus::Failed);
-    let record = h.store.get(&id).await.unwrap().unwrap();
-    let Outcome::Failed(reason) = &record.result.unwrap().outcome else {
-        panic!("expected a failure")
-    };
+    let reason = h.failure(&id).await;
     assert_eq!(reason.code, FailureCode::BadConfig);
     assert!(reason.message.contains("BertModel"), "{}", reason.message);
     assert_eq!(*h.evaluator.calls.lock(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_failure_is_retried_then_succeeds() {
     let h = harness(vec![Step::Transient, Step::Score(0.6)]);
     let id = h.submit("good").await;
-    let status = h
-        .run_until_final(
-            h.worker("w", ScoringProfile::v1()),
-            &id,
-            Duration::from_secs(10),
-        )
-        .await;
+    let status = h.run(&id).await;
     assert_eq!(status, JobStatus::Completed);
     let record = h.store.get(&id).await.unwrap().unwrap();
     assert_eq!(record.attempts, 2);
     assert_eq!(*h.evaluator.calls.lock(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() {
     let h = harness(vec![Step::Score(0.7)]);
     h.queue
         .publish_raw(b"{\"schema\":\"eval-job/v99\"}".to_vec());
     h.queue.publish_raw(b"\xff not json".to_vec());
     let id = h.submit("good").await;
-    let status = h
-        .run_until_final(
-            h.worker("w", ScoringProfile::v1()),
-            &id,
-            Duration::from_secs(10),
-        )
-        .await;
+    let status = h.run(&id).await;
     assert_eq!(status, JobStatus::Completed);
     assert_eq!(h.queue.dead_letters().len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn deadline_fails_the_job_as_timeout() {
     let h = harness(vec![Step::Sleep(Duration::from_secs(30))]);
     let id = h.submit("good").await;
@@ -352,14 +323,11 @@ async fn deadline_fails_the_job_as_timeout() {
         .run_until_final(h.worker("w", profile), &id, Duration::from_secs(10))
         .await;
     assert_eq!(status, JobStatus::Failed);
-    let record = h.store.get(&id).await.unwrap().unwrap();
-    let Outcome::Failed(reason) = &record.result.unwrap().outcome else {
-        panic!("expected a failure")
-    };
+    let reason = h.failure(&id).await;
     assert_eq!(reason.code, FailureCode::Timeout);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_mid_job_hands_the_job_back() {
     let h = harness(vec![Step::Sleep(Duration::from_secs(30)), Step::Score(0.4)]);
     let id = h.submit("good").await;

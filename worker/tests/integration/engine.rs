@@ -3,59 +3,21 @@
 
 use std::path::Path;
 
-use common::job::{JobMessage, JobOrigin, ModelRef};
 use common::result::FailureCode;
 use common::scoring::ScoringProfile;
-use tokio_util::sync::CancellationToken;
-use worker::engine::{EngineOptions, LoadedModel, MistralEvaluator};
 use worker::error::JobError;
+use worker::eval::Evaluation;
 use worker::eval::dataset::Dataset;
-use worker::eval::{Evaluation, Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
-use worker::source::{ConfigLimits, inspect_dir};
+
+use crate::support::{TeacherForced, small_profile};
 
 fn profile() -> ScoringProfile {
-    let mut p = ScoringProfile::v1();
-    p.similarity_samples = 3;
-    p.vibe_samples = 2;
-    p.latency_input_tokens = 32;
-    p.latency_repeats = 2;
-    p
-}
-
-fn job(template: &str) -> JobMessage {
-    JobMessage::v1(
-        ModelRef {
-            namespace: "t".into(),
-            name: "tiny".into(),
-            revision: "main".into(),
-            chat_template: template.into(),
-        },
-        "v1",
-        JobOrigin::Operator {
-            requested_by: "test".into(),
-        },
-        0,
-    )
+    small_profile(3, 2, 32, 2)
 }
 
 async fn evaluate(dir: &Path, template: &str) -> Result<Evaluation, JobError> {
-    let model = inspect_dir(dir, 1 << 30, &ConfigLimits::default(), template)?;
-    let (progress, rx) = Progress::new();
-    let evaluator = MistralEvaluator::new(Dataset::builtin());
-    let result = evaluator
-        .evaluate(
-            job(template).job(),
-            &model,
-            &profile(),
-            progress,
-            CancellationToken::new(),
-        )
-        .await;
-    if result.is_ok() {
-        assert!((*rx.borrow() - 1.0).abs() < 1e-9, "progress ends at 1");
-    }
-    result
+    crate::support::evaluate(dir, template, Dataset::builtin(), &profile()).await
 }
 
 fn model(seed: u64) -> tempfile::TempDir {
@@ -135,31 +97,24 @@ async fn nan_weights_and_broken_templates_fail_with_reasons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teacher_forcing_reads_the_row_that_predicts_each_token() {
     let dir = model(6);
-    let loaded = LoadedModel::load(dir.path(), EngineOptions::default())
-        .await
-        .unwrap();
-    let context = loaded
-        .tokenize("<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n")
-        .unwrap();
-    let reference = loaded.tokenize("general kenobi").unwrap();
-    // k = vocabulary size: every token is "in the top k", so these are plain probabilities.
-    let vocab = loaded.info().vocab_size;
-    let full = loaded
-        .teacher_forced_top_k_probs(&context, &reference, vocab, 1e-9)
-        .await
-        .unwrap();
-    assert_eq!(full.len(), reference.len());
+    let forced = TeacherForced::load(dir.path()).await;
+    let full = &forced.full;
     assert!(full.iter().all(|p| *p > 0.0 && *p <= 1.0), "{full:?}");
     // Scoring a prefix of the reference gives the same leading probabilities:
     // position j depends only on the tokens before it.
-    let prefix = loaded
-        .teacher_forced_top_k_probs(&context, &reference[..1], vocab, 1e-9)
-        .await
-        .unwrap();
+    let prefix = forced.prefix(1).await;
     assert!((prefix[0] - full[0]).abs() < 1e-6, "{prefix:?} vs {full:?}");
     // Greedy generation is deterministic.
-    let one = loaded.generate_greedy(&context, 8).await.unwrap();
-    let two = loaded.generate_greedy(&context, 8).await.unwrap();
+    let one = forced
+        .loaded
+        .generate_greedy(&forced.context, 8)
+        .await
+        .unwrap();
+    let two = forced
+        .loaded
+        .generate_greedy(&forced.context, 8)
+        .await
+        .unwrap();
     assert_eq!(one, two);
-    loaded.unload().await;
+    forced.loaded.unload().await;
 }

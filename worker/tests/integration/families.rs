@@ -5,40 +5,17 @@
 
 use std::path::Path;
 
-use common::job::{JobMessage, JobOrigin, ModelRef};
 use common::scoring::ScoringProfile;
-use tokio_util::sync::CancellationToken;
-use worker::engine::{EngineOptions, LoadedModel, MistralEvaluator};
 use worker::error::JobError;
+use worker::eval::Evaluation;
 use worker::eval::dataset::Dataset;
-use worker::eval::{Evaluation, Evaluator, Progress};
 use worker::fixtures::{ConfigStyle, TinyFamily, TinyModelSpec, write_tiny_model};
 use worker::model_config::ARCHITECTURES;
-use worker::source::{ConfigLimits, inspect_dir};
+
+use crate::support::{TeacherForced, small_profile};
 
 fn profile() -> ScoringProfile {
-    let mut p = ScoringProfile::v1();
-    p.similarity_samples = 2;
-    p.vibe_samples = 1;
-    p.latency_input_tokens = 16;
-    p.latency_repeats = 3;
-    p
-}
-
-fn job() -> JobMessage {
-    JobMessage::v1(
-        ModelRef {
-            namespace: "t".into(),
-            name: "tiny".into(),
-            revision: "main".into(),
-            chat_template: "chatml".into(),
-        },
-        "v1",
-        JobOrigin::Operator {
-            requested_by: "test".into(),
-        },
-        0,
-    )
+    small_profile(2, 1, 16, 3)
 }
 
 async fn evaluate(
@@ -46,17 +23,7 @@ async fn evaluate(
     dataset: Dataset,
     profile: &ScoringProfile,
 ) -> Result<Evaluation, JobError> {
-    let model = inspect_dir(dir, 1 << 30, &ConfigLimits::default(), "chatml")?;
-    let (progress, _) = Progress::new();
-    MistralEvaluator::new(dataset)
-        .evaluate(
-            job().job(),
-            &model,
-            profile,
-            progress,
-            CancellationToken::new(),
-        )
-        .await
+    crate::support::evaluate(dir, "chatml", dataset, profile).await
 }
 
 fn spec(family: TinyFamily, style: ConfigStyle) -> TinyModelSpec {
@@ -112,27 +79,13 @@ async fn gemma3_text_gives_teacher_forced_raw_logits() {
         &spec(TinyFamily::Gemma3, ConfigStyle::Transformers5),
     )
     .unwrap();
-    let loaded = LoadedModel::load(dir.path(), EngineOptions::default())
-        .await
-        .unwrap();
-    let context = loaded
-        .tokenize("<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n")
-        .unwrap();
-    let reference = loaded.tokenize("general kenobi").unwrap();
-    let vocab = loaded.info().vocab_size;
-    let full = loaded
-        .teacher_forced_top_k_probs(&context, &reference, vocab, 1e-9)
-        .await
-        .unwrap();
-    assert_eq!(full.len(), reference.len());
+    let forced = TeacherForced::load(dir.path()).await;
+    let full = &forced.full;
     assert!(full.iter().all(|p| *p > 0.0 && *p < 1.0), "{full:?}");
-    let prefix = loaded
-        .teacher_forced_top_k_probs(&context, &reference[..2], vocab, 1e-9)
-        .await
-        .unwrap();
+    let prefix = forced.prefix(2).await;
     assert!((prefix[0] - full[0]).abs() < 1e-6, "{prefix:?} vs {full:?}");
     assert!((prefix[1] - full[1]).abs() < 1e-6, "{prefix:?} vs {full:?}");
-    loaded.unload().await;
+    forced.loaded.unload().await;
 }
 
 /// A conversation whose context alone is several windows long.
