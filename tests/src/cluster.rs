@@ -104,7 +104,7 @@ pub struct Cluster {
 
 /// The validator's hotkey file (the well-known development phrase).
 pub fn validator_hotkey_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hotkeys/dev.json")
+    crate::hotkey_fixture("dev.json")
 }
 
 impl Cluster {

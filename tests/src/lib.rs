@@ -1,23 +1,27 @@
-//! End-to-end tests of the assembled cluster live in `tests/`. This library
-//! holds what they share.
+//! End-to-end tests of the assembled cluster live in `tests/e2e/` (one binary,
+//! one module per concern). This library holds what they share.
 //!
 //! # Layout
 //! - [`sandbox`]: a private queue and key prefix on the local RabbitMQ and
 //!   Redis, generated models, and real `worker run` processes (the fault
-//!   tests in `tests/faults.rs`).
+//!   tests in `tests/e2e/faults.rs`).
 //! - [`hub`]: a local Hugging Face-compatible endpoint serving generated
-//!   models, for the worker's hub source (`tests/hub.rs`).
+//!   models, for the worker's hub source (`tests/e2e/hub.rs`).
 //! - [`real_models`]: the real-model fixtures (SmolLM2, Gemma 3) built by
 //!   `scripts/real-models/build`, and their numpy reference forward pass
-//!   (`tests/real_models.rs`).
+//!   (`tests/e2e/real_models.rs`).
 //! - [`http`]: a minimal HTTP client for the coordinator API's tests.
+//! - [`promql`]: the metric names of PromQL expressions and of a `/metrics`
+//!   exposition, for the dashboard checks (`tests/e2e/deploy/`).
 //! - [`proxy`]: a TCP proxy a test can cut, to take a server away from one client.
 //! - [`chain_double`]: a local subtensor (JSON-RPC over WebSocket, metadata
 //!   built in code) for the subxt client, the weight setter and `coordinator submit`
-//!   (`tests/chain.rs`); `src/bin/chain_double.rs` runs it as a process.
+//!   (`tests/e2e/chain.rs`); `src/bin/chain_double.rs` runs it as a process.
 //! - [`cluster`]: the whole cluster as OS processes (chain double, hub
-//!   endpoint, coordinator, workers) for the end-to-end tests (`tests/cluster.rs`).
+//!   endpoint, coordinator, workers) for the end-to-end tests (`tests/e2e/cluster.rs`).
 //! - [`expected_weights`]: weights recomputed independently of the aggregator.
+//! - [`hotkey_fixture`]: the hotkey files of the Python SDK; [`uniform_evaluation`]:
+//!   what a stand-in for the engine returns.
 //! - [`tools`]: the external tools `scripts/test` installs (Helm,
 //!   schemathesis…).
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
@@ -27,15 +31,43 @@ pub mod chain_double;
 pub mod cluster;
 pub mod http;
 pub mod hub;
+pub mod promql;
 pub mod proxy;
 pub mod real_models;
 pub mod sandbox;
 pub mod tools;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use common::chain_weights::{U16Weights, WeightsParams};
+use common::result::ComponentScores;
 use coordinator::leaderboard::Leaderboard;
+use worker::eval::Evaluation;
+
+/// A hotkey file written by the Python SDK (`common/tests/fixtures/hotkeys/`,
+/// made by `make_hotkeys.py` there): `dev.json`, `other.json`…
+pub fn hotkey_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../common/tests/fixtures/hotkeys")
+        .join(name)
+}
+
+/// What a stand-in for the engine returns: every component at `score`,
+/// `tokens` tokens, the dataset hash `dataset_sha256`, no details.
+pub fn uniform_evaluation(score: f64, tokens: u64, dataset_sha256: String) -> Evaluation {
+    Evaluation {
+        components: ComponentScores {
+            similarity: score,
+            vibe: score,
+            latency: score,
+            size: score,
+        },
+        tokens,
+        dataset_sha256,
+        details: Default::default(),
+    }
+}
 
 /// Recomputes the u16 chain weights of a leaderboard from its entries,
 /// following docs/architecture.md §8 step by step in plain loops rather

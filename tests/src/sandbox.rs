@@ -11,6 +11,9 @@
 //! - [`eventually`]: polls a condition until a deadline (no fixed sleeps).
 //! - [`redis_client_ports`]: the local ports of a process's connections to
 //!   Redis, so a test can `CLIENT KILL` exactly that process's connections.
+//! - [`shared_servers`] / [`exclusive_servers`]: the local RabbitMQ and Redis
+//!   are shared by the tests of one binary; the tests that restart them or
+//!   change their settings hold them alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use common::job::{JobId, JobMessage, JobOrigin, ModelRef};
+use common::job::{JobId, JobMessage, JobOrigin, JobStatus, ModelRef};
 use common::queue::{RabbitConfig, RabbitQueue};
 use common::scoring::ScoringProfile;
 use common::store::{JobRecord, RedisConfig, RedisStore, ResultStore};
@@ -26,7 +29,37 @@ use coordinator::reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::time::Instant;
+
+/// The local RabbitMQ and Redis, as the tests of one binary share them.
+static SERVERS: RwLock<()> = RwLock::const_new(());
+
+/// Shared use of the local RabbitMQ and Redis: every test that talks to them
+/// holds this for as long as it does, so that no test restarts them meanwhile.
+pub async fn shared_servers() -> RwLockReadGuard<'static, ()> {
+    SERVERS.read().await
+}
+
+/// Exclusive use of the local RabbitMQ and Redis, for a test that restarts
+/// them or changes their settings (`what` it does, for the note): `None`,
+/// with a note on stderr, when `SKIP_BROKER_RESTART` is set, where other users
+/// share the servers.
+pub async fn exclusive_servers(what: &str) -> Option<RwLockWriteGuard<'static, ()>> {
+    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
+        eprintln!("SKIP_BROKER_RESTART is set: not {what}");
+        return None;
+    }
+    Some(SERVERS.write().await)
+}
+
+/// Logs of the code under test (not lapin's chatter) in the test's output.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,lapin=warn")
+        .with_test_writer()
+        .try_init();
+}
 
 /// `AMQP_URL`, or the local broker.
 pub fn amqp_url() -> String {
@@ -237,6 +270,24 @@ impl Sandbox {
             Ok(self.store.get(id).await?.filter(|r| accept(r)))
         })
         .await
+    }
+
+    /// Waits until `id` is final (`what` names the wait) and checks that it
+    /// completed.
+    pub async fn wait_completed(
+        &self,
+        id: &JobId,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<JobRecord> {
+        let done = self
+            .wait_record(id, what, timeout, |r| r.status.is_final())
+            .await?;
+        ensure!(
+            done.status == JobStatus::Completed,
+            "{what}: not completed: {done:?}"
+        );
+        Ok(done)
     }
 
     /// Starts `worker run` on this sandbox's queue and prefix.

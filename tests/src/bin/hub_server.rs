@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
 use common::telemetry::{self, LogFormat};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -25,7 +25,7 @@ use common::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, ModelRef};
 use common::queue::{
     DeadLetter, Delivery, JobQueue, QueueDepth, QueueError, RabbitConfig, RabbitQueue,
 };
-use common::result::{ComponentScores, ResultMessage, SampleRecord};
+use common::result::{ResultMessage, SampleRecord};
 use common::scoring::ScoringProfile;
 use common::store::{
     Claim, Enqueued, Finish, JobRecord, RankedJob, RedisStore, ResultStore, StoreError,
@@ -92,17 +92,7 @@ impl Evaluator for NoopEvaluator {
         _progress: Progress,
         _cancel: CancellationToken,
     ) -> Result<Evaluation, JobError> {
-        Ok(Evaluation {
-            components: ComponentScores {
-                similarity: 0.5,
-                vibe: 0.5,
-                latency: 0.5,
-                size: 0.5,
-            },
-            tokens: 0,
-            dataset_sha256: "0".repeat(64),
-            details: Default::default(),
-        })
+        Ok(tests::uniform_evaluation(0.5, 0, "0".repeat(64)))
     }
 }
 

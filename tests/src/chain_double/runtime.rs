@@ -871,3 +871,72 @@ pub fn extrinsic_events(
         }))],
     }
 }
+
+/// `common`'s commitment decoder on the double's own metadata.
+#[cfg(test)]
+mod tests {
+    use super::metadata_bytes;
+    use frame_metadata::RuntimeMetadata;
+    use frame_metadata::v14::StorageEntryType;
+    use parity_scale_codec::Decode;
+    use proptest::prelude::*;
+    use scale_info::PortableRegistry;
+
+    use common::chain::subtensor::decode::decode_commitment;
+
+    /// The double's `CommitmentOf` value type and its registry.
+    fn registration_type() -> (u32, PortableRegistry) {
+        let prefixed =
+            frame_metadata::RuntimeMetadataPrefixed::decode(&mut &metadata_bytes()[..]).unwrap();
+        let RuntimeMetadata::V15(m) = prefixed.1 else {
+            panic!("v15 expected")
+        };
+        let pallet = m.pallets.iter().find(|p| p.name == "Commitments").unwrap();
+        let entry = pallet
+            .storage
+            .as_ref()
+            .unwrap()
+            .entries
+            .iter()
+            .find(|e| e.name == "CommitmentOf")
+            .unwrap();
+        let StorageEntryType::Map { value, .. } = &entry.ty else {
+            panic!("map expected")
+        };
+        (value.id, m.types)
+    }
+
+    #[test]
+    fn a_raw_commitment_decodes() {
+        let (ty, types) = registration_type();
+        let mut bytes = 5u64.to_le_bytes().to_vec(); // deposit
+        bytes.extend(1234u32.to_le_bytes()); // block
+        bytes.push(4); // one field (compact 1)
+        bytes.push(1 + 3); // Raw3
+        bytes.extend(b"a:b");
+        let decoded = decode_commitment(&bytes, ty, &types).unwrap();
+        assert_eq!(decoded.block, 1234);
+        assert_eq!(decoded.data, b"a:b");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let (ty, types) = registration_type();
+            let _ = decode_commitment(&bytes, ty, &types);
+        }
+
+        #[test]
+        fn arbitrary_raw_data_round_trips(data in proptest::collection::vec(any::<u8>(), 0..=128), block in any::<u32>()) {
+            let (ty, types) = registration_type();
+            let mut bytes = 0u64.to_le_bytes().to_vec();
+            bytes.extend(block.to_le_bytes());
+            bytes.push(4);
+            bytes.push(data.len() as u8 + 1);
+            bytes.extend(&data);
+            let decoded = decode_commitment(&bytes, ty, &types).unwrap();
+            prop_assert_eq!(decoded.block, u64::from(block));
+            prop_assert_eq!(decoded.data, data);
+        }
+    }
+}

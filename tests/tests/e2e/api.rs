@@ -26,23 +26,25 @@ use coordinator::leaderboard::model_of;
 use coordinator::view::SharedView;
 use serde_json::Value;
 use tests::http;
-use tests::sandbox::{Sandbox, binary, eventually};
+use tests::sandbox::{Sandbox, binary, eventually, log_events, logged_addr, shared_servers};
 use tests::tools::tool;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "an-operator-token-of-some-length";
 
-fn events(log: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+/// Polls the status query at `path` until it answers `status`.
+async fn wait_for_status(addr: SocketAddr, path: &str, status: &str) -> Result<Value> {
+    eventually(status, Duration::from_secs(10), || async {
+        let answer = http::get(addr, path).await?.json()?;
+        Ok((answer["status"] == status).then_some(answer))
+    })
+    .await
 }
 
 #[tokio::test]
 async fn status_query_through_coordinator_run() -> Result<()> {
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("api").await?;
     let dir = sandbox.dir.path();
     let alice = CommitString::bound_to("alice", "rp-7b", "chatml", "5Alice", None);
@@ -80,10 +82,7 @@ async fn status_query_through_coordinator_run() -> Result<()> {
         .spawn()
         .context("starting the coordinator binary")?;
     let addr: SocketAddr = eventually("the API to listen", Duration::from_secs(30), || async {
-        Ok(events(&log)
-            .iter()
-            .find(|e| e["message"] == "http api listening")
-            .and_then(|e| e["addr"].as_str()?.parse().ok()))
+        Ok(logged_addr(&log, "http api listening"))
     })
     .await
     .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())?;
@@ -145,11 +144,7 @@ async fn status_query_through_coordinator_run() -> Result<()> {
         .store
         .heartbeat(&id, "test-worker", 0.25, Duration::from_secs(60), now_ms())
         .await?;
-    let running = eventually("RUNNING at 25 %", Duration::from_secs(10), || async {
-        let answer = http::get(addr, status_path).await?.json()?;
-        Ok((answer["status"] == "RUNNING").then_some(answer))
-    })
-    .await?;
+    let running = wait_for_status(addr, status_path, "RUNNING").await?;
     assert_eq!(running["progress"], 0.25);
     sandbox
         .store
@@ -178,11 +173,7 @@ async fn status_query_through_coordinator_run() -> Result<()> {
             finished_at_ms: now_ms(),
         }))
         .await?;
-    let completed = eventually("COMPLETED", Duration::from_secs(10), || async {
-        let answer = http::get(addr, status_path).await?.json()?;
-        Ok((answer["status"] == "COMPLETED").then_some(answer))
-    })
-    .await?;
+    let completed = wait_for_status(addr, status_path, "COMPLETED").await?;
     assert_eq!(completed["total"], 0.618);
     assert_eq!(completed["scores"]["latency"], 0.9);
     // The per-sample records, stored apart in Redis, served by id.
@@ -268,7 +259,7 @@ async fn status_query_through_coordinator_run() -> Result<()> {
     ensure!(status.success());
     let exit = tokio::time::timeout(Duration::from_secs(20), child.wait()).await??;
     assert!(exit.success(), "coordinator exited with {exit}");
-    let order: Vec<String> = events(&log)
+    let order: Vec<String> = log_events(&log)
         .iter()
         .filter_map(|e| e["message"].as_str().map(str::to_owned))
         .filter(|m| m == "coordinator loop stopped" || m == "http api stopped")

@@ -1,8 +1,7 @@
 //! The subtensor client through subxt against the chain double
 //! (`tests::chain_double`): commitments read and judged, weights set and
 //! normalised by the chain, refusals decoded, commit-reveal across a
-//! restart, reconnects, `coordinator submit`, and hotkey files made by the Python
-//! SDK.
+//! restart, reconnects and `coordinator submit`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,12 +20,6 @@ use tests::chain_double::{ChainDouble, DoubleConfig};
 
 const NETUID: u16 = 11;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/hotkeys")
-        .join(name)
-}
-
 async fn double(config: DoubleConfig) -> ChainDouble {
     ChainDouble::start("127.0.0.1:0".parse().unwrap(), config)
         .await
@@ -43,8 +36,26 @@ fn client(
     SubtensorChain::new(options, hotkey).unwrap()
 }
 
+/// A client without its own checks before submitting: the chain itself
+/// refuses what it refuses.
+fn unchecked_client(double: &ChainDouble, hotkey: Hotkey) -> SubtensorChain {
+    let mut options = SubtensorOptions::new(double.url(), NETUID, None);
+    options.precheck = false;
+    SubtensorChain::new(options, Some(hotkey)).unwrap()
+}
+
 fn key(keypair: subxt_signer::sr25519::Keypair) -> Hotkey {
     Hotkey::from_keypair(keypair)
+}
+
+/// Registers Alice as the validator (uid 0), then `miners`: Alice's key.
+fn validator_and_miners(double: &ChainDouble, miners: &[subxt_signer::sr25519::Keypair]) -> Hotkey {
+    let validator = key(dev::alice());
+    double.register(validator.public_key(), true);
+    for miner in miners {
+        double.register(miner.public_key().0, false);
+    }
+    validator
 }
 
 fn judge(snapshot: &common::chain::ChainSnapshot) -> BTreeMap<u16, Verdict> {
@@ -198,11 +209,7 @@ async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
         ..DoubleConfig::default()
     })
     .await;
-    let validator = key(dev::alice());
-    double.register(validator.public_key(), true);
-    for miner in [dev::bob(), dev::charlie(), dev::dave()] {
-        double.register(miner.public_key().0, false);
-    }
+    let validator = validator_and_miners(&double, &[dev::bob(), dev::charlie(), dev::dave()]);
     let chain = client(&double, Some(validator.clone()), None);
     // Not max-scaled: the chain upscales so the largest is 65535 (truncating) and drops zeros.
     let weights = U16Weights {
@@ -228,9 +235,7 @@ async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
         "{err}"
     );
     // Without the check, the chain itself refuses and subxt decodes its module error.
-    let mut options = SubtensorOptions::new(double.url(), NETUID, None);
-    options.precheck = false;
-    let unchecked = SubtensorChain::new(options, Some(validator.clone())).unwrap();
+    let unchecked = unchecked_client(&double, validator.clone());
     let err = unchecked.set_weights(&weights, 1).await.unwrap_err();
     assert_eq!(
         err,
@@ -238,15 +243,7 @@ async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
     );
     assert_eq!(double.weights(0), vec![(1, 65_535), (2, 21_847)]);
     // A miner without a validator permit is refused by the chain too.
-    let miner = SubtensorChain::new(
-        {
-            let mut o = SubtensorOptions::new(double.url(), NETUID, None);
-            o.precheck = false;
-            o
-        },
-        Some(key(dev::bob())),
-    )
-    .unwrap();
+    let miner = unchecked_client(&double, key(dev::bob()));
     assert_eq!(
         miner.set_weights(&weights, 1).await.unwrap_err(),
         ChainError::Refused("SubtensorModule.NeuronNoValidatorPermit".into())
@@ -274,10 +271,7 @@ async fn commit_reveal_completes_across_a_restart() {
     })
     .await;
     double.set_commit_reveal(true);
-    let validator = key(dev::alice());
-    double.register(validator.public_key(), true);
-    double.register(dev::bob().public_key().0, false);
-    double.register(dev::charlie().public_key().0, false);
+    let validator = validator_and_miners(&double, &[dev::bob(), dev::charlie()]);
     let state = tempfile::tempdir().unwrap();
     let weights = U16Weights {
         uids: vec![1, 2],
@@ -322,9 +316,7 @@ async fn a_too_early_commit_is_refused_with_the_commit_error() {
     })
     .await;
     double.set_commit_reveal(true);
-    let validator = key(dev::alice());
-    double.register(validator.public_key(), true);
-    double.register(dev::bob().public_key().0, false);
+    let validator = validator_and_miners(&double, &[dev::bob()]);
     let state = tempfile::tempdir().unwrap();
     let weights = U16Weights {
         uids: vec![1],
@@ -341,9 +333,7 @@ async fn a_too_early_commit_is_refused_with_the_commit_error() {
         "{err}"
     );
     // …which is what the chain itself answers without the check.
-    let mut options = SubtensorOptions::new(double.url(), NETUID, None);
-    options.precheck = false;
-    let unchecked = SubtensorChain::new(options, Some(validator)).unwrap();
+    let unchecked = unchecked_client(&double, validator);
     assert_eq!(
         unchecked.set_weights(&weights, 1).await.unwrap_err(),
         ChainError::Refused("SubtensorModule.CommittingWeightsTooFast".into())
@@ -353,7 +343,7 @@ async fn a_too_early_commit_is_refused_with_the_commit_error() {
 #[tokio::test]
 async fn a_uri_key_file_signs_what_the_chain_accepts() {
     let double = double(DoubleConfig::default()).await;
-    let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();
+    let alice = Hotkey::from_file(&tests::hotkey_fixture("alice-uri.json")).unwrap();
     double.register(alice.public_key(), true);
     double.register(dev::bob().public_key().0, false);
     let chain = client(&double, Some(alice), None);
@@ -404,7 +394,7 @@ async fn a_dropped_connection_is_reestablished() {
 #[tokio::test]
 async fn submit_writes_a_commitment_the_watcher_sees() {
     let double = double(DoubleConfig::default()).await;
-    let miner = Hotkey::from_file(&fixture("dev.json")).unwrap();
+    let miner = Hotkey::from_file(&tests::hotkey_fixture("dev.json")).unwrap();
     double.register(dev::alice().public_key().0, true);
     let uid = double.register(miner.public_key(), false);
     let submitted = coordinator::submit::submit(coordinator::submit::SubmitArgs {
@@ -416,7 +406,7 @@ async fn submit_writes_a_commitment_the_watcher_sees() {
         wallet_path: "~/.bittensor/wallets".into(),
         wallet_name: None,
         wallet_hotkey: "default".into(),
-        hotkey_file: Some(fixture("dev.json")),
+        hotkey_file: Some(tests::hotkey_fixture("dev.json")),
         coordinator_url: "http://coordinator:8080".into(),
         dry_run: false,
     })
@@ -440,7 +430,7 @@ async fn submit_writes_a_commitment_the_watcher_sees() {
     assert!(commit.is_bound_to(miner.ss58()));
 
     // An unregistered hotkey cannot commit: the chain's refusal is reported.
-    let stranger = fixture("other.json");
+    let stranger = tests::hotkey_fixture("other.json");
     let err = coordinator::submit::submit(coordinator::submit::SubmitArgs {
         repo: "x/y".into(),
         chat_template: "chatml".into(),
@@ -470,7 +460,7 @@ fn submit_into_a_closed_pipe_exits_quietly() {
     drop(reader);
     let output = std::process::Command::new(tests::sandbox::binary("coordinator").unwrap())
         .args(["submit", "alice/rp-7b", "--dry-run", "--hotkey-file"])
-        .arg(fixture("dev.json"))
+        .arg(tests::hotkey_fixture("dev.json"))
         .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .output()
@@ -481,150 +471,6 @@ fn submit_into_a_closed_pipe_exits_quietly() {
         !stderr.contains("panicked") && !stderr.contains("error"),
         "{stderr}"
     );
-}
-
-#[test]
-fn hotkey_files_of_the_python_sdk_load_with_their_address() {
-    // Written by bittensor_wallet's own serializer (fixtures/hotkeys/make_hotkeys.py).
-    let dev_key = Hotkey::from_file(&fixture("dev.json")).unwrap();
-    assert_eq!(
-        dev_key.ss58(),
-        "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV"
-    );
-    let other = Hotkey::from_file(&fixture("other.json")).unwrap();
-    assert_eq!(
-        other.ss58(),
-        "5EHgWw2Af1pnoc7f1A8bfmM97W3DAYW8xr82RfhLL9oAabAe"
-    );
-    // The phrase alone and the seed alone give the same key.
-    for file in ["dev-phrase-only.json", "dev-seed-only.json"] {
-        let key = Hotkey::from_file(&fixture(file)).unwrap();
-        assert_eq!(key.public_key(), dev_key.public_key(), "{file}");
-    }
-    assert!(matches!(
-        Hotkey::from_file(&fixture("wrong-address.json")),
-        Err(KeyError::AddressMismatch { .. })
-    ));
-    // A `//URI` key: the SDK writes only `privateKey` (no seed, no phrase).
-    let alice = Hotkey::from_file(&fixture("alice-uri.json")).unwrap();
-    assert_eq!(alice.public_key(), dev::alice().public_key().0);
-    assert_eq!(
-        alice.ss58(),
-        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
-    );
-    let private_only = Hotkey::from_file(&fixture("dev-private-only.json")).unwrap();
-    assert_eq!(private_only.public_key(), dev_key.public_key());
-    // `privateKey` is checked against the address, which must be there.
-    let dir = tempfile::tempdir().unwrap();
-    let alice_file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("alice-uri.json")).unwrap()).unwrap();
-    let mut wrong = alice_file.clone();
-    wrong["ss58Address"] = other.ss58().into();
-    let mut unaddressed = alice_file.clone();
-    unaddressed.as_object_mut().unwrap().remove("ss58Address");
-    let mut garbled = alice_file;
-    garbled["privateKey"] = "0x1234".into();
-    for (name, value) in [
-        ("wrong", wrong),
-        ("unaddressed", unaddressed),
-        ("garbled", garbled),
-    ] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, value.to_string()).unwrap();
-        let err = Hotkey::from_file(&path).unwrap_err();
-        match name {
-            "wrong" => assert!(matches!(err, KeyError::AddressMismatch { .. }), "{err}"),
-            "unaddressed" => assert!(matches!(err, KeyError::NoAddress { .. }), "{err}"),
-            _ => assert!(
-                matches!(
-                    err,
-                    KeyError::BadSecret {
-                        field: "privateKey",
-                        ..
-                    }
-                ),
-                "{err}"
-            ),
-        }
-        assert!(!err.to_string().contains("33a6f309"), "{err}");
-    }
-    assert!(matches!(
-        Hotkey::from_file(&fixture("make_hotkeys.py")),
-        Err(KeyError::NotJson { .. })
-    ));
-    // Nothing secret in what can be printed.
-    let printed = format!("{dev_key:?}");
-    assert!(
-        !printed.contains("bottom") && !printed.contains("fac7959d"),
-        "{printed}"
-    );
-}
-
-mod decoding {
-    use frame_metadata::RuntimeMetadata;
-    use frame_metadata::v14::StorageEntryType;
-    use parity_scale_codec::Decode;
-    use proptest::prelude::*;
-    use scale_info::PortableRegistry;
-    use tests::chain_double::runtime::metadata_bytes;
-
-    use common::chain::subtensor::decode::decode_commitment;
-
-    /// The double's `CommitmentOf` value type and its registry.
-    fn registration_type() -> (u32, PortableRegistry) {
-        let prefixed =
-            frame_metadata::RuntimeMetadataPrefixed::decode(&mut &metadata_bytes()[..]).unwrap();
-        let RuntimeMetadata::V15(m) = prefixed.1 else {
-            panic!("v15 expected")
-        };
-        let pallet = m.pallets.iter().find(|p| p.name == "Commitments").unwrap();
-        let entry = pallet
-            .storage
-            .as_ref()
-            .unwrap()
-            .entries
-            .iter()
-            .find(|e| e.name == "CommitmentOf")
-            .unwrap();
-        let StorageEntryType::Map { value, .. } = &entry.ty else {
-            panic!("map expected")
-        };
-        (value.id, m.types)
-    }
-
-    #[test]
-    fn a_raw_commitment_decodes() {
-        let (ty, types) = registration_type();
-        let mut bytes = 5u64.to_le_bytes().to_vec(); // deposit
-        bytes.extend(1234u32.to_le_bytes()); // block
-        bytes.push(4); // one field (compact 1)
-        bytes.push(1 + 3); // Raw3
-        bytes.extend(b"a:b");
-        let decoded = decode_commitment(&bytes, ty, &types).unwrap();
-        assert_eq!(decoded.block, 1234);
-        assert_eq!(decoded.data, b"a:b");
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let (ty, types) = registration_type();
-            let _ = decode_commitment(&bytes, ty, &types);
-        }
-
-        #[test]
-        fn arbitrary_raw_data_round_trips(data in proptest::collection::vec(any::<u8>(), 0..=128), block in any::<u32>()) {
-            let (ty, types) = registration_type();
-            let mut bytes = 0u64.to_le_bytes().to_vec();
-            bytes.extend(block.to_le_bytes());
-            bytes.push(4);
-            bytes.push(data.len() as u8 + 1);
-            bytes.extend(&data);
-            let decoded = decode_commitment(&bytes, ty, &types).unwrap();
-            prop_assert_eq!(decoded.block, u64::from(block));
-            prop_assert_eq!(decoded.data, data);
-        }
-    }
 }
 
 #[allow(dead_code)]

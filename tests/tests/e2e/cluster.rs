@@ -15,19 +15,7 @@ use common::store::ResultStore;
 use common::submission::CommitString;
 use serde_json::Value;
 use tests::cluster::{Cluster, ClusterSettings, Miner, NETUID};
-use tests::sandbox::eventually;
-use tokio::sync::RwLock;
-
-/// The fault test restarts the shared RabbitMQ and Redis: it holds this
-/// exclusively, the other tests of this file share it.
-static SERVERS: RwLock<()> = RwLock::const_new(());
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,lapin=warn")
-        .with_test_writer()
-        .try_init();
-}
+use tests::sandbox::{eventually, exclusive_servers, init_tracing, shared_servers};
 
 fn status_of(body: &Value) -> &str {
     body["status"].as_str().unwrap_or_default()
@@ -40,7 +28,7 @@ fn is_final(body: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<()> {
     init_tracing();
-    let _servers = SERVERS.read().await;
+    let _servers = shared_servers().await;
     let cluster = Cluster::start(
         "e2e-happy",
         ClusterSettings {
@@ -54,9 +42,8 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
     // Honest miners: two through chain storage, one through `coordinator submit`.
     let alice = cluster.honest_miner("alice", 1).await?;
     let bob = cluster.honest_miner("bob", 2).await?;
-    let carol_key = common::chain::subtensor::Hotkey::from_file(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hotkeys/other.json"),
-    )?;
+    let carol_key =
+        common::chain::subtensor::Hotkey::from_file(&tests::hotkey_fixture("other.json"))?;
     let carol_model = cluster.sandbox.tiny_model("miners", "carol", 3).await?;
     let carol_uid: u16 = cluster
         .rpc()
@@ -70,7 +57,7 @@ async fn miners_submit_workers_evaluate_and_weights_reach_the_chain() -> Result<
         .args(["--subtensor.network", &cluster.chain_url])
         .args(["--netuid", &NETUID.to_string()])
         .arg("--hotkey-file")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hotkeys/other.json"))
+        .arg(tests::hotkey_fixture("other.json"))
         .args(["--coordinator-url", &format!("http://{api}")])
         .output()
         .await?;
@@ -378,12 +365,10 @@ async fn wait_running(cluster: &Cluster) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> Result<()> {
-    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
-        eprintln!("SKIP_BROKER_RESTART is set: not restarting the shared servers");
+    let Some(_servers) = exclusive_servers("restarting the shared servers").await else {
         return Ok(());
-    }
+    };
     init_tracing();
-    let _servers = SERVERS.write().await;
     let mut schedule = Schedule::new();
     let mut cluster = Cluster::start(
         "e2e-faults",
@@ -507,7 +492,14 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
     );
     let repairs = |message: &str| {
         let coordinators = cluster.coordinator.iter().chain(&retired);
-        coordinators.map(|c| c.events().iter().filter(|e| e["message"] == message).count()).sum::<usize>()
+        coordinators
+            .map(|c| {
+                c.events()
+                    .iter()
+                    .filter(|e| e["message"] == message)
+                    .count()
+            })
+            .sum::<usize>()
     };
     eprintln!(
         "repairs: {} dead-lettered jobs queued again, {} lost messages replaced, {} leases reclaimed",

@@ -1,6 +1,7 @@
 //! The binaries' configuration layers, through the real command lines: a
 //! TOML file, then `EVAL_*` environment variables, then flags.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use tests::sandbox::binary;
@@ -31,11 +32,20 @@ fn effective(
     (out.status.success(), text)
 }
 
+/// A config file `name` holding `text`, in a directory of its own.
+fn config_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
 #[test]
 fn file_then_environment_then_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("coordinator.toml");
-    std::fs::write(&file, "netuid = 5\nqueue = \"q.file\"\nversion_key = 3\n").unwrap();
+    let (dir, file) = config_file(
+        "coordinator.toml",
+        "netuid = 5\nqueue = \"q.file\"\nversion_key = 3\n",
+    );
 
     let (ok, out) = effective("coordinator", &file, &[], &[]);
     assert!(ok, "{out}");
@@ -74,9 +84,7 @@ fn file_then_environment_then_flags() {
 
 #[test]
 fn bad_settings_fail_at_start_naming_the_setting() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("coordinator.toml");
-    std::fs::write(&file, "netuid = 5\ntemprature = 0.1\n").unwrap();
+    let (_dir, file) = config_file("coordinator.toml", "netuid = 5\ntemprature = 0.1\n");
     let (ok, out) = effective("coordinator", &file, &[], &[]);
     assert!(!ok && out.contains("temprature"), "{out}");
 
@@ -89,13 +97,10 @@ fn bad_settings_fail_at_start_naming_the_setting() {
 
 #[test]
 fn secrets_never_appear_in_the_printed_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("worker.toml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = config_file(
+        "worker.toml",
         "amqp_url = \"amqp://eval:hunter2@rabbit:5672/%2f\"\n",
-    )
-    .unwrap();
+    );
     let (ok, out) = effective("worker", &file, &[], &[]);
     assert!(ok, "{out}");
     assert!(!out.contains("hunter2"), "the password leaked: {out}");

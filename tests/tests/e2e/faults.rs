@@ -5,10 +5,10 @@
 //!
 //! Three tests touch the shared servers themselves: one stops and starts the
 //! broker's app, one lowers the broker's consumer timeout for a while, one
-//! restarts Redis without its data. They hold [`BROKER`] exclusively so the
-//! other tests of this file wait for them (cargo runs test binaries one at a
-//! time). Set `SKIP_BROKER_RESTART=1` to skip them where other users share
-//! the servers.
+//! restarts Redis without its data. They hold the servers exclusively
+//! ([`exclusive_servers`]) so the other tests of this binary that use them
+//! ([`shared_servers`]) wait for them. Set `SKIP_BROKER_RESTART=1` to skip
+//! them where other users share the servers.
 //!
 //! The worker binary comes from the same target directory as this test
 //! (`cargo test --workspace` builds it).
@@ -30,27 +30,16 @@ use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;
 use tests::proxy::{CutProxy, url_addr, url_via};
 use tests::sandbox::{
-    Sandbox, WorkerProcess, eventually, rabbitmqctl, redis_client_ports, redis_port,
-    restart_rabbitmq, restart_redis,
+    Sandbox, WorkerProcess, eventually, exclusive_servers, init_tracing, rabbitmqctl,
+    redis_client_ports, redis_port, restart_rabbitmq, restart_redis, shared_servers,
 };
-use tokio::sync::RwLock;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Shared by every test; the broker restart test holds it exclusively.
-static BROKER: RwLock<()> = RwLock::const_new(());
 
 /// Long enough to kill mid-job: a few seconds on the tiny model.
 const SLOW_SAMPLES: usize = 500;
 /// A job of well under a second.
 const QUICK_SAMPLES: usize = 4;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,lapin=warn")
-        .with_test_writer()
-        .try_init();
-}
 
 /// Flags of a worker with a short lease and the given profile files.
 fn worker_args(profile: &(std::path::PathBuf, std::path::PathBuf)) -> Vec<String> {
@@ -149,7 +138,7 @@ fn spawn_coordinator(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_job_completes_on_another_worker_exactly_once() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("kill").await?;
     let model = sandbox.tiny_model("ns", "killed", 1).await?;
     let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
@@ -212,7 +201,7 @@ async fn killed_worker_job_completes_on_another_worker_exactly_once() -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_through_two_workers_complete_exactly_once() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("many").await?;
     let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
     let mut a = spawn(&sandbox, "many-a", &args)?;
@@ -227,11 +216,8 @@ async fn jobs_through_two_workers_complete_exactly_once() -> Result<()> {
     }
     for id in &ids {
         let done = sandbox
-            .wait_record(id, "every job to finish", Duration::from_secs(90), |r| {
-                r.status.is_final()
-            })
+            .wait_completed(id, "every job to finish", Duration::from_secs(90))
             .await?;
-        assert_eq!(done.status, JobStatus::Completed, "{done:?}");
         assert_eq!(done.attempts, 1, "{done:?}");
     }
     let board = sandbox.store.leaderboard(100).await?;
@@ -261,7 +247,7 @@ async fn jobs_through_two_workers_complete_exactly_once() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_file_fails_once_and_is_not_redelivered() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("forbidden").await?;
     let bad = sandbox.tiny_model("ns", "pickled", 2).await?;
     std::fs::write(
@@ -296,12 +282,9 @@ async fn forbidden_file_fails_once_and_is_not_redelivered() -> Result<()> {
     // A later job on the same single consumer is a barrier: once it is done,
     // any redelivery of the bad job would have been seen first.
     let good_id = sandbox.submit(good).await?;
-    let done = sandbox
-        .wait_record(&good_id, "the next job", Duration::from_secs(60), |r| {
-            r.status.is_final()
-        })
+    sandbox
+        .wait_completed(&good_id, "the next job", Duration::from_secs(60))
         .await?;
-    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     worker.stop().await?;
 
     let deliveries: Vec<_> = worker
@@ -325,7 +308,7 @@ async fn forbidden_file_fails_once_and_is_not_redelivered() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("poison").await?;
     let good = sandbox.tiny_model("ns", "after-poison", 4).await?;
     let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
@@ -344,15 +327,9 @@ async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() -> Resul
     assert!(worker.logged("poison message, dead-lettering"));
 
     let id = sandbox.submit(good).await?;
-    let done = sandbox
-        .wait_record(
-            &id,
-            "the job after the poison",
-            Duration::from_secs(60),
-            |r| r.status.is_final(),
-        )
+    sandbox
+        .wait_completed(&id, "the job after the poison", Duration::from_secs(60))
         .await?;
-    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     assert!(worker.is_running(), "the same worker process served it");
     worker.stop().await?;
     assert_eq!(sandbox.queue.depth().await?.ready, 0);
@@ -363,7 +340,7 @@ async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("redis-kill").await?;
     let model = sandbox.tiny_model("ns", "cut-off", 5).await?;
     let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
@@ -408,12 +385,10 @@ async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
-    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
-        eprintln!("SKIP_BROKER_RESTART is set: not restarting the broker");
+    let Some(_servers) = exclusive_servers("restarting the broker").await else {
         return Ok(());
-    }
+    };
     init_tracing();
-    let _broker = BROKER.write().await;
     let sandbox = Sandbox::new("restart").await?;
     let first = sandbox.tiny_model("ns", "before", 6).await?;
     let second = sandbox.tiny_model("ns", "after", 7).await?;
@@ -436,12 +411,9 @@ async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
     let second_id = sandbox.submit(second).await?;
 
     for id in [&first_id, &second_id] {
-        let done = sandbox
-            .wait_record(id, "both jobs to finish", Duration::from_secs(120), |r| {
-                r.status.is_final()
-            })
+        sandbox
+            .wait_completed(id, "both jobs to finish", Duration::from_secs(120))
             .await?;
-        assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     }
     assert!(
         worker.is_running(),
@@ -506,12 +478,10 @@ impl Drop for ConsumerTimeoutOverride {
 /// worker's result is stored once, and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Result<()> {
-    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
-        eprintln!("SKIP_BROKER_RESTART is set: not changing broker settings");
+    let Some(_servers) = exclusive_servers("changing broker settings").await else {
         return Ok(());
-    }
+    };
     init_tracing();
-    let _broker = BROKER.write().await;
     let sandbox = Sandbox::new("consumer-timeout").await?;
     let model = sandbox.tiny_model("ns", "long", 8).await?;
     let args = worker_args(&sandbox.slow_profile("long", SLOW_SAMPLES * 3)?);
@@ -560,12 +530,10 @@ async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Resul
 /// and queues the job again, and the job completes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
-    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
-        eprintln!("SKIP_BROKER_RESTART is set: not restarting Redis");
+    let Some(_servers) = exclusive_servers("restarting Redis").await else {
         return Ok(());
-    }
+    };
     init_tracing();
-    let _broker = BROKER.write().await;
     let sandbox = Sandbox::new("redis-restart").await?;
     let model = sandbox.tiny_model("ns", "wiped", 10).await?;
     let chain = Arc::new(MemoryChain::new(1_000, "5Validator", 1));
@@ -609,7 +577,7 @@ async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_job_hands_the_job_back_and_exits_zero() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("sigterm").await?;
     let model = sandbox.tiny_model("ns", "interrupted", 8).await?;
     let slow = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
@@ -643,11 +611,8 @@ async fn sigterm_mid_job_hands_the_job_back_and_exits_zero() -> Result<()> {
     let quick = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
     let mut next = spawn(&sandbox, "sigterm-b", &quick)?;
     let done = sandbox
-        .wait_record(&id, "the job to finish", Duration::from_secs(60), |r| {
-            r.status.is_final()
-        })
+        .wait_completed(&id, "the job to finish", Duration::from_secs(60))
         .await?;
-    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     assert_eq!(done.attempts, 2, "{done:?}");
     next.stop().await?;
     assert_eq!(next.job_events(&id, "result stored"), 1);
@@ -696,7 +661,7 @@ async fn settled_depth(sandbox: &Sandbox) -> Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("outage").await?;
     let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
     let mut worker = spawn(&sandbox, "outage-w", &args)?;
@@ -750,11 +715,8 @@ async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns()
     assert_eq!(report.reconciled.published, vec![id.clone()]);
     assert!(coordinator.tick().await?.reconciled.published.is_empty());
     let done = sandbox
-        .wait_record(&id, "the job to finish", Duration::from_secs(60), |r| {
-            r.status.is_final()
-        })
+        .wait_completed(&id, "the job to finish", Duration::from_secs(60))
         .await?;
-    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
     assert_eq!(done.attempts, 1);
     worker.stop().await?;
     assert_eq!(results_stored(&[&worker], &id), 1);
@@ -764,7 +726,7 @@ async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("expiry").await?;
     let model = sandbox.tiny_model("ns", "expiry", 32).await?;
     let id = sandbox.submit(model).await?;
@@ -830,7 +792,7 @@ async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("limit").await?;
     let model = sandbox.tiny_model("ns", "limit", 33).await?;
     let id = sandbox.submit(model).await?;
@@ -912,7 +874,7 @@ async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_next() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("killed-coord").await?;
     let settings = reconcile_settings(5, 3);
     let store: Arc<dyn ResultStore> = Arc::new(sandbox.store.clone());
@@ -968,7 +930,7 @@ async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_nex
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_queue_loses_no_job() -> Result<()> {
     init_tracing();
-    let _broker = BROKER.read().await;
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("purged").await?;
     let settings = reconcile_settings(5, 3);
     let reconciler = Reconciler::new(
@@ -976,8 +938,12 @@ async fn a_purged_queue_loses_no_job() -> Result<()> {
         Arc::new(sandbox.queue.clone()),
         settings.clone(),
     );
-    let first = sandbox.submit(sandbox.tiny_model("ns", "purged-a", 35).await?).await?;
-    let second = sandbox.submit(sandbox.tiny_model("ns", "purged-b", 36).await?).await?;
+    let first = sandbox
+        .submit(sandbox.tiny_model("ns", "purged-a", 35).await?)
+        .await?;
+    let second = sandbox
+        .submit(sandbox.tiny_model("ns", "purged-b", 36).await?)
+        .await?;
     assert_eq!(settled_depth(&sandbox).await?, 2);
 
     // Fresh publications are left alone, even from an empty queue: a
@@ -990,7 +956,10 @@ async fn a_purged_queue_loses_no_job() -> Result<()> {
     // Older ones are replaced, once, after two sightings in a row.
     tokio::time::sleep(settings.publish_stale_after + Duration::from_millis(200)).await;
     let sighted = reconciler.run_once().await?;
-    assert!(sighted.is_empty(), "one sighting replaces nothing: {sighted:?}");
+    assert!(
+        sighted.is_empty(),
+        "one sighting replaces nothing: {sighted:?}"
+    );
     let report = reconciler.run_once().await?;
     let mut lost = report.lost.clone();
     lost.sort();
@@ -1019,7 +988,10 @@ async fn a_purged_queue_loses_no_job() -> Result<()> {
     worker.close().await;
     tests::sandbox::rabbitmqctl(&["purge_queue", &sandbox.rabbit.queue]).await?;
     let other = if job.job_id == first { &second } else { &first };
-    sandbox.queue.publish(&JobMessage::V1(sandbox.record(other).await?.job)).await?;
+    sandbox
+        .queue
+        .publish(&JobMessage::V1(sandbox.record(other).await?.job))
+        .await?;
     tokio::time::sleep(settings.publish_stale_after + Duration::from_millis(200)).await;
     for _ in 0..3 {
         assert!(reconciler.run_once().await?.lost.is_empty());

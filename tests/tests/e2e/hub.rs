@@ -49,6 +49,15 @@ fn write_model(root: &Path, repo: &str, seed: u64) -> std::path::PathBuf {
     dir
 }
 
+/// An empty directory of repositories served by a hub endpoint, and an
+/// empty cache: (root, cache, server).
+async fn empty_hub() -> (tempfile::TempDir, tempfile::TempDir, HubServer) {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let server = HubServer::start(root.path()).await.unwrap();
+    (root, cache, server)
+}
+
 fn refused(result: Result<LocalModel, JobError>) -> FailureCode {
     match result {
         Err(JobError::Model(reason)) => reason.code,
@@ -58,10 +67,8 @@ fn refused(result: Result<LocalModel, JobError>) -> FailureCode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_model_downloads_pinned_and_scores() {
-    let root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let (root, cache, server) = empty_hub().await;
     let local = write_model(root.path(), "t/tiny", 7);
-    let server = HubServer::start(root.path()).await.unwrap();
     let hub = source(&server, cache.path(), None);
 
     let fetched = hub.fetch(&model("t", "tiny"), LIMIT).await.unwrap();
@@ -125,9 +132,7 @@ async fn a_tiny_model_downloads_pinned_and_scores() {
 
 #[tokio::test]
 async fn hostile_repos_are_refused_before_any_weight_download() {
-    let root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let server = HubServer::start(root.path()).await.unwrap();
+    let (root, cache, server) = empty_hub().await;
 
     let pickle = write_model(root.path(), "h/pickle", 1);
     std::fs::write(pickle.join("pytorch_model.bin"), b"not really a pickle").unwrap();
@@ -176,10 +181,8 @@ async fn hostile_repos_are_refused_before_any_weight_download() {
 
 #[tokio::test]
 async fn inaccessible_repos_are_the_models_fault_and_server_errors_are_transient() {
-    let root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let (root, cache, server) = empty_hub().await;
     write_model(root.path(), "p/secret", 3);
-    let server = HubServer::start(root.path()).await.unwrap();
     server.make_private("p/secret", "hf_test_token");
 
     let anonymous = source(&server, cache.path(), None);
@@ -239,10 +242,8 @@ async fn inaccessible_repos_are_the_models_fault_and_server_errors_are_transient
 
 #[tokio::test]
 async fn a_stalled_download_is_abandoned_as_transient() {
-    let root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let (root, cache, server) = empty_hub().await;
     write_model(root.path(), "s/slow", 5);
-    let server = HubServer::start(root.path()).await.unwrap();
     server.stall("model-00002-of-00002.safetensors");
     let hub = HubSource::new(
         HubConfig {
@@ -264,12 +265,10 @@ async fn a_stalled_download_is_abandoned_as_transient() {
 
 #[tokio::test]
 async fn a_dataset_downloads_from_a_dataset_repository() {
-    let root = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let (root, cache, server) = empty_hub().await;
     let dir = root.path().join("datasets/org/rp-eval/data");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("eval.jsonl"), worker::eval::dataset::BUILTIN).unwrap();
-    let server = HubServer::start(root.path()).await.unwrap();
     let config = source(&server, cache.path(), None).config().clone();
 
     let location: DatasetLocation = "hf://datasets/org/rp-eval/data/eval.jsonl".parse().unwrap();

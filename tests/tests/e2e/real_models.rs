@@ -132,7 +132,10 @@ async fn gemma3_text_checkpoints_are_scored_with_their_own_template() {
     // A base model is no roleplay partner, but it predicts English: measured
     // similarity 0.03-0.04, against 2.3e-5 for a random model.
     assert!(c.similarity > 1e-2, "{gemma:?}");
-    assert!(c.vibe > 0.0, "a greedy reply was generated and scored: {gemma:?}");
+    assert!(
+        c.vibe > 0.0,
+        "a greedy reply was generated and scored: {gemma:?}"
+    );
     assert_eq!(gemma.details.samples.len(), 2);
 }
 
@@ -353,15 +356,24 @@ async fn the_gpu_check_script_runs_its_cpu_half_on_the_real_models() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("gpu-check.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(out.path().join("gpu-check.json")).unwrap()).unwrap();
     assert_eq!(report["failures"], serde_json::json!([]));
     for model in [SMOLLM2, GEMMA3] {
         let cpu = &report["models"][model]["cpu"];
         assert!(cpu["similarity"].as_f64().unwrap() > 1e-2, "{model}: {cpu}");
-        assert_eq!(cpu["samples"].as_array().unwrap().len(), 1, "{model}: {cpu}");
-        assert!(cpu["similarity_tokens_per_s"].as_f64().unwrap() > 0.0, "{model}: {cpu}");
-        assert!(cpu["peak_rss_mib"].as_f64().unwrap() > 100.0, "{model}: {cpu}");
+        assert_eq!(
+            cpu["samples"].as_array().unwrap().len(),
+            1,
+            "{model}: {cpu}"
+        );
+        assert!(
+            cpu["similarity_tokens_per_s"].as_f64().unwrap() > 0.0,
+            "{model}: {cpu}"
+        );
+        assert!(
+            cpu["peak_rss_mib"].as_f64().unwrap() > 100.0,
+            "{model}: {cpu}"
+        );
     }
     let table = std::fs::read_to_string(out.path().join("gpu-check.md")).unwrap();
     assert!(table.contains("| smollm2-135m-instruct | CPU |"), "{table}");

@@ -9,9 +9,8 @@ use anyhow::Result;
 use async_trait::async_trait;
 use common::job::{JobStatus, JobV1};
 use common::queue::JobQueue;
-use common::result::ComponentScores;
 use common::scoring::ScoringProfile;
-use tests::sandbox::Sandbox;
+use tests::sandbox::{Sandbox, shared_servers};
 use tokio_util::sync::CancellationToken;
 use worker::consumer::{LoopTimings, Worker};
 use worker::error::JobError;
@@ -36,22 +35,13 @@ impl Evaluator for FlakyOnce {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             return Err(JobError::transient("simulated outage"));
         }
-        Ok(Evaluation {
-            components: ComponentScores {
-                similarity: 0.5,
-                vibe: 0.5,
-                latency: 0.5,
-                size: 0.5,
-            },
-            tokens: 1,
-            dataset_sha256: "d".repeat(64),
-            details: Default::default(),
-        })
+        Ok(tests::uniform_evaluation(0.5, 1, "d".repeat(64)))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failure_is_retried_through_the_broker_then_succeeds() -> Result<()> {
+    let _servers = shared_servers().await;
     let sandbox = Sandbox::new("transient").await?;
     let model = sandbox.tiny_model("ns", "flaky", 9).await?;
     let evaluator = Arc::new(FlakyOnce {
