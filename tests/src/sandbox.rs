@@ -431,11 +431,7 @@ impl Process {
     /// The process's log events so far (one JSON object per line; a partly
     /// written last line is skipped).
     pub fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
+        log_events(&self.log)
     }
 
     /// Log events with `message` about job `id` (from the job span).
@@ -482,6 +478,23 @@ impl Process {
     pub fn log_path(&self) -> &Path {
         &self.log
     }
+}
+
+/// The JSON events of a log file, in order (lines that are not JSON left out).
+pub fn log_events(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// The `addr` of the first event with `message` in a JSON log file.
+pub fn logged_addr(log: &Path, message: &str) -> Option<std::net::SocketAddr> {
+    log_events(log)
+        .into_iter()
+        .find(|e| e["message"] == message)
+        .and_then(|e| e["addr"].as_str()?.parse().ok())
 }
 
 /// Local TCP ports of `pid`'s established connections to `remote_port`

@@ -935,19 +935,21 @@ async fn page_renders_in_headless_chromium() {
         "--hide-scrollbars",
     ];
     let profile = format!("--user-data-dir={}", dir.path().join("profile").display());
-    let dom = tokio::process::Command::new(chromium)
-        .args(flags)
-        .arg(&profile)
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        dom.status.success(),
-        "chromium --dump-dom: {}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
+    // Headless Chromium on the page with `args`, which must succeed.
+    let run = |args: Vec<String>| {
+        let mut command = tokio::process::Command::new(chromium);
+        command.args(flags).arg(&profile).args(&args).arg(&url);
+        async move {
+            let out = command.output().await.unwrap();
+            assert!(
+                out.status.success(),
+                "chromium {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out
+        }
+    };
+    let dom = run(vec!["--dump-dom".into()]).await;
     let dom = String::from_utf8_lossy(&dom.stdout);
     let rows = dom.matches("<tr class=").count();
     assert_eq!(rows, 7, "7 leaderboard rows expected in the DOM:\n{dom}");
@@ -965,20 +967,11 @@ async fn page_renders_in_headless_chromium() {
     }
 
     let png = dir.path().join("page.png");
-    let shot = tokio::process::Command::new(chromium)
-        .args(flags)
-        .arg(&profile)
-        .arg(format!("--screenshot={}", png.display()))
-        .arg("--window-size=1200,800")
-        .arg(&url)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        shot.status.success(),
-        "chromium --screenshot: {}",
-        String::from_utf8_lossy(&shot.stderr)
-    );
+    run(vec![
+        format!("--screenshot={}", png.display()),
+        "--window-size=1200,800".into(),
+    ])
+    .await;
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut pixels = vec![0; reader.output_buffer_size().unwrap()];

@@ -4,11 +4,11 @@
 //! restart, reconnects and `coordinator submit`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::chain::subtensor::{Hotkey, KeyError, SubtensorChain, SubtensorOptions};
+use common::chain::subtensor::{Hotkey, SubtensorChain, SubtensorOptions};
 use common::chain::{Chain, ChainError, WeightsAction};
 use common::submission::{
     CommitString, InvalidReason, ValidationContext, Verdict, validate_submissions,

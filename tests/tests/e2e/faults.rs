@@ -33,6 +33,7 @@ use tests::sandbox::{
     Sandbox, WorkerProcess, eventually, exclusive_servers, init_tracing, rabbitmqctl,
     redis_client_ports, redis_port, restart_rabbitmq, restart_redis, shared_servers,
 };
+use tokio::sync::RwLockReadGuard;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,14 @@ use tokio_util::sync::CancellationToken;
 const SLOW_SAMPLES: usize = 500;
 /// A job of well under a second.
 const QUICK_SAMPLES: usize = 4;
+
+/// A test's start: logs, the shared servers (held while the guard lives) and
+/// a sandbox named `test`.
+async fn start(test: &str) -> Result<(RwLockReadGuard<'static, ()>, Sandbox)> {
+    init_tracing();
+    let servers = shared_servers().await;
+    Ok((servers, Sandbox::new(test).await?))
+}
 
 /// Flags of a worker with a short lease and the given profile files.
 fn worker_args(profile: &(std::path::PathBuf, std::path::PathBuf)) -> Vec<String> {
@@ -137,9 +146,7 @@ fn spawn_coordinator(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_job_completes_on_another_worker_exactly_once() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("kill").await?;
+    let (_servers, sandbox) = start("kill").await?;
     let model = sandbox.tiny_model("ns", "killed", 1).await?;
     let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
     let mut a = spawn(&sandbox, "kill-a", &args)?;
@@ -200,9 +207,7 @@ async fn killed_worker_job_completes_on_another_worker_exactly_once() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_through_two_workers_complete_exactly_once() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("many").await?;
+    let (_servers, sandbox) = start("many").await?;
     let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
     let mut a = spawn(&sandbox, "many-a", &args)?;
     let mut b = spawn(&sandbox, "many-b", &args)?;
@@ -246,9 +251,7 @@ async fn jobs_through_two_workers_complete_exactly_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_file_fails_once_and_is_not_redelivered() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("forbidden").await?;
+    let (_servers, sandbox) = start("forbidden").await?;
     let bad = sandbox.tiny_model("ns", "pickled", 2).await?;
     std::fs::write(
         sandbox
@@ -307,9 +310,7 @@ async fn forbidden_file_fails_once_and_is_not_redelivered() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("poison").await?;
+    let (_servers, sandbox) = start("poison").await?;
     let good = sandbox.tiny_model("ns", "after-poison", 4).await?;
     let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
     let mut worker = spawn(&sandbox, "poison-a", &args)?;
@@ -339,9 +340,7 @@ async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() -> Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("redis-kill").await?;
+    let (_servers, sandbox) = start("redis-kill").await?;
     let model = sandbox.tiny_model("ns", "cut-off", 5).await?;
     let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
     let mut worker = spawn(&sandbox, "redis-kill-a", &args)?;
@@ -576,9 +575,7 @@ async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_job_hands_the_job_back_and_exits_zero() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("sigterm").await?;
+    let (_servers, sandbox) = start("sigterm").await?;
     let model = sandbox.tiny_model("ns", "interrupted", 8).await?;
     let slow = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
     let mut worker = spawn(&sandbox, "sigterm-a", &slow)?;
@@ -660,9 +657,7 @@ async fn settled_depth(sandbox: &Sandbox) -> Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("outage").await?;
+    let (_servers, sandbox) = start("outage").await?;
     let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
     let mut worker = spawn(&sandbox, "outage-w", &args)?;
     worker.wait_consuming().await?;
@@ -725,9 +720,7 @@ async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("expiry").await?;
+    let (_servers, sandbox) = start("expiry").await?;
     let model = sandbox.tiny_model("ns", "expiry", 32).await?;
     let id = sandbox.submit(model).await?;
     let reconciler = Reconciler::new(
@@ -791,9 +784,7 @@ async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("limit").await?;
+    let (_servers, sandbox) = start("limit").await?;
     let model = sandbox.tiny_model("ns", "limit", 33).await?;
     let id = sandbox.submit(model).await?;
     let reconciler = Reconciler::new(
@@ -873,9 +864,7 @@ async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_next() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("killed-coord").await?;
+    let (_servers, sandbox) = start("killed-coord").await?;
     let settings = reconcile_settings(5, 3);
     let store: Arc<dyn ResultStore> = Arc::new(sandbox.store.clone());
     let queue: Arc<dyn JobQueue> = Arc::new(sandbox.queue.clone());
@@ -929,9 +918,7 @@ async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_nex
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_queue_loses_no_job() -> Result<()> {
-    init_tracing();
-    let _servers = shared_servers().await;
-    let sandbox = Sandbox::new("purged").await?;
+    let (_servers, sandbox) = start("purged").await?;
     let settings = reconcile_settings(5, 3);
     let reconciler = Reconciler::new(
         Arc::new(sandbox.store.clone()),

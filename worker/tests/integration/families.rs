@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use common::result::SampleRecord;
 use common::scoring::ScoringProfile;
 use worker::error::JobError;
 use worker::eval::Evaluation;
@@ -105,6 +106,15 @@ fn long_dataset(turns: usize) -> Dataset {
     Dataset::parse(&format!("{long}\n{short}\n")).unwrap()
 }
 
+/// The record of the sample of conversation `id`.
+fn sample<'a>(e: &'a Evaluation, id: &str) -> &'a SampleRecord {
+    e.details
+        .samples
+        .iter()
+        .find(|s| s.conversation_id == id)
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversations_longer_than_the_window_are_cut_not_failed() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,20 +130,10 @@ async fn conversations_longer_than_the_window_are_cut_not_failed() {
         .expect("a long dataset must not fail the model");
     assert!(e.components.is_well_formed(), "{e:?}");
     assert_eq!(e.details.samples_context_cut, 1, "{:?}", e.details.samples);
-    let long = e
-        .details
-        .samples
-        .iter()
-        .find(|s| s.conversation_id == "long")
-        .unwrap();
+    let long = sample(&e, "long");
     assert!(long.context_cut && long.similarity > 0.0, "{long:?}");
     assert!(long.vibe.is_some());
-    let short = e
-        .details
-        .samples
-        .iter()
-        .find(|s| s.conversation_id == "short")
-        .unwrap();
+    let short = sample(&e, "short");
     assert!(!short.context_cut);
 }
 

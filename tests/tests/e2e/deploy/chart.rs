@@ -4,6 +4,7 @@
 //! values schema and the install notes.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;

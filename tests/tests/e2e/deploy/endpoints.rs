@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::submission::CommitString;
-use serde_json::Value;
 use tests::http;
 use tests::promql::exposition_names;
 use tests::sandbox::{Sandbox, binary, eventually, logged_addr, shared_servers};
