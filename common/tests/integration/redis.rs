@@ -268,7 +268,7 @@ async fn a_retried_write_that_had_landed_counts_once() {
     init_tracing();
     let store = RedisStore::connect(RedisConfig {
         url: redis_url(),
-        prefix: unique_prefix("retry"),
+        prefix: unique_name("retry"),
         response_timeout: Duration::from_millis(150),
         retry_attempts: 10,
         retry_max_backoff: Duration::from_millis(400),
