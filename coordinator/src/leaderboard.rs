@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use common::chain_weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
 use common::job::{DEFAULT_REVISION, JobId, JobOrigin, JobStatus, ModelRef};
 use common::result::{ComponentScores, Outcome};
 use common::store::JobRecord;
 use common::submission::{CommitString, Verdict, fingerprint_copies};
-use common::chain_weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
 use serde::{Deserialize, Serialize};
 
 /// The model a valid commitment asks to evaluate.

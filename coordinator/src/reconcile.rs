@@ -167,8 +167,7 @@ impl Reconciler {
         };
         // Read before listing the jobs: a message published before this read
         // is counted in it, unless a worker has claimed its job since.
-        let queue_empty =
-            !broker_away && self.queue.depth().await.is_ok_and(|d| d.is_empty());
+        let queue_empty = !broker_away && self.queue.depth().await.is_ok_and(|d| d.is_empty());
         let mut queued = self.store.jobs_with_status(JobStatus::Queued).await?;
         self.requeue_lost(queue_empty, &mut queued, report).await?;
         let now = now_ms();

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::chain::{Chain, ChainError, ChainSnapshot, WeightsAction};
+use common::chain_weights::WeightsParams;
 use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobOrigin};
 use common::queue::JobQueue;
 use common::store::{Enqueued, JobRecord, ResultStore, StoreError};
 use common::submission::{ValidationContext, Verdict, validate_submissions};
-use common::chain_weights::WeightsParams;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 

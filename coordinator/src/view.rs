@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use common::submission::Verdict;
 use common::chain_weights::U16Weights;
+use common::submission::Verdict;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 

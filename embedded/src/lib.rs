@@ -18,16 +18,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::chain::MemoryChain;
+use common::chain_weights::{U16Weights, WeightsParams};
 use common::job::JobStatus;
 use common::queue::MemoryQueue;
 use common::store::{MemoryStore, ResultStore};
 use common::submission::CommitString;
-use common::chain_weights::{U16Weights, WeightsParams};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use worker::consumer::{LoopTimings, Worker};
+use worker::dataset::Dataset;
 use worker::eval::Evaluator;
-use worker::eval::dataset::Dataset;
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::LocalDirSource;
 

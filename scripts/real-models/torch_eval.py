@@ -272,7 +272,7 @@ def clamp01(x):
 
 
 # ---------------------------------------------------------------------------------------
-# Templates and contexts (worker/src/eval/template.rs, context.rs)
+# Templates and contexts (worker/src/template.rs, context.rs)
 
 
 def render_chatml(messages, add_generation_prompt=True):

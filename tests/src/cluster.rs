@@ -19,11 +19,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use common::chain::Chain;
 use common::chain::subtensor::{SubtensorChain, SubtensorOptions};
+use common::chain_weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
 use common::job::{JobId, ModelRef};
 use common::result::Outcome;
 use common::store::ResultStore;
 use common::submission::{CommitString, ValidationContext, validate_submissions};
-use common::chain_weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
 use serde_json::Value;
 use subxt::rpcs::{RpcClient, rpc_params};
 

@@ -202,7 +202,7 @@ impl Sandbox {
         };
         let profile_path = self.dir.path().join(format!("{label}.profile.toml"));
         std::fs::write(&profile_path, toml::to_string(&profile)?)?;
-        let builtin: Vec<&str> = worker::eval::dataset::BUILTIN
+        let builtin: Vec<&str> = worker::dataset::BUILTIN
             .lines()
             .filter(|l| !l.trim().is_empty())
             .collect();

@@ -9,10 +9,10 @@
 use std::time::Instant;
 
 use common::scoring::ScoringProfile;
+use worker::dataset::Dataset;
 use worker::engine::{EngineOptions, LoadedModel};
-use worker::eval::dataset::Dataset;
-use worker::eval::template::ChatTemplate;
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
+use worker::template::ChatTemplate;
 
 const ROUNDS: usize = 5;
 

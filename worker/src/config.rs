@@ -12,7 +12,7 @@ use common::scoring::ScoringProfile;
 use serde::Deserialize;
 
 use crate::consumer::LoopTimings;
-use crate::eval::dataset::DatasetLocation;
+use crate::dataset::DatasetLocation;
 use crate::source::{ConfigLimits, HubConfig};
 
 /// Settings shared by every worker command; each may also come from the

@@ -10,8 +10,8 @@ use common::scoring::ScoringProfile;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::dataset::DatasetLocation;
 use crate::error::JobError;
-use crate::eval::dataset::DatasetLocation;
 use crate::eval::{Evaluator, Phase, PhaseObserver, Progress};
 use crate::source::{
     ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, ProgressBars, fetch_dataset,
@@ -95,7 +95,13 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
     let mut repeats = vec![run_summary(total, &evaluation)];
     for _ in 1..args.repeat {
         let again = evaluator
-            .evaluate(message.job(), &model, &profile, Progress::new().0, CancellationToken::new())
+            .evaluate(
+                message.job(),
+                &model,
+                &profile,
+                Progress::new().0,
+                CancellationToken::new(),
+            )
             .await
             .map_err(describe)
             .context("evaluation failed")?;
@@ -152,7 +158,11 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
             t.latency_probe_ms / 1000.0,
         );
         for (i, run) in repeats.iter().enumerate().skip(1) {
-            println!("repeat {}: total {:.4}", i + 1, run["total"].as_f64().unwrap_or_default());
+            println!(
+                "repeat {}: total {:.4}",
+                i + 1,
+                run["total"].as_f64().unwrap_or_default()
+            );
         }
         if details.samples_context_cut > 0 {
             println!(

@@ -13,8 +13,9 @@
 //!   Hugging Face sources, the dataset download, and the precheck pipeline
 //!   every source runs before downloading weights ([`source::precheck`]: file
 //!   rules, architectures, memory estimate, chat template).
-//! - [`eval`]: the [`eval::Evaluator`] trait, chat templates and the
-//!   evaluation dataset (parsing and validation only).
+//! - [`eval`]: the [`eval::Evaluator`] trait and the context fitting.
+//! - [`dataset`]: the evaluation dataset (parsing and validation only).
+//! - [`template`]: chat templates, rendered in a sandbox.
 //! - [`paths`]: path safety, a leaf shared by sources and datasets.
 //! - [`error`]: job errors classified by what happens next.
 //! - [`metrics`]: the worker's Prometheus metrics.
@@ -32,6 +33,7 @@ compile_error!(
 
 pub mod config;
 pub mod consumer;
+pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod eval;
@@ -45,3 +47,4 @@ mod module_graph;
 pub mod paths;
 pub mod run;
 pub mod source;
+pub mod template;

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{Chain, ChainError, ChainSnapshot, Neuron, WeightsReceipt};
-use crate::submission::{MAX_COMMIT_BYTES, RawCommitment};
 use crate::chain_weights::U16Weights;
+use crate::submission::{MAX_COMMIT_BYTES, RawCommitment};
 
 #[derive(Debug, Default)]
 struct State {

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryChain;
-use crate::submission::RawCommitment;
 use crate::chain_weights::U16Weights;
+use crate::submission::RawCommitment;
 
 /// A registered uid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

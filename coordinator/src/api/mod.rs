@@ -199,7 +199,10 @@ impl ApiState {
     pub fn with_reconcile_settings(self, settings: ReconcileSettings) -> Self {
         let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone());
         let reconciler = Reconciler::new(inner.store.clone(), inner.queue.clone(), settings);
-        Self(Arc::new(Inner { reconciler, ..inner }))
+        Self(Arc::new(Inner {
+            reconciler,
+            ..inner
+        }))
     }
 
     /// The reconciler the operator route publishes through (the same

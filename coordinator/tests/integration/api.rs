@@ -11,6 +11,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use common::chain::MemoryChain;
+use common::chain_weights::WeightsParams;
 use common::clock::now_ms;
 use common::job::{JobId, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
@@ -20,7 +21,6 @@ use common::result::{
 use common::store::testsuite::sample_records;
 use common::store::{JobRecord, MemoryStore, ResultStore};
 use common::submission::CommitString;
-use common::chain_weights::WeightsParams;
 use coordinator::api::{self, ApiSettings, ApiState, OperatorToken, RateLimit};
 use coordinator::leaderboard::model_of;
 use coordinator::service::{Coordinator, LoopSettings};

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::chain::MemoryChain;
+use common::chain_weights::{U16Weights, WeightsParams};
 use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
 use common::store::testsuite::claim_and_complete;
 use common::store::{MemoryStore, ResultStore};
 use common::submission::CommitString;
-use common::chain_weights::{U16Weights, WeightsParams};
 use coordinator::leaderboard::model_of;
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use common::chain::subtensor::{Hotkey, SubtensorChain, SubtensorOptions};
 use common::chain::{Chain, ChainError, WeightsAction};
+use common::chain_weights::U16Weights;
 use common::submission::{
     CommitString, InvalidReason, ValidationContext, Verdict, validate_submissions,
 };
-use common::chain_weights::U16Weights;
 use subxt_signer::sr25519::dev;
 use tests::chain_double::runtime::{Data, max_upscale_to_u16};
 use tests::chain_double::{ChainDouble, DoubleConfig};
@@ -483,12 +483,12 @@ mod coordinator_on_subtensor {
     use std::time::Duration;
 
     use common::chain::subtensor::{Hotkey, SubtensorChain, SubtensorOptions};
+    use common::chain_weights::WeightsParams;
     use common::job::JobId;
     use common::queue::MemoryQueue;
     use common::store::testsuite::claim_and_complete;
     use common::store::{MemoryStore, ResultStore};
     use common::submission::CommitString;
-    use common::chain_weights::WeightsParams;
     use coordinator::leaderboard::model_of;
     use coordinator::service::{Coordinator, LoopSettings};
     use coordinator::view::SharedView;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use common::job::JobStatus;
 use common::chain_weights::WeightsParams;
+use common::job::JobStatus;
 use embedded::{EmbeddedOptions, run_with_engine};
 use tokio_util::sync::CancellationToken;
 

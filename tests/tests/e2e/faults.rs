@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::chain::MemoryChain;
+use common::chain_weights::WeightsParams;
 use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
 use common::result::{FailureCode, Outcome};
 use common::store::{JobRecord, ResultStore};
 use common::submission::CommitString;
-use common::chain_weights::WeightsParams;
 use coordinator::reconcile::{ReconcileSettings, Reconciler};
 use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;
@@ -919,7 +919,12 @@ async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_nex
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_queue_loses_no_job() -> Result<()> {
     let (_servers, sandbox) = start("purged").await?;
-    let settings = reconcile_settings(5, 3);
+    // Long enough for the purge (an Erlang VM start for rabbitmqctl) and two
+    // passes on a loaded machine: the e2e binary runs CPU-heavy tests beside it.
+    let settings = ReconcileSettings {
+        publish_stale_after: Duration::from_secs(10),
+        ..reconcile_settings(5, 3)
+    };
     let reconciler = Reconciler::new(
         Arc::new(sandbox.store.clone()),
         Arc::new(sandbox.queue.clone()),

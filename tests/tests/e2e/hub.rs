@@ -9,9 +9,9 @@ use common::result::FailureCode;
 use common::scoring::ScoringProfile;
 use tests::hub::HubServer;
 use tokio_util::sync::CancellationToken;
+use worker::dataset::{Dataset, DatasetError, DatasetLocation};
 use worker::engine::MistralEvaluator;
 use worker::error::JobError;
-use worker::eval::dataset::{Dataset, DatasetError, DatasetLocation};
 use worker::eval::{Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::{
@@ -268,7 +268,7 @@ async fn a_dataset_downloads_from_a_dataset_repository() {
     let (root, cache, server) = empty_hub().await;
     let dir = root.path().join("datasets/org/rp-eval/data");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("eval.jsonl"), worker::eval::dataset::BUILTIN).unwrap();
+    std::fs::write(dir.join("eval.jsonl"), worker::dataset::BUILTIN).unwrap();
     let config = source(&server, cache.path(), None).config().clone();
 
     let location: DatasetLocation = "hf://datasets/org/rp-eval/data/eval.jsonl".parse().unwrap();

@@ -15,12 +15,12 @@ use common::scoring::ScoringProfile;
 use tests::hub::HubServer;
 use tests::real_models::{GEMMA3, SMOLLM2, SMOLLM2_F32, reference_logprobs, repo};
 use tokio_util::sync::CancellationToken;
+use worker::dataset::{BUILTIN, Dataset, Message, Role};
 use worker::engine::{EngineOptions, LoadedModel, MistralEvaluator};
-use worker::eval::dataset::{BUILTIN, Dataset, Message, Role};
-use worker::eval::template::ChatTemplate;
 use worker::eval::{Evaluation, Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::{ConfigLimits, inspect_dir};
+use worker::template::ChatTemplate;
 
 /// The shortest conversations of the built-in set (one system, user and
 /// assistant turn each): the cheapest real samples to score.

@@ -36,14 +36,14 @@ use tracing::info;
 pub use self::model::{
     EngineError, EngineOptions, Generation, LoadedModel, ModelInfo, release_freed_memory,
 };
+use crate::dataset::{Dataset, Message};
 use crate::error::JobError;
 use crate::eval::context::fit_context;
-use crate::eval::dataset::{Dataset, Message};
-use crate::eval::template::{ChatTemplate, TemplateError};
 use crate::eval::{
     Evaluation, EvaluationDetails, Evaluator, Phase, PhaseTimings, Progress, SampleRecord,
 };
 use crate::source::LocalModel;
+use crate::template::{ChatTemplate, TemplateError};
 
 /// See the module docs.
 #[derive(Debug)]

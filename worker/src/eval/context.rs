@@ -11,7 +11,7 @@
 //! system prompt and the last user turn do not fit, the rendered tokens are
 //! cut from the left, keeping the end of the prompt that the reply follows.
 
-use super::dataset::{Message, Role};
+use crate::dataset::{Message, Role};
 
 /// A context that fits.
 #[derive(Debug, Clone, PartialEq, Eq)]

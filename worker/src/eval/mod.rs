@@ -7,8 +7,6 @@
 //! steps when the cancellation token fires (deadline, lost lease, shutdown).
 
 pub mod context;
-pub mod dataset;
-pub mod template;
 
 use std::sync::Arc;
 

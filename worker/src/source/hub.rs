@@ -51,8 +51,8 @@ use tracing::{debug, info, instrument};
 use super::download::{self, DownloadError, ProgressBars};
 use super::precheck::{self, CONFIG, ConfigLimits, INDEX, RepoFile, check_listing};
 use super::{LocalModel, ModelSource, inspect_snapshot};
+use crate::dataset::{Dataset, DatasetError, DatasetLocation, HubDataset};
 use crate::error::JobError;
-use crate::eval::dataset::{Dataset, DatasetError, DatasetLocation, HubDataset};
 use crate::paths::is_safe_relative_path;
 
 /// The public hub.

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use common::result::FailureCode;
 use common::scoring::ScoringProfile;
+use worker::dataset::Dataset;
 use worker::error::JobError;
 use worker::eval::Evaluation;
-use worker::eval::dataset::Dataset;
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 
 use crate::support::{TeacherForced, small_profile};

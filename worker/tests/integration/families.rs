@@ -7,9 +7,9 @@ use std::path::Path;
 
 use common::result::SampleRecord;
 use common::scoring::ScoringProfile;
+use worker::dataset::Dataset;
 use worker::error::JobError;
 use worker::eval::Evaluation;
-use worker::eval::dataset::Dataset;
 use worker::fixtures::{ConfigStyle, TinyFamily, TinyModelSpec, write_tiny_model};
 use worker::model_config::ARCHITECTURES;
 

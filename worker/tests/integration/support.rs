@@ -6,9 +6,9 @@ use std::path::Path;
 use common::job::{JobMessage, JobOrigin, ModelRef};
 use common::scoring::ScoringProfile;
 use tokio_util::sync::CancellationToken;
+use worker::dataset::Dataset;
 use worker::engine::{EngineOptions, LoadedModel, MistralEvaluator};
 use worker::error::JobError;
-use worker::eval::dataset::Dataset;
 use worker::eval::{Evaluation, Evaluator, Progress};
 use worker::source::{ConfigLimits, inspect_dir};
 

@@ -4,7 +4,7 @@ use common::result::{FailureCode, FailureReason};
 use serde_json::Value;
 
 use super::refuse;
-use crate::eval::template::{BUILTIN_NAMES, FROM_TOKENIZER, builtin};
+use crate::template::{BUILTIN_NAMES, FROM_TOKENIZER, builtin};
 
 /// Checks that the job's chat template can be selected: a built-in name, or
 /// `tokenizer` with a template in `tokenizer_config.json` (`chat_template` as

@@ -9,7 +9,7 @@
 
 use minijinja::{Environment, ErrorKind, Value, context};
 
-use super::dataset::Message;
+use crate::dataset::Message;
 
 /// Names of the built-in templates.
 pub const BUILTIN_NAMES: &[&str] = &[
@@ -176,7 +176,7 @@ impl ChatTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::dataset::Role;
+    use crate::dataset::Role;
 
     fn messages() -> Vec<Message> {
         vec![

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The small dataset shipped with the worker, used when none is configured.
-pub const BUILTIN: &str = include_str!("../../data/roleplay-mini.jsonl");
+pub const BUILTIN: &str = include_str!("../data/roleplay-mini.jsonl");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
