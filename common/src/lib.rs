@@ -41,3 +41,5 @@ pub mod shutdown;
 pub mod store;
 pub mod submission;
 pub mod telemetry;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;

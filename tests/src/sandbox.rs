@@ -17,7 +17,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -25,6 +24,7 @@ use common::job::{JobId, JobMessage, JobOrigin, JobStatus, ModelRef};
 use common::queue::{RabbitConfig, RabbitQueue};
 use common::scoring::ScoringProfile;
 use common::store::{JobRecord, RedisConfig, RedisStore, ResultStore};
+use common::testsuite::unique_name;
 use coordinator::reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -69,20 +69,6 @@ pub fn amqp_url() -> String {
 /// `REDIS_URL`, or the local server.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
-
-/// A name no other test (in this or another process) uses.
-pub fn unique_name(test: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "test.{test}.{}.{nanos}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// The `worker` binary next to this test executable.

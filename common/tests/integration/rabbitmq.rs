@@ -20,7 +20,9 @@ use common::store::{Claim, Finish, MemoryStore, ResultStore};
 use parking_lot::Mutex;
 use tokio::sync::RwLock;
 
-use crate::support::{init_tracing, unique_name};
+use common::testsuite::unique_name;
+
+use crate::support::init_tracing;
 
 /// Shared by every test; the restart test holds it exclusively.
 static BROKER: RwLock<()> = RwLock::const_new(());

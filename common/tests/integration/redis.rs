@@ -12,7 +12,9 @@ use common::store::testsuite::{completed, job};
 use common::store::{Claim, Finish, RedisConfig, RedisStore, ResultStore};
 use parking_lot::Mutex;
 
-use crate::support::{init_tracing, unique_name};
+use common::testsuite::unique_name;
+
+use crate::support::init_tracing;
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())

@@ -1,22 +1,5 @@
 //! What the RabbitMQ and Redis tests share.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A queue name or key prefix no other test (in this or another process,
-/// or an earlier run) uses.
-pub(crate) fn unique_name(test: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "test.{test}.{}.{nanos}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// The adapters' own logs in the test's output.
 pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
