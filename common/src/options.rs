@@ -5,7 +5,7 @@
 //! `main`.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Deserialize;
@@ -115,7 +115,8 @@ impl ClusterConfig {
 /// The scoring profile.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 pub struct ScoringOptions {
-    /// Scoring profile file (TOML) [default: the built-in v1 profile]
+    /// Scoring profile: a built-in one (`v1`, `v2`) or a profile file (TOML)
+    /// [default: v1]
     #[arg(long, env = "EVAL_PROFILE")]
     pub profile: Option<PathBuf>,
 }
@@ -123,17 +124,27 @@ pub struct ScoringOptions {
 layered!(ScoringOptions { profile });
 
 impl ScoringOptions {
-    /// The profile file, validated, or the built-in v1 profile.
+    /// The profile named or read from the file, validated; v1 by default.
     pub fn validate(&self) -> Result<ScoringProfile, ConfigError> {
-        let Some(path) = &self.profile else {
-            return Ok(ScoringProfile::v1());
-        };
-        let profile: ScoringProfile = load_toml(path)?;
-        profile
-            .validate()
-            .map_err(|m| ConfigError::invalid("profile", m))?;
-        Ok(profile)
+        match &self.profile {
+            None => Ok(ScoringProfile::v1()),
+            Some(path) => load_profile(path),
+        }
     }
+}
+
+/// The built-in profile `value` names (`v1`, `v2`) unless a file of that name
+/// exists, else the profile file at `value`; validated.
+pub fn load_profile(value: &Path) -> Result<ScoringProfile, ConfigError> {
+    let builtin = value.to_str().and_then(ScoringProfile::builtin);
+    let profile = match builtin {
+        Some(profile) if !value.exists() => profile,
+        _ => load_toml(value)?,
+    };
+    profile
+        .validate()
+        .map_err(|m| ConfigError::invalid("profile", m))?;
+    Ok(profile)
 }
 
 /// `--config FILE` and the options it lies under, as every command that
@@ -175,5 +186,31 @@ pub fn run_main<E: std::fmt::Display>(
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_is_a_builtin_name_or_a_file() {
+        assert_eq!(load_profile(Path::new("v2")).unwrap(), ScoringProfile::v2());
+        assert_eq!(load_profile(Path::new("v1")).unwrap(), ScoringProfile::v1());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.toml");
+        let mut custom = ScoringProfile::v2();
+        custom.version = "v2-custom".into();
+        std::fs::write(&path, toml::to_string(&custom).unwrap()).unwrap();
+        assert_eq!(load_profile(&path).unwrap(), custom);
+        // A file is validated: a judge on a branch is refused, naming the setting.
+        custom.judge.as_mut().unwrap().revision = "main".into();
+        std::fs::write(&path, toml::to_string(&custom).unwrap()).unwrap();
+        let refused = load_profile(&path).unwrap_err().to_string();
+        assert!(
+            refused.contains("profile") && refused.contains("commit sha"),
+            "{refused}"
+        );
+        assert!(load_profile(Path::new("v3")).is_err());
     }
 }

@@ -22,14 +22,20 @@ pub struct ComponentScores {
     pub latency: f64,
     /// `1 - size on disk / size limit`.
     pub size: f64,
+    /// Profile v2: the local LLM judge's verdicts against the reference
+    /// replies, `(wins + ties / 2) / judged samples`. Absent under profiles
+    /// without a judge (v1), so their results serialize as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<f64>,
 }
 
 impl ComponentScores {
     /// Every component is a finite number in `[0, 1]`.
     pub fn is_well_formed(&self) -> bool {
         [self.similarity, self.vibe, self.latency, self.size]
-            .iter()
-            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+            .into_iter()
+            .chain(self.judge)
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(&v))
     }
 }
 
@@ -146,6 +152,36 @@ pub struct Scores {
     /// ([`crate::store::ResultStore::samples`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<SampleRecord>,
+    /// Profile v2: which judge gave the verdicts, and their tally. Absent
+    /// under profiles without a judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeSummary>,
+}
+
+/// The judge of one evaluation and what it decided over all judged samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSummary {
+    /// The judge model's repository, `namespace/name`.
+    pub repo: String,
+    /// The commit sha the judge was pinned to.
+    pub revision: String,
+    /// [`crate::submission::weights_fingerprint`] of the judge's weights.
+    pub weights_fingerprint: String,
+    /// Samples judged, and how each ended for the candidate.
+    pub samples: u32,
+    pub wins: u32,
+    pub ties: u32,
+    pub losses: u32,
+    /// Mean over the judged samples of the candidate's preference (each the
+    /// mean of both orders), in `[0, 1]`.
+    pub mean_preference: f64,
+    /// Pearson correlation between the reply-length difference (candidate
+    /// minus reference, in characters, as the judge saw them) and the
+    /// candidate's preference: near +1 means the judge rewards length.
+    /// Absent when undefined (fewer than two samples, or no variation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_correlation: Option<f64>,
 }
 
 /// What one sample (one dataset conversation) scored.
@@ -171,6 +207,54 @@ pub struct SampleRecord {
     pub reply: Option<String>,
     /// The context was cut (oldest turns dropped) to fit the model's window.
     pub context_cut: bool,
+    /// Profile v2: the judge's verdict on this sample (its vibe reply against
+    /// the reference reply). Absent on samples that were not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<SampleVerdict>,
+}
+
+/// The judge's probabilities of its two answers at the answer position, read
+/// teacher-forced from its logits (full softmax): `a` for the reply shown
+/// first, `b` for the one shown second. The labels are `A` and `B` unless a
+/// quoted text uses those words (then `X`/`Y` or `P`/`Q`), so that no reply
+/// can name an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerProbabilities {
+    pub a: f64,
+    pub b: f64,
+}
+
+impl AnswerProbabilities {
+    /// The judge's preference for reply A over B: `a / (a + b)`, 0.5 when
+    /// both are 0.
+    pub fn prefers_a(&self) -> f64 {
+        let sum = self.a + self.b;
+        if sum > 0.0 { self.a / sum } else { 0.5 }
+    }
+}
+
+/// How a judged sample ended for the candidate: a win or a loss only when
+/// both orders agree, else a tie (position bias cancels out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictOutcome {
+    Win,
+    Tie,
+    Loss,
+}
+
+/// The judge's verdict on one sample, asked in both orders.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleVerdict {
+    /// The candidate's reply shown first, the reference reply second.
+    pub candidate_first: AnswerProbabilities,
+    /// The reference reply shown first, the candidate's reply second.
+    pub candidate_second: AnswerProbabilities,
+    /// The candidate's preference, the mean of both orders, in `[0, 1]`.
+    pub preference: f64,
+    pub outcome: VerdictOutcome,
 }
 
 impl SampleRecord {
@@ -318,6 +402,7 @@ mod tests {
                     vibe: 0.25,
                     latency: 0.75,
                     size: 0.125,
+                    judge: None,
                 },
                 total: 0.4775,
                 weights_fingerprint: "f".repeat(64),
@@ -327,6 +412,7 @@ mod tests {
                 samples_context_cut: None,
                 latency: None,
                 samples: Vec::new(),
+                judge: None,
             }),
             worker: "worker-0".into(),
             attempt: 1,
@@ -402,6 +488,7 @@ mod tests {
                 vibe: Some(0.5),
                 reply: Some("\"Hi\" <b>there</b> — ünïcode".into()),
                 context_cut: true,
+                verdict: None,
             },
             SampleRecord {
                 conversation_id: "tavern-8".into(),
@@ -409,6 +496,7 @@ mod tests {
                 vibe: None,
                 reply: None,
                 context_cut: false,
+                verdict: None,
             },
         ];
         scores.samples = records.clone();
@@ -443,6 +531,7 @@ mod tests {
             vibe: 1.0,
             latency: 0.5,
             size: 0.5,
+            judge: None,
         };
         assert!(ok.is_well_formed());
         assert!(
@@ -453,5 +542,26 @@ mod tests {
             .is_well_formed()
         );
         assert!(!ComponentScores { size: 1.5, ..ok }.is_well_formed());
+        assert!(
+            ComponentScores {
+                judge: Some(0.5),
+                ..ok
+            }
+            .is_well_formed()
+        );
+        assert!(
+            !ComponentScores {
+                judge: Some(f64::NAN),
+                ..ok
+            }
+            .is_well_formed()
+        );
+        assert!(
+            !ComponentScores {
+                judge: Some(-0.1),
+                ..ok
+            }
+            .is_well_formed()
+        );
     }
 }

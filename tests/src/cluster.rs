@@ -22,6 +22,7 @@ use common::chain::subtensor::{SubtensorChain, SubtensorOptions};
 use common::chain_weights::{Contender, U16Weights, WeightsParams, compute_weights, to_u16};
 use common::job::{JobId, ModelRef};
 use common::result::Outcome;
+use common::scoring::{JudgeSettings, ScoringProfile};
 use common::store::ResultStore;
 use common::submission::{CommitString, ValidationContext, validate_submissions};
 use serde_json::Value;
@@ -47,6 +48,10 @@ pub struct ClusterSettings {
     pub aggregate_every_blocks: u64,
     /// Worker lease (a killed worker's job is re-published after it).
     pub lease: Duration,
+    /// A model directory served by the hub as `judges/judge`: the coordinator
+    /// and the workers then score with a v2 profile whose judge is it,
+    /// pinned to the hub's commit.
+    pub judge: Option<PathBuf>,
 }
 
 impl Default for ClusterSettings {
@@ -58,9 +63,13 @@ impl Default for ClusterSettings {
             weights_rate_limit: 2,
             aggregate_every_blocks: 2,
             lease: Duration::from_secs(3),
+            judge: None,
         }
     }
 }
+
+/// The repository id the judge of [`ClusterSettings::judge`] is served under.
+pub const JUDGE_REPO: &str = "judges/judge";
 
 /// A miner of the test: a registered hotkey and the model it commits.
 #[derive(Debug, Clone)]
@@ -68,11 +77,13 @@ pub struct Miner {
     pub hotkey: String,
     pub uid: u16,
     pub model: ModelRef,
+    /// The cluster's scoring profile version.
+    pub profile: String,
 }
 
 impl Miner {
     pub fn job_id(&self) -> JobId {
-        JobId::for_model(&self.model, "v1")
+        JobId::for_model(&self.model, &self.profile)
     }
 
     /// The miner's status query.
@@ -99,6 +110,9 @@ pub struct Cluster {
     pub api: Option<SocketAddr>,
     pub workers: Vec<Process>,
     pub validator_uid: u16,
+    /// The profile every process scores with, and its files.
+    pub profile: ScoringProfile,
+    profile_files: (PathBuf, PathBuf),
     coordinators_started: usize,
 }
 
@@ -153,13 +167,29 @@ impl Cluster {
                 "--log-format".into(),
                 "json".into(),
                 "--root".into(),
-                models.into(),
+                models.clone().into(),
             ],
         )?;
         let event = hub
             .wait_event("hub listening", Duration::from_secs(30))
             .await?;
         let hub_url = event["url"].as_str().context("hub url")?.to_owned();
+
+        let judge = match &settings.judge {
+            None => None,
+            Some(dir) => {
+                std::fs::create_dir_all(models.join("judges"))?;
+                std::os::unix::fs::symlink(dir, models.join(JUDGE_REPO))?;
+                Some(JudgeSettings {
+                    repo: JUDGE_REPO.into(),
+                    revision: crate::hub::HubServer::commit_of(JUDGE_REPO),
+                    chat_template: "chatml".into(),
+                    samples: 1,
+                    reply_tokens: 64,
+                })
+            }
+        };
+        let (profile, profile_files) = sandbox.profile_files("cluster", settings.samples, judge)?;
 
         let mut cluster = Self {
             sandbox,
@@ -173,6 +203,8 @@ impl Cluster {
             api: None,
             workers: Vec::new(),
             validator_uid,
+            profile,
+            profile_files,
             coordinators_started: 0,
         };
         cluster.start_coordinator().await?;
@@ -211,6 +243,9 @@ impl Cluster {
         ]);
         args.extend(["--hotkey-file".into(), validator_hotkey_file().into()]);
         args.extend(["--state-dir".into(), dir.join("state").into()]);
+        if self.profile.judge.is_some() {
+            args.extend(["--profile".into(), self.profile_files.0.clone().into()]);
+        }
         args.extend(self.sandbox.connection_args());
         let process = Process::spawn(dir, "coordinator", &name, &args)?;
         let event = process
@@ -224,9 +259,7 @@ impl Cluster {
 
     /// Starts one more `worker run` fetching from the hub endpoint.
     pub fn start_worker(&mut self, name: &str) -> Result<()> {
-        let profile = self
-            .sandbox
-            .slow_profile("cluster", self.settings.samples)?;
+        let profile = &self.profile_files;
         let lease = humantime::format_duration(self.settings.lease).to_string();
         let heartbeat = humantime::format_duration(self.settings.lease / 3).to_string();
         let cache = self.sandbox.dir.path().join(format!("hf-cache-{name}"));
@@ -307,7 +340,12 @@ impl Cluster {
         let commit =
             CommitString::bound_to(&model.namespace, &model.name, chat_template, &hotkey, None);
         self.set_commitment(&hotkey, &commit.to_string()).await?;
-        Ok(Miner { hotkey, uid, model })
+        Ok(Miner {
+            hotkey,
+            uid,
+            model,
+            profile: self.profile.version.clone(),
+        })
     }
 
     /// The validator's weights as the chain stores them, by uid.
@@ -343,7 +381,7 @@ impl Cluster {
             let record = self
                 .sandbox
                 .store
-                .get(&JobId::for_model(&model, "v1"))
+                .get(&JobId::for_model(&model, &self.profile.version))
                 .await?;
             let score = match record.and_then(|r| r.result).map(|r| r.outcome) {
                 Some(Outcome::Completed(scores)) => scores.total,
@@ -363,6 +401,21 @@ impl Cluster {
             .zip(weights)
             .filter(|(_, w)| *w > 0)
             .collect())
+    }
+
+    /// Waits until the weights on chain are [`Self::expected_weights`] (read
+    /// once, now); returns them.
+    pub async fn wait_weights_on_chain(&self) -> Result<BTreeMap<u16, u16>> {
+        let expected = self.expected_weights().await?;
+        eventually(
+            "the weights on chain to match the stored scores",
+            Duration::from_secs(60),
+            || async {
+                let on_chain = self.weights_on_chain().await?;
+                Ok((on_chain == expected).then_some(on_chain))
+            },
+        )
+        .await
     }
 
     /// Polls the miner's status query until `accept` takes the answer.

@@ -62,6 +62,7 @@ pub fn uniform_evaluation(score: f64, tokens: u64, dataset_sha256: String) -> Ev
             vibe: score,
             latency: score,
             size: score,
+            judge: None,
         },
         tokens,
         dataset_sha256,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use common::job::{JobId, JobMessage, JobOrigin, JobStatus, ModelRef};
 use common::queue::{RabbitConfig, RabbitQueue};
-use common::scoring::ScoringProfile;
+use common::scoring::{JudgeSettings, ScoringProfile};
 use common::store::{JobRecord, RedisConfig, RedisStore, ResultStore};
 use common::testsuite::unique_name;
 use coordinator::reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
@@ -181,11 +181,29 @@ impl Sandbox {
     /// set, repeated), and returns `(profile, dataset)` paths. About 8 ms
     /// per sample on the tiny model.
     pub fn slow_profile(&self, label: &str, samples: usize) -> Result<(PathBuf, PathBuf)> {
-        let profile = ScoringProfile {
+        Ok(self.profile_files(label, samples, None)?.1)
+    }
+
+    /// [`Self::slow_profile`], and with `judge` a v2 profile (v2's weights)
+    /// judging the one vibe sample; returns the profile with its files.
+    pub fn profile_files(
+        &self,
+        label: &str,
+        samples: usize,
+        judge: Option<JudgeSettings>,
+    ) -> Result<(ScoringProfile, (PathBuf, PathBuf))> {
+        let mut profile = ScoringProfile {
             similarity_samples: samples,
             vibe_samples: 1,
             ..ScoringProfile::v1()
         };
+        if let Some(judge) = judge {
+            let v2 = ScoringProfile::v2();
+            profile.version = v2.version;
+            profile.weights = v2.weights;
+            profile.judge = Some(judge);
+        }
+        profile.validate().map_err(anyhow::Error::msg)?;
         let profile_path = self.dir.path().join(format!("{label}.profile.toml"));
         std::fs::write(&profile_path, toml::to_string(&profile)?)?;
         let builtin: Vec<&str> = worker::dataset::BUILTIN
@@ -200,7 +218,7 @@ impl Sandbox {
             .collect();
         let dataset_path = self.dir.path().join(format!("{label}.dataset.jsonl"));
         std::fs::write(&dataset_path, dataset)?;
-        Ok((profile_path, dataset_path))
+        Ok((profile, (profile_path, dataset_path)))
     }
 
     /// Acts as the coordinator: records the job as QUEUED and publishes it.

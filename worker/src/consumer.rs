@@ -285,6 +285,7 @@ impl Worker {
                 ),
                 latency: evaluation.details.latency,
                 samples: evaluation.details.samples,
+                judge: evaluation.details.judge,
             })
         };
         let deadline = self.profile.job_deadline;

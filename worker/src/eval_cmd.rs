@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::dataset::DatasetLocation;
+use crate::engine::judge::JudgeSlot;
 use crate::error::JobError;
 use crate::eval::{Evaluator, Phase, PhaseObserver, Progress};
 use crate::source::{
@@ -32,7 +33,9 @@ pub struct EvalArgs {
     /// [default: the built-in sample set]
     #[arg(long, default_value_t)]
     pub dataset: DatasetLocation,
-    /// Scoring profile file (TOML) [default: v1]
+    /// Scoring profile: a built-in one (`v1`, or `v2` with its LLM judge,
+    /// fetched from the hub like the model) or a profile file (TOML)
+    /// [default: v1]
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Conversations to score (overrides the profile's counts)
@@ -50,12 +53,15 @@ pub struct EvalArgs {
 
 pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut profile = match &args.profile {
-        Some(path) => common::config::load_toml::<ScoringProfile>(path)?,
+        Some(path) => common::options::load_profile(path)?,
         None => ScoringProfile::v1(),
     };
     if let Some(samples) = args.samples {
         profile.similarity_samples = samples;
         profile.vibe_samples = samples;
+        if let Some(judge) = &mut profile.judge {
+            judge.samples = judge.samples.min(samples);
+        }
     }
     profile
         .validate()
@@ -81,8 +87,24 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         common::clock::now_ms(),
     );
     let sample_count = profile.similarity_samples.min(dataset.conversations.len());
-    let evaluator: Arc<dyn Evaluator> = Arc::new(crate::engine::MistralEvaluator::new(dataset));
-    let phases = PhaseBars::new(&bars, sample_count, profile.vibe_samples.min(sample_count));
+    let vibe_count = profile.vibe_samples.min(sample_count);
+    let mut engine = crate::engine::MistralEvaluator::new(dataset);
+    if let Some(settings) = &profile.judge {
+        let source = HubSource::new(HubConfig::from_env(&env), ConfigLimits::default())?
+            .with_progress_bars(bars.clone());
+        engine = engine.with_judge(JudgeSlot::new(
+            settings.clone(),
+            Arc::new(source),
+            profile.max_model_bytes,
+        ));
+    }
+    let evaluator: Arc<dyn Evaluator> = Arc::new(engine);
+    let phases = PhaseBars::new(
+        &bars,
+        sample_count,
+        vibe_count,
+        profile.judged_samples(vibe_count),
+    );
     let (progress, _) = Progress::new();
     let progress = progress.with_observer(phases.observer());
     let evaluation = evaluator
@@ -119,6 +141,7 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
             "samples_context_cut": evaluation.details.samples_context_cut,
             "latency": evaluation.details.latency,
             "samples": evaluation.details.samples,
+            "judge": evaluation.details.judge,
             "timings": evaluation.details.timings,
             "similarity_tokens_per_s": evaluation.details.timings.similarity_tokens_per_s(),
             "generated_tokens_per_s": evaluation.details.timings.generated_tokens_per_s(),
@@ -132,12 +155,15 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         let w = profile.weights;
         println!("component    score   weight");
         for (name, score, weight) in [
-            ("similarity", c.similarity, w.similarity),
-            ("vibe", c.vibe, w.vibe),
-            ("latency", c.latency, w.latency),
-            ("size", c.size, w.size),
+            ("similarity", Some(c.similarity), w.similarity),
+            ("vibe", Some(c.vibe), w.vibe),
+            ("latency", Some(c.latency), w.latency),
+            ("size", Some(c.size), w.size),
+            ("judge", c.judge, w.judge),
         ] {
-            println!("{name:<10} {score:>7.4} {weight:>8.2}");
+            if let Some(score) = score {
+                println!("{name:<10} {score:>7.4} {weight:>8.2}");
+            }
         }
         println!("total      {total:>7.4}   (profile {})", profile.version);
         let details = &evaluation.details;
@@ -147,15 +173,32 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
                 latency.median_ms, latency.repeats, latency.min_ms, latency.max_ms
             );
         }
+        if let Some(judge) = &details.judge {
+            println!(
+                "judge {}@{}: {} wins, {} ties, {} losses over {} samples; mean preference {:.3}; \
+                 length correlation {}",
+                judge.repo,
+                judge.revision,
+                judge.wins,
+                judge.ties,
+                judge.losses,
+                judge.samples,
+                judge.mean_preference,
+                judge
+                    .length_correlation
+                    .map_or("undefined".to_owned(), |r| format!("{r:+.2}")),
+            );
+        }
         let t = details.timings;
         println!(
-            "time: load {:.1} s, scoring {:.1} s ({:.0} tokens/s), generation {:.1} s ({:.1} tokens/s), latency probe {:.1} s",
+            "time: load {:.1} s, scoring {:.1} s ({:.0} tokens/s), generation {:.1} s ({:.1} tokens/s), latency probe {:.1} s, judge {:.1} s",
             t.load_ms / 1000.0,
             t.similarity_ms / 1000.0,
             t.similarity_tokens_per_s(),
             t.generation_ms / 1000.0,
             t.generated_tokens_per_s(),
             t.latency_probe_ms / 1000.0,
+            t.judge_ms / 1000.0,
         );
         for (i, run) in repeats.iter().enumerate().skip(1) {
             println!(
@@ -247,16 +290,17 @@ async fn fetch(
     Ok((local, reference))
 }
 
-/// One progress bar per evaluation phase (similarity, vibe, latency), on the
-/// same display as the download bars.
+/// One progress bar per evaluation phase (similarity, vibe, latency, and the
+/// judge under profile v2), on the same display as the download bars.
 struct PhaseBars {
     similarity: ProgressBar,
     vibe: ProgressBar,
     latency: ProgressBar,
+    judge: Option<ProgressBar>,
 }
 
 impl PhaseBars {
-    fn new(bars: &ProgressBars, similarity: usize, vibe: usize) -> Self {
+    fn new(bars: &ProgressBars, similarity: usize, vibe: usize, judged: usize) -> Self {
         let bar = |name: &str, len: usize| {
             let style = ProgressStyle::with_template("{msg:12} [{bar:30}] {pos}/{len} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -269,24 +313,34 @@ impl PhaseBars {
             similarity: bar("similarity", similarity),
             vibe: bar("vibe", vibe),
             latency: bar("latency", 1),
+            judge: (judged > 0).then(|| bar("judge", judged)),
         }
     }
 
     fn observer(&self) -> PhaseObserver {
-        let (similarity, vibe, latency) = (
+        let (similarity, vibe, latency, judge) = (
             self.similarity.clone(),
             self.vibe.clone(),
             self.latency.clone(),
+            self.judge.clone(),
         );
         Arc::new(move |phase| match phase {
             Phase::Similarity => similarity.inc(1),
             Phase::Vibe => vibe.inc(1),
             Phase::Latency => latency.inc(1),
+            Phase::Judge => {
+                if let Some(judge) = &judge {
+                    judge.inc(1);
+                }
+            }
         })
     }
 
     fn finish(&self) {
-        for bar in [&self.similarity, &self.vibe, &self.latency] {
+        for bar in [&self.similarity, &self.vibe, &self.latency]
+            .into_iter()
+            .chain(&self.judge)
+        {
             bar.finish();
         }
     }

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::config::WorkerConfig;
 use crate::consumer::Worker;
 use crate::engine::MistralEvaluator;
+use crate::engine::judge::JudgeSlot;
 use crate::source::{HubSource, LocalDirSource, ModelSource, fetch_dataset};
 use crate::{gpu, metrics};
 
@@ -62,13 +63,50 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         }
     };
     let dataset = fetch_dataset(&config.dataset, &config.hub, None).await?;
-    if log_gpus() {
+    let gpus = log_gpus();
+    if gpus.is_some() {
         tokio::spawn(refresh_gpu_gauges(shutdown.clone()));
+    }
+    let dataset_sha256 = dataset.sha256.clone();
+    let mut evaluator = MistralEvaluator::new(dataset);
+    if let Some(settings) = &config.profile.judge {
+        let slot = JudgeSlot::new(
+            settings.clone(),
+            source.clone(),
+            config.profile.max_model_bytes,
+        );
+        // Loaded before any job is taken: a judge that does not fit beside the candidate is
+        // a configuration error, refused here. One that cannot be fetched or loaded now is
+        // tried again before each job, which is handed back meanwhile.
+        match slot.ready(settings).await {
+            Ok(judge) => {
+                let judge_bytes = judge.model().shape.estimated_bytes;
+                let device_bytes = gpus.as_ref().and_then(|g| g.first()).map(|g| g.total_bytes);
+                judge_fits(
+                    judge_bytes,
+                    config.config_limits.memory_budget_bytes,
+                    device_bytes,
+                )
+                .with_context(|| format!("the judge {}@{}", settings.repo, settings.revision))?;
+                info!(
+                    judge = %settings.repo,
+                    judge_bytes,
+                    candidate_budget_bytes = config.config_limits.memory_budget_bytes,
+                    "judge ready; kept loaded between jobs"
+                );
+            }
+            Err(error) => warn!(
+                judge = %settings.repo,
+                %error,
+                "the judge is not ready; each job tries again first and is handed back meanwhile"
+            ),
+        }
+        evaluator = evaluator.with_judge(slot);
     }
     info!(
         worker = %config.name,
         dataset = %config.dataset,
-        dataset_sha256 = %dataset.sha256,
+        dataset_sha256 = %dataset_sha256,
         device = ?config.config_limits.device,
         memory_budget_bytes = config.config_limits.memory_budget_bytes,
         "connecting"
@@ -82,7 +120,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         queue: queue.clone(),
         store,
         source,
-        evaluator: Arc::new(MistralEvaluator::new(dataset)),
+        evaluator: Arc::new(evaluator),
         profile: config.profile,
         timings: config.timings,
     };
@@ -175,16 +213,42 @@ fn probe_job_id() -> JobId {
 /// How often the GPU memory gauges are read again.
 const GPU_GAUGE_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Logs the host's GPUs once at start and sets the memory gauges; says whether
-/// there are any. The driver query is blocking but quick, and runs before any job.
-fn log_gpus() -> bool {
+/// Whether a judge of `judge_bytes` fits on the device beside a candidate of
+/// up to `candidate_budget` bytes. `device_bytes` is the GPU's memory; on the
+/// CPU (`None`) host memory is the operator's to size.
+fn judge_fits(
+    judge_bytes: u64,
+    candidate_budget: u64,
+    device_bytes: Option<u64>,
+) -> anyhow::Result<()> {
+    let Some(device) = device_bytes else {
+        return Ok(());
+    };
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    anyhow::ensure!(
+        judge_bytes.saturating_add(candidate_budget) <= device,
+        "needs about {:.1} GiB beside the candidate's memory budget of {:.1} GiB, \
+         {:.1} GiB in all, and the GPU has {:.1} GiB: lower the memory budget \
+         (EVAL_MEMORY_BUDGET_GIB) or choose a smaller judge",
+        gib(judge_bytes),
+        gib(candidate_budget),
+        gib(judge_bytes.saturating_add(candidate_budget)),
+        gib(device)
+    );
+    Ok(())
+}
+
+/// Logs the host's GPUs once at start and sets the memory gauges; returns
+/// them, if any. The driver query is blocking but quick, and runs before any
+/// job.
+fn log_gpus() -> Option<Vec<gpu::GpuInfo>> {
     match gpu::gpus() {
         None => {
             info!(
                 cuda_build = cfg!(feature = "cuda"),
                 "no CUDA GPU found; the engine runs on the CPU"
             );
-            false
+            None
         }
         Some(list) => {
             for g in &list {
@@ -198,7 +262,7 @@ fn log_gpus() -> bool {
                 );
             }
             metrics::record_gpus(&list);
-            true
+            Some(list)
         }
     }
 }
@@ -217,5 +281,25 @@ async fn refresh_gpu_gauges(shutdown: CancellationToken) {
             Ok(None) => {}
             Err(error) => warn!(%error, "gpu gauge refresh failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_fits;
+
+    #[test]
+    fn a_judge_must_fit_beside_the_candidate_budget_on_the_gpu() {
+        const GIB: u64 = 1 << 30;
+        judge_fits(15 * GIB, 60 * GIB, Some(80 * GIB)).unwrap();
+        let refused = judge_fits(15 * GIB, 70 * GIB, Some(80 * GIB)).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("85.0 GiB in all, and the GPU has 80.0 GiB"),
+            "{refused}"
+        );
+        // On the CPU, host memory is the operator's to size.
+        judge_fits(15 * GIB, 70 * GIB, None).unwrap();
     }
 }

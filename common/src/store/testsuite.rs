@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::{Claim, Enqueued, Finish, ResultStore};
 use crate::job::{JobMessage, JobOrigin, JobStatus, JobV1, ModelRef};
 use crate::result::{
-    ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, SampleRecord,
-    Scores,
+    AnswerProbabilities, ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage,
+    ResultV1, SampleRecord, Scores,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -41,6 +41,7 @@ pub fn completed(job: &JobV1, total: f64, worker: &str) -> ResultMessage {
                 vibe: total,
                 latency: total,
                 size: total,
+                judge: None,
             },
             total,
             weights_fingerprint: format!("fp-{}", job.model.name),
@@ -50,6 +51,7 @@ pub fn completed(job: &JobV1, total: f64, worker: &str) -> ResultMessage {
             samples_context_cut: None,
             latency: None,
             samples: Vec::new(),
+            judge: None,
         }),
         worker: worker.into(),
         attempt: 1,
@@ -241,6 +243,12 @@ pub fn sample_records(count: usize) -> Vec<SampleRecord> {
                 format!("reply {i}: \"quoted\" <script>alert(1)</script> \\ ünïcode ✓\nline two")
             }),
             context_cut: i % 3 == 0,
+            verdict: (i % 4 == 1).then(|| {
+                crate::scoring::judge_verdict(
+                    AnswerProbabilities { a: 0.625, b: 0.125 },
+                    AnswerProbabilities { a: 0.25, b: 0.5 },
+                )
+            }),
         })
         .collect()
 }
@@ -269,6 +277,10 @@ async fn per_sample_records<S: ResultStore>(store: &S) {
     assert!(store.samples(&a.job_id).await.unwrap().is_empty());
 
     let records = sample_records(5);
+    assert!(
+        records.iter().any(|r| r.verdict.is_some()),
+        "a judged sample is stored too"
+    );
     let result = completed_with_samples(&a, 0.5, "w1", records.clone());
     assert_eq!(store.finish(&result).await.unwrap(), Finish::Recorded);
     assert_eq!(store.samples(&a.job_id).await.unwrap(), records);

@@ -3,7 +3,10 @@
 //! the wire format of the API changes only on purpose.
 
 use common::job::{JobStatus, ModelRef};
-use common::result::{ComponentScores, FailureReason, SampleRecord};
+use common::result::{
+    AnswerProbabilities, ComponentScores, FailureReason, SampleRecord, SampleVerdict,
+    VerdictOutcome,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -61,6 +64,10 @@ pub struct Scores {
     pub vibe: f64,
     pub latency: f64,
     pub size: f64,
+    /// Profile v2: the LLM judge's verdicts against the reference replies,
+    /// `(wins + ties / 2) / judged samples`. Absent under v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<f64>,
 }
 
 impl From<ComponentScores> for Scores {
@@ -70,6 +77,7 @@ impl From<ComponentScores> for Scores {
             vibe: c.vibe,
             latency: c.latency,
             size: c.size,
+            judge: c.judge,
         }
     }
 }
@@ -160,6 +168,10 @@ pub struct Sample {
     /// The conversation was longer than the model's window, so its oldest
     /// turns were dropped (the system prompt and the last user turn kept).
     pub context_cut: bool,
+    /// Profile v2: the judge's verdict on this sample's reply against the
+    /// reference reply. Absent on samples that were not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
 }
 
 impl From<&SampleRecord> for Sample {
@@ -170,6 +182,56 @@ impl From<&SampleRecord> for Sample {
             vibe: r.vibe,
             reply: r.reply.clone(),
             context_cut: r.context_cut,
+            verdict: r.verdict.as_ref().map(Verdict::from),
+        }
+    }
+}
+
+/// The judge's verdict on one sample, asked in both orders, so that the
+/// judge's preference for a position cancels out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Verdict {
+    /// The judge's probabilities of answering with the first (`a`) and the
+    /// second (`b`) reply, with the model's reply shown first and the
+    /// reference second.
+    pub candidate_first: Answers,
+    /// The same with the reference shown first and the model's reply second.
+    pub candidate_second: Answers,
+    /// The model's reply's share of the answer probability, mean of both
+    /// orders, in `[0, 1]`.
+    pub preference: f64,
+    /// `win` or `loss` when both orders agree, else `tie`.
+    pub outcome: Outcome,
+}
+
+/// The judge's probabilities of its two answers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Answers {
+    pub a: f64,
+    pub b: f64,
+}
+
+/// How a judged sample ended for the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Win,
+    Tie,
+    Loss,
+}
+
+impl From<&SampleVerdict> for Verdict {
+    fn from(v: &SampleVerdict) -> Self {
+        let answers = |p: AnswerProbabilities| Answers { a: p.a, b: p.b };
+        Self {
+            candidate_first: answers(v.candidate_first),
+            candidate_second: answers(v.candidate_second),
+            preference: v.preference,
+            outcome: match v.outcome {
+                VerdictOutcome::Win => Outcome::Win,
+                VerdictOutcome::Tie => Outcome::Tie,
+                VerdictOutcome::Loss => Outcome::Loss,
+            },
         }
     }
 }

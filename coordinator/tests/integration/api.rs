@@ -66,6 +66,7 @@ fn scores(total: f64) -> Scores {
             vibe: 0.25,
             latency: 0.75,
             size: 0.125,
+            judge: None,
         },
         total,
         weights_fingerprint: "fp".into(),
@@ -75,6 +76,7 @@ fn scores(total: f64) -> Scores {
         samples_context_cut: None,
         latency: None,
         samples: Vec::new(),
+        judge: None,
     }
 }
 

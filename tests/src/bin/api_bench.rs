@@ -107,6 +107,7 @@ async fn fill_store(jobs: usize) -> Result<Arc<MemoryStore>> {
                     vibe: 0.5,
                     latency: 0.5,
                     size: 0.5,
+                    judge: None,
                 },
                 total: 0.5,
                 weights_fingerprint: format!("fp{i}"),
@@ -116,6 +117,7 @@ async fn fill_store(jobs: usize) -> Result<Arc<MemoryStore>> {
                 samples_context_cut: None,
                 latency: None,
                 samples: Vec::new(),
+                judge: None,
             })
         } else {
             Outcome::Failed(common::result::FailureReason::new(

@@ -16,5 +16,6 @@ mod deploy;
 mod embedded;
 mod faults;
 mod hub;
+mod judge;
 mod real_models;
 mod retries;

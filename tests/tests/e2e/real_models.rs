@@ -24,9 +24,9 @@ use worker::template::ChatTemplate;
 
 /// The shortest conversations of the built-in set (one system, user and
 /// assistant turn each): the cheapest real samples to score.
-const SHORT: [&str; 2] = ["knight-aldric", "witch-elowen"];
+pub(crate) const SHORT: [&str; 2] = ["knight-aldric", "witch-elowen"];
 
-fn short_dataset_text() -> String {
+pub(crate) fn short_dataset_text() -> String {
     BUILTIN
         .lines()
         .filter(|line| SHORT.iter().any(|id| line.contains(&format!("\"{id}\""))))
@@ -34,7 +34,7 @@ fn short_dataset_text() -> String {
         .collect()
 }
 
-fn short_dataset() -> Dataset {
+pub(crate) fn short_dataset() -> Dataset {
     let dataset = Dataset::parse(&short_dataset_text()).unwrap();
     assert_eq!(dataset.conversations.len(), SHORT.len());
     dataset
@@ -42,7 +42,7 @@ fn short_dataset() -> Dataset {
 
 /// v1 with `samples` similarity and `vibe` generation samples, and a latency
 /// probe of a few tokens (latency is wall time, not what these tests check).
-fn profile(samples: usize, vibe: usize) -> ScoringProfile {
+pub(crate) fn profile(samples: usize, vibe: usize) -> ScoringProfile {
     let mut p = ScoringProfile::v1();
     p.similarity_samples = samples;
     p.vibe_samples = vibe;
@@ -51,7 +51,7 @@ fn profile(samples: usize, vibe: usize) -> ScoringProfile {
     p
 }
 
-async fn evaluate(dir: &Path, dataset: Dataset, profile: &ScoringProfile) -> Evaluation {
+pub(crate) async fn evaluate(dir: &Path, dataset: Dataset, profile: &ScoringProfile) -> Evaluation {
     evaluate_with(dir, "chatml", dataset, profile).await
 }
 
@@ -285,30 +285,7 @@ async fn worker_eval_scores_a_real_model_fetched_from_the_hub() {
     )
     .unwrap();
     let server = HubServer::start(root.path()).await.unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let dataset = work.path().join("short.jsonl");
-    std::fs::write(&dataset, short_dataset_text()).unwrap();
-    let profile_path = work.path().join("profile.toml");
-    std::fs::write(&profile_path, toml::to_string(&profile(2, 2)).unwrap()).unwrap();
-
-    let out = tokio::process::Command::new(tests::sandbox::binary("worker").unwrap())
-        .args(["eval", "HuggingFaceTB/SmolLM2-135M-Instruct", "--json"])
-        .arg("--dataset")
-        .arg(&dataset)
-        .arg("--profile")
-        .arg(&profile_path)
-        .env("HF_ENDPOINT", &server.url)
-        .env("HF_HOME", work.path().join("hf"))
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_TOKEN")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "worker eval failed: {stderr}");
-    let printed: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let (printed, _) = worker_eval_json(&server, &profile(2, 2)).await;
     eprintln!("real-models: worker eval printed {printed}");
 
     // The downloaded weights are the fixture's, scored on the given dataset.
@@ -336,6 +313,39 @@ async fn worker_eval_scores_a_real_model_fetched_from_the_hub() {
     assert!(printed["tokens"].as_u64().unwrap() > 0);
     let total = printed["total"].as_f64().unwrap();
     assert!(total > 0.0 && total <= 1.0, "{printed}");
+}
+
+/// `worker eval HuggingFaceTB/SmolLM2-135M-Instruct --json` on the short
+/// dataset under `profile`, fetching from `server`: what it printed, and its
+/// stderr (the progress bars).
+pub(crate) async fn worker_eval_json(
+    server: &HubServer,
+    profile: &ScoringProfile,
+) -> (serde_json::Value, String) {
+    let work = tempfile::tempdir().unwrap();
+    let dataset = work.path().join("short.jsonl");
+    std::fs::write(&dataset, short_dataset_text()).unwrap();
+    let profile_path = work.path().join("profile.toml");
+    std::fs::write(&profile_path, toml::to_string(profile).unwrap()).unwrap();
+    let out = tokio::process::Command::new(tests::sandbox::binary("worker").unwrap())
+        .args(["eval", "HuggingFaceTB/SmolLM2-135M-Instruct", "--json"])
+        .arg("--dataset")
+        .arg(&dataset)
+        .arg("--profile")
+        .arg(&profile_path)
+        .env("HF_ENDPOINT", &server.url)
+        .env("HF_HOME", work.path().join("hf"))
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_TOKEN")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "worker eval failed: {stderr}");
+    let printed = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (printed, stderr)
 }
 
 /// The CPU half of `scripts/gpu-check`, the script a lent GPU machine runs:

@@ -15,12 +15,16 @@
 //! - **Latency**: median wall time of a forward pass on a fixed-shape prompt,
 //!   after warm-up passes ([`LoadedModel::forward_latency`]).
 //! - **Size**: bytes on disk against the profile's limit.
+//! - **Judge** (profile v2, [`judge`]): after the candidate is unloaded, the
+//!   worker's judge model compares each judged sample's vibe reply with the
+//!   reference reply, in both orders.
 //!
 //! One model is loaded at a time per process (one GPU per worker), requests
 //! go one at a time (see [`model`] for the CPU batching bug), and the model is
 //! unloaded and its memory returned to the OS after every job. Cancellation
 //! is checked between samples.
 
+pub mod judge;
 mod model;
 
 use std::sync::Arc;
@@ -28,15 +32,18 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use common::job::JobV1;
-use common::result::{ComponentScores, FailureCode, FailureReason};
-use common::scoring::{ScoringProfile, mean, reference_target, sample_vibe};
+use common::result::{ComponentScores, FailureCode, FailureReason, JudgeSummary, VerdictOutcome};
+use common::scoring::{
+    ScoringProfile, correlation, judge_score, mean, reference_target, sample_vibe,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use self::judge::{Judge, JudgeSlot};
 pub use self::model::{
     EngineError, EngineOptions, Generation, LoadedModel, ModelInfo, release_freed_memory,
 };
-use crate::dataset::{Dataset, Message};
+use crate::dataset::{Conversation, Dataset, Message};
 use crate::error::JobError;
 use crate::eval::context::fit_context;
 use crate::eval::{
@@ -50,7 +57,9 @@ use crate::template::{ChatTemplate, TemplateError};
 pub struct MistralEvaluator {
     dataset: Arc<Dataset>,
     options: EngineOptions,
-    /// One loaded model at a time.
+    /// The judge of profiles that have one (v2), kept loaded between jobs.
+    judge: Option<JudgeSlot>,
+    /// One candidate model at a time.
     exclusive: tokio::sync::Mutex<()>,
 }
 
@@ -63,8 +72,16 @@ impl MistralEvaluator {
         Self {
             dataset: Arc::new(dataset),
             options,
+            judge: None,
             exclusive: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Judges with `judge` under profiles that have a judge.
+    #[must_use]
+    pub fn with_judge(mut self, judge: JudgeSlot) -> Self {
+        self.judge = Some(judge);
+        self
     }
 }
 
@@ -79,27 +96,162 @@ impl Evaluator for MistralEvaluator {
         cancel: CancellationToken,
     ) -> Result<Evaluation, JobError> {
         let _exclusive = self.exclusive.lock().await;
+        // The judge first: its trouble is the validator's, found before the candidate costs
+        // anything.
+        let judge = match &profile.judge {
+            None => None,
+            Some(settings) => match &self.judge {
+                Some(slot) => Some(
+                    slot.ready(settings)
+                        .await
+                        .map_err(|e| e.into_job_error(settings))?,
+                ),
+                None => {
+                    return Err(JobError::transient(format!(
+                        "profile {} needs the judge {}@{}, and this worker has none",
+                        profile.version, settings.repo, settings.revision
+                    )));
+                }
+            },
+        };
         let started = Instant::now();
         let loaded = LoadedModel::load(&model.dir, self.options.clone())
             .await
             .map_err(classify)?;
         let load_ms = millis(started);
+        let mut steps = Steps::new(&progress);
         let result = score(
             &loaded,
             &self.dataset,
             job,
             model,
             profile,
-            &progress,
+            &mut steps,
             &cancel,
         )
         .await;
+        // The candidate leaves memory before the judge runs.
         loaded.unload().await;
-        result.map(|mut evaluation| {
-            evaluation.details.timings.load_ms = load_ms;
-            evaluation
-        })
+        let Scored {
+            mut evaluation,
+            replies,
+        } = result?;
+        evaluation.details.timings.load_ms = load_ms;
+        if let Some(judge) = judge {
+            judge_replies(
+                &judge,
+                &self.dataset,
+                profile,
+                &replies,
+                &mut evaluation,
+                &mut steps,
+                &cancel,
+            )
+            .await?;
+        }
+        Ok(evaluation)
     }
+}
+
+/// Counts finished steps into the job's progress (loading is the first 5 %).
+struct Steps<'a> {
+    progress: &'a Progress,
+    total: usize,
+    done: usize,
+}
+
+impl<'a> Steps<'a> {
+    fn new(progress: &'a Progress) -> Self {
+        Self {
+            progress,
+            total: 1,
+            done: 0,
+        }
+    }
+
+    fn finished(&mut self, phase: Phase) {
+        self.done += 1;
+        self.progress
+            .set(0.05 + 0.95 * self.done as f64 / self.total.max(1) as f64);
+        self.progress.step(phase);
+    }
+}
+
+/// A scored candidate, with its greedy replies (the vibe samples', in sample
+/// order, untrimmed) for the judge.
+struct Scored {
+    evaluation: Evaluation,
+    replies: Vec<String>,
+}
+
+/// The judge phase: the first judged samples' replies against their
+/// references, into the records, the judge component and its summary.
+async fn judge_replies(
+    judge: &Judge,
+    dataset: &Dataset,
+    profile: &ScoringProfile,
+    replies: &[String],
+    evaluation: &mut Evaluation,
+    steps: &mut Steps<'_>,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let settings = judge.settings();
+    let count = profile.judged_samples(replies.len());
+    let samples: Vec<&Conversation> = dataset
+        .sample(profile.sample_seed, profile.similarity_samples)
+        .into_iter()
+        .take(count)
+        .collect();
+    let started = Instant::now();
+    let mut outcomes = Vec::with_capacity(count);
+    let mut lengths = Vec::with_capacity(count);
+    for ((conversation, reply), record) in samples
+        .iter()
+        .zip(replies)
+        .zip(evaluation.details.samples.iter_mut())
+    {
+        check(cancel)?;
+        let judged = judge
+            .judge(conversation.context(), reply, conversation.reference())
+            .await
+            .map_err(|e| e.into_job_error(settings))?;
+        record.verdict = Some(judged.verdict);
+        outcomes.push(judged.verdict.outcome);
+        lengths.push((
+            judged.candidate_chars as f64 - judged.reference_chars as f64,
+            judged.verdict.preference,
+        ));
+        steps.finished(Phase::Judge);
+    }
+    let timings = &mut evaluation.details.timings;
+    timings.judge_ms = millis(started);
+    timings.judged_samples = outcomes.len() as u64;
+    let tally = |o: VerdictOutcome| {
+        u32::try_from(outcomes.iter().filter(|&&x| x == o).count()).unwrap_or(u32::MAX)
+    };
+    let preferences: Vec<f64> = lengths.iter().map(|&(_, p)| p).collect();
+    let summary = JudgeSummary {
+        repo: settings.repo.clone(),
+        revision: judge.model().revision_sha.clone(),
+        weights_fingerprint: judge.model().weights_fingerprint.clone(),
+        samples: u32::try_from(outcomes.len()).unwrap_or(u32::MAX),
+        wins: tally(VerdictOutcome::Win),
+        ties: tally(VerdictOutcome::Tie),
+        losses: tally(VerdictOutcome::Loss),
+        mean_preference: mean(&preferences),
+        length_correlation: correlation(&lengths),
+    };
+    evaluation.components.judge = Some(judge_score(outcomes.iter().copied()));
+    info!(
+        judge = evaluation.components.judge,
+        wins = summary.wins,
+        ties = summary.ties,
+        losses = summary.losses,
+        length_correlation = summary.length_correlation,
+        "replies judged"
+    );
+    evaluation.details.judge = Some(summary);
+    Ok(())
 }
 
 fn millis(since: Instant) -> f64 {
@@ -112,9 +264,9 @@ async fn score(
     job: &JobV1,
     model: &LocalModel,
     profile: &ScoringProfile,
-    progress: &Progress,
+    steps: &mut Steps<'_>,
     cancel: &CancellationToken,
-) -> Result<Evaluation, JobError> {
+) -> Result<Scored, JobError> {
     let info = loaded.info();
     let template = ChatTemplate::select(
         &job.model.chat_template,
@@ -125,13 +277,7 @@ async fn score(
     .map_err(bad_template)?;
     let samples = dataset.sample(profile.sample_seed, profile.similarity_samples);
     let vibe_count = profile.vibe_samples.min(samples.len());
-    let steps = (samples.len() + vibe_count + 1) as f64;
-    let mut done = 0usize;
-    let mut step = |phase: Phase| {
-        done += 1;
-        progress.set(0.05 + 0.95 * done as f64 / steps);
-        progress.step(phase);
-    };
+    steps.total = samples.len() + vibe_count + 1 + profile.judged_samples(vibe_count);
     let mut tokens = 0u64;
     let window = info.max_seq_len;
     // The seed's validator: context budget = window - reference budget. Half the window at
@@ -177,12 +323,14 @@ async fn score(
             vibe: None,
             reply: None,
             context_cut: context.is_cut(),
+            verdict: None,
         });
-        step(Phase::Similarity);
+        steps.finished(Phase::Similarity);
     }
 
     timings.similarity_ms = millis(started);
     let started = Instant::now();
+    let mut replies = Vec::with_capacity(vibe_count);
     for (conversation, record) in samples.iter().zip(records.iter_mut()).take(vibe_count) {
         check(cancel)?;
         let user_chars = conversation.last_user().chars().count();
@@ -203,7 +351,8 @@ async fn score(
         record.vibe = Some(sample_vibe(reply.chars().count(), user_chars));
         record.reply = Some(SampleRecord::cut_reply(&reply));
         record.context_cut |= prompt.is_cut();
-        step(Phase::Vibe);
+        replies.push(reply);
+        steps.finished(Phase::Vibe);
     }
 
     timings.generation_ms = millis(started);
@@ -218,7 +367,7 @@ async fn score(
         .await
         .map_err(classify)?;
     timings.latency_probe_ms = millis(started);
-    step(Phase::Latency);
+    steps.finished(Phase::Latency);
 
     let similarities: Vec<f64> = records.iter().map(|r| r.similarity).collect();
     let vibes: Vec<f64> = records.iter().filter_map(|r| r.vibe).collect();
@@ -227,6 +376,8 @@ async fn score(
         vibe: mean(&vibes),
         latency: profile.latency_score(latency.median_ms),
         size: profile.size_score(model.size_bytes),
+        // Set by the judge phase, after the candidate is unloaded.
+        judge: None,
     };
     let samples_context_cut = records.iter().filter(|r| r.context_cut).count();
     info!(
@@ -239,16 +390,20 @@ async fn score(
         tokens,
         "model scored"
     );
-    Ok(Evaluation {
-        components,
-        tokens,
-        dataset_sha256: dataset.sha256.clone(),
-        details: EvaluationDetails {
-            samples_context_cut,
-            latency: Some(latency),
-            samples: records,
-            timings,
+    Ok(Scored {
+        evaluation: Evaluation {
+            components,
+            tokens,
+            dataset_sha256: dataset.sha256.clone(),
+            details: EvaluationDetails {
+                samples_context_cut,
+                latency: Some(latency),
+                samples: records,
+                timings,
+                judge: None,
+            },
         },
+        replies,
     })
 }
 

@@ -389,10 +389,49 @@ impl LoadedModel {
         }
         let tokens = [context_tokens, reference_tokens].concat();
         self.check_tokens(&tokens, 0)?;
+        let logits_chunks = self.raw_logits(&tokens).await?;
 
+        let first_row = context_tokens.len() - 1;
+        let reference = reference_tokens.to_vec();
+        let rows_per_step = self.options.logits_rows_per_step.max(1);
+        tokio::task::spawn_blocking(move || {
+            reference_probabilities(
+                &logits_chunks,
+                tokens.len(),
+                first_row,
+                &reference,
+                k,
+                floor,
+                rows_per_step,
+            )
+        })
+        .await?
+    }
+
+    /// The model's next-token probabilities (full-vocabulary softmax, in f64) of each of
+    /// `ids` after `prompt_tokens`: one forward pass with raw logits, read at the last row.
+    /// The judge reads its verdict this way, without decoding anything.
+    pub async fn next_token_probs(
+        &self,
+        prompt_tokens: &[u32],
+        ids: &[u32],
+    ) -> Result<Vec<f64>, EngineError> {
+        if prompt_tokens.is_empty() {
+            return Err(EngineError::EmptyInput("the prompt"));
+        }
+        self.check_tokens(prompt_tokens, 0)?;
+        self.check_tokens(ids, 0)?;
+        let logits_chunks = self.raw_logits(prompt_tokens).await?;
+        let ids = ids.to_vec();
+        tokio::task::spawn_blocking(move || last_row_probabilities(&logits_chunks, &ids)).await?
+    }
+
+    /// One forward pass over `tokens` with raw logits: the logits of every position, in
+    /// chunks (checked tokens only).
+    async fn raw_logits(&self, tokens: &[u32]) -> Result<Vec<Tensor>, EngineError> {
         let response = self
             .send(
-                RequestMessage::CompletionTokens(tokens.clone()),
+                RequestMessage::CompletionTokens(tokens.to_vec()),
                 raw_sampling(),
                 true,
             )
@@ -411,22 +450,7 @@ impl LoadedModel {
                 tokens.len()
             )));
         }
-
-        let first_row = context_tokens.len() - 1;
-        let reference = reference_tokens.to_vec();
-        let rows_per_step = self.options.logits_rows_per_step.max(1);
-        tokio::task::spawn_blocking(move || {
-            reference_probabilities(
-                &logits_chunks,
-                tokens.len(),
-                first_row,
-                &reference,
-                k,
-                floor,
-                rows_per_step,
-            )
-        })
-        .await?
+        Ok(logits_chunks)
     }
 
     /// Greedy (temperature 0) continuation of `prompt_tokens`, at most `max_tokens` tokens,
@@ -656,6 +680,48 @@ fn reference_probabilities(
     Ok(probs)
 }
 
+/// Full-softmax probabilities of `ids` in the last row of the raw logits `chunks`.
+fn last_row_probabilities(chunks: &[Tensor], ids: &[u32]) -> Result<Vec<f64>, EngineError> {
+    let last = chunks
+        .last()
+        .ok_or(EngineError::LogitsShape("no logits".into()))?;
+    let last = match last.dims() {
+        [_, _] => last.clone(),
+        [1, _, _] => last.squeeze(0).map_err(tensor_error)?,
+        dims => {
+            return Err(EngineError::LogitsShape(format!(
+                "a chunk has shape {dims:?}"
+            )));
+        }
+    };
+    let rows = last.dims()[0];
+    if rows == 0 {
+        return Err(EngineError::LogitsShape("an empty chunk".into()));
+    }
+    let row = last
+        .narrow(0, rows - 1, 1)
+        .and_then(|r| r.to_dtype(DType::F32))
+        .and_then(|r| r.flatten_all())
+        .and_then(|r| r.to_vec1::<f32>())
+        .map_err(tensor_error)?;
+    if let Some(index) = row.iter().position(|x| !x.is_finite()) {
+        return Err(EngineError::NonFiniteLogits { position: 0, index });
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row.iter().map(|&x| f64::from(x - max).exp()).sum();
+    ids.iter()
+        .map(|&id| {
+            let logit = row
+                .get(id as usize)
+                .ok_or(EngineError::TokenOutOfVocabulary {
+                    id,
+                    vocab_size: row.len(),
+                })?;
+            Ok(f64::from(logit - max).exp() / sum)
+        })
+        .collect()
+}
+
 fn tensor_error(e: impl std::fmt::Display) -> EngineError {
     EngineError::Tensor(e.to_string())
 }
@@ -828,6 +894,30 @@ mod tests {
                 position: 0,
                 index: 1
             })
+        ));
+    }
+
+    #[test]
+    fn next_token_probabilities_come_from_the_last_row() {
+        // logits of the last row: [0, ln 2, ln 3, ln 4] -> softmax [0.1, 0.2, 0.3, 0.4].
+        let first = Tensor::zeros((2, 4), DType::F32, &Device::Cpu).unwrap();
+        let last = Tensor::from_vec(
+            vec![9.0f32, 9.0, 9.0, 9.0, 0.0, 2f32.ln(), 3f32.ln(), 4f32.ln()],
+            (1, 2, 4),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let p = last_row_probabilities(&[first, last], &[3, 1]).unwrap();
+        assert!(
+            (p[0] - 0.4).abs() < 1e-6 && (p[1] - 0.2).abs() < 1e-6,
+            "{p:?}"
+        );
+        assert!(matches!(
+            last_row_probabilities(
+                &[Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap()],
+                &[4]
+            ),
+            Err(EngineError::TokenOutOfVocabulary { id: 4, .. })
         ));
     }
 

@@ -81,10 +81,7 @@ mod tests {
     use super::*;
 
     fn msg(role: Role, content: &str) -> Message {
-        Message {
-            role,
-            content: content.into(),
-        }
+        Message::new(role, content)
     }
 
     /// One token per character of every message, plus one per message.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::job::JobV1;
 pub use common::result::SampleRecord;
-use common::result::{ComponentScores, LatencyStats};
+use common::result::{ComponentScores, JudgeSummary, LatencyStats};
 use common::scoring::ScoringProfile;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,8 @@ pub struct EvaluationDetails {
     pub samples: Vec<SampleRecord>,
     /// Where the time went, for `worker eval --json` and benchmarks.
     pub timings: PhaseTimings,
+    /// Profile v2: the judge and its tally.
+    pub judge: Option<JudgeSummary>,
 }
 
 /// Wall time per phase of one evaluation, with the tokens each handled.
@@ -61,6 +63,9 @@ pub struct PhaseTimings {
     pub generated_tokens: u64,
     /// The latency probe, warm-up included.
     pub latency_probe_ms: f64,
+    /// Profile v2: the judge's passes (two per judged sample).
+    pub judge_ms: f64,
+    pub judged_samples: u64,
 }
 
 impl PhaseTimings {
@@ -92,6 +97,8 @@ pub enum Phase {
     Vibe,
     /// The latency probe.
     Latency,
+    /// The judge's verdict on one sample (profile v2).
+    Judge,
 }
 
 /// Called once per finished step of a phase.

@@ -66,6 +66,7 @@ impl Evaluator for Scripted {
                 vibe: score,
                 latency: score,
                 size: score,
+                judge: None,
             },
             tokens: 7,
             dataset_sha256: "d".repeat(64),
