@@ -70,6 +70,10 @@ pub struct WorkerOptions {
     /// (`worker run`); port 0 picks a free port [default: 0.0.0.0:9090]
     #[arg(long, env = "EVAL_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Vibe replies generated together as one batch, for GPUs; keep 1 on the CPU,
+    /// where mistral.rs 0.8.1 returns wrong continuations when batched [default: 1]
+    #[arg(long, env = "EVAL_GENERATION_BATCH")]
+    pub generation_batch: Option<usize>,
 }
 
 layered!(WorkerOptions {
@@ -84,6 +88,7 @@ layered!(WorkerOptions {
     heartbeat,
     memory_budget_gib,
     metrics_listen,
+    generation_batch,
 } flatten {
     cluster,
     scoring,
@@ -104,7 +109,13 @@ pub struct WorkerConfig {
     pub config_limits: ConfigLimits,
     /// Where `worker run` serves /metrics, /healthz and /readyz.
     pub metrics_listen: SocketAddr,
+    /// Vibe replies generated as one batch (1: one after the other).
+    pub generation_batch: usize,
 }
+
+/// The largest [`WorkerOptions::generation_batch`]: more sequences than any
+/// profile generates for vibe.
+pub const MAX_GENERATION_BATCH: usize = 64;
 
 /// Default of [`WorkerOptions::metrics_listen`]: the port the chart's pod
 /// template and ServiceMonitor name.
@@ -145,6 +156,13 @@ impl WorkerOptions {
                 .ok_or_else(|| {
                     ConfigError::invalid("memory_budget_gib", "must be between 1 and 2^34")
                 })?;
+        }
+        let generation_batch = self.generation_batch.unwrap_or(1);
+        if !(1..=MAX_GENERATION_BATCH).contains(&generation_batch) {
+            return Err(ConfigError::invalid(
+                "generation_batch",
+                format!("must be between 1 and {MAX_GENERATION_BATCH}"),
+            ));
         }
         let mut hub = HubConfig::from_env(env);
         if let Some(endpoint) = &self.hf_endpoint {
@@ -195,6 +213,7 @@ impl WorkerOptions {
             },
             config_limits,
             metrics_listen: self.metrics_listen.unwrap_or(DEFAULT_METRICS_LISTEN),
+            generation_batch,
         })
     }
 }
@@ -341,7 +360,14 @@ mod tests {
             };
             (options, "memory_budget_gib")
         });
-        for (options, field) in bad.into_iter().chain(budgets) {
+        let batches = [0, MAX_GENERATION_BATCH + 1].map(|batch| {
+            let options = WorkerOptions {
+                generation_batch: Some(batch),
+                ..Default::default()
+            };
+            (options, "generation_batch")
+        });
+        for (options, field) in bad.into_iter().chain(budgets).chain(batches) {
             refused(options, &Env::new(), field);
         }
     }
@@ -355,5 +381,6 @@ mod tests {
         assert_eq!(config.config_limits.memory_budget_bytes, 24 << 30);
         let default = valid(WorkerOptions::default());
         assert_eq!(default.config_limits, ConfigLimits::default());
+        assert_eq!(default.generation_batch, 1);
     }
 }

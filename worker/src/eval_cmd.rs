@@ -49,6 +49,10 @@ pub struct EvalArgs {
     /// back between jobs; `--json` lists every run under `repeats`
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// Vibe replies generated together as one batch, for GPUs (on the CPU,
+    /// mistral.rs 0.8.1 returns wrong continuations when batched)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub generation_batch: u16,
 }
 
 pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -88,7 +92,10 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
     );
     let sample_count = profile.similarity_samples.min(dataset.conversations.len());
     let vibe_count = profile.vibe_samples.min(sample_count);
-    let mut engine = crate::engine::MistralEvaluator::new(dataset);
+    let mut engine = crate::engine::MistralEvaluator::with_options(
+        dataset,
+        crate::engine::EngineOptions::batched(usize::from(args.generation_batch)),
+    );
     if let Some(settings) = &profile.judge {
         let source = HubSource::new(HubConfig::from_env(&env), ConfigLimits::default())?
             .with_progress_bars(bars.clone());

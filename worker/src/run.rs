@@ -28,8 +28,8 @@ use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
 use crate::consumer::Worker;
-use crate::engine::MistralEvaluator;
 use crate::engine::judge::JudgeSlot;
+use crate::engine::{EngineOptions, MistralEvaluator};
 use crate::source::{HubSource, LocalDirSource, ModelSource, fetch_dataset};
 use crate::{gpu, metrics};
 
@@ -68,7 +68,14 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         tokio::spawn(refresh_gpu_gauges(shutdown.clone()));
     }
     let dataset_sha256 = dataset.sha256.clone();
-    let mut evaluator = MistralEvaluator::new(dataset);
+    if config.generation_batch > 1 && !cfg!(feature = "cuda") {
+        warn!(
+            generation_batch = config.generation_batch,
+            "batched generation on the CPU: mistral.rs 0.8.1 returns wrong continuations there"
+        );
+    }
+    let mut evaluator =
+        MistralEvaluator::with_options(dataset, EngineOptions::batched(config.generation_batch));
     if let Some(settings) = &config.profile.judge {
         let slot = JudgeSlot::new(
             settings.clone(),

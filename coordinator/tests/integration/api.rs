@@ -375,9 +375,20 @@ async fn job_samples_answer_every_status() {
             "context_cut": true,
         })
     );
+    // A judged sample (profile v2) carries the judge's verdict.
     assert_eq!(
         completed["samples"][1],
-        json!({"conversation_id": "conversation-1", "similarity": 1.0 / 3.0, "context_cut": false})
+        json!({
+            "conversation_id": "conversation-1",
+            "similarity": 1.0 / 3.0,
+            "context_cut": false,
+            "verdict": {
+                "candidate_first": {"a": 0.625, "b": 0.125},
+                "candidate_second": {"a": 0.25, "b": 0.5},
+                "preference": 0.75,
+                "outcome": "win",
+            },
+        })
     );
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(

@@ -126,6 +126,7 @@ impl Evaluator for MistralEvaluator {
             job,
             model,
             profile,
+            self.options.generation_batch,
             &mut steps,
             &cancel,
         )
@@ -264,6 +265,7 @@ async fn score(
     job: &JobV1,
     model: &LocalModel,
     profile: &ScoringProfile,
+    generation_batch: usize,
     steps: &mut Steps<'_>,
     cancel: &CancellationToken,
 ) -> Result<Scored, JobError> {
@@ -331,8 +333,8 @@ async fn score(
     timings.similarity_ms = millis(started);
     let started = Instant::now();
     let mut replies = Vec::with_capacity(vibe_count);
-    for (conversation, record) in samples.iter().zip(records.iter_mut()).take(vibe_count) {
-        check(cancel)?;
+    let mut prompts = Vec::with_capacity(vibe_count);
+    for conversation in samples.iter().take(vibe_count) {
         let user_chars = conversation.last_user().chars().count();
         let budget = profile.vibe_budget(user_chars).min(window / 2).max(1);
         let prompt = fit_context(
@@ -340,19 +342,34 @@ async fn score(
             (window - budget).max(1),
             render_tokens,
         )?;
-        let generation = loaded
-            .generate(&prompt.tokens, budget)
-            .await
-            .map_err(classify)?;
-        tokens += (prompt.tokens.len() + generation.tokens) as u64;
-        timings.generated_tokens += generation.tokens as u64;
-        let reply = generation.text;
-        // Untrimmed, as the seed compared them.
-        record.vibe = Some(sample_vibe(reply.chars().count(), user_chars));
-        record.reply = Some(SampleRecord::cut_reply(&reply));
-        record.context_cut |= prompt.is_cut();
-        replies.push(reply);
-        steps.finished(Phase::Vibe);
+        prompts.push((user_chars, budget, prompt));
+    }
+    // `generation_batch` replies at a time (one by default); the same replies either way
+    // where the engine batches correctly (the GPU check compares them).
+    for (chunk_index, chunk) in prompts.chunks(generation_batch.max(1)).enumerate() {
+        check(cancel)?;
+        let generations = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|(_, budget, prompt)| loaded.generate(&prompt.tokens, *budget)),
+        )
+        .await;
+        let first = chunk_index * generation_batch.max(1);
+        for (offset, ((user_chars, _, prompt), generation)) in
+            chunk.iter().zip(generations).enumerate()
+        {
+            let generation = generation.map_err(classify)?;
+            let record = &mut records[first + offset];
+            tokens += (prompt.tokens.len() + generation.tokens) as u64;
+            timings.generated_tokens += generation.tokens as u64;
+            let reply = generation.text;
+            // Untrimmed, as the seed compared them.
+            record.vibe = Some(sample_vibe(reply.chars().count(), *user_chars));
+            record.reply = Some(SampleRecord::cut_reply(&reply));
+            record.context_cut |= prompt.is_cut();
+            replies.push(reply);
+            steps.finished(Phase::Vibe);
+        }
     }
 
     timings.generation_ms = millis(started);

@@ -133,6 +133,10 @@ pub struct EngineOptions {
     /// Logit rows converted to host `f32` at a time while scoring, which bounds the extra
     /// memory to `rows * vocab * 4` bytes.
     pub logits_rows_per_step: usize,
+    /// Vibe replies generated together, as one batch ([`EngineOptions::batched`]). 1 (the
+    /// default) generates them one after the other, which is right everywhere; batching
+    /// is for GPUs (on the CPU, mistral.rs 0.8.1 returns wrong continuations when batched).
+    pub generation_batch: usize,
 }
 
 impl Default for EngineOptions {
@@ -141,6 +145,23 @@ impl Default for EngineOptions {
             max_num_seqs: 1,
             serialize_requests: true,
             logits_rows_per_step: 32,
+            generation_batch: 1,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Generates up to `batch` vibe replies at once: the scheduler runs that many
+    /// sequences together and generation requests are sent concurrently. Scoring requests
+    /// still go one at a time (the evaluation sends them in sequence, never beside a
+    /// generation). `batch` 1 is the default.
+    pub fn batched(batch: usize) -> Self {
+        let batch = batch.max(1);
+        Self {
+            max_num_seqs: batch,
+            serialize_requests: batch == 1,
+            generation_batch: batch,
+            ..Self::default()
         }
     }
 }
