@@ -33,7 +33,7 @@ use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::types::{Model, ModelStatus, Reason, SubmissionStatus};
+use super::types::{JudgeReport, Model, ModelStatus, Reason, SubmissionStatus};
 use crate::metrics;
 use crate::view::SharedView;
 
@@ -139,6 +139,7 @@ impl StatusIndex {
                 finished_at_ms: None,
                 scores: None,
                 total: None,
+                judge: None,
                 reason: Some(Reason {
                     code: reason.code().to_owned(),
                     message: reason.to_string(),
@@ -171,10 +172,15 @@ fn job_status(
     queue_length: u64,
     now_ms: u64,
 ) -> ModelStatus {
-    let (scores, total, reason) = match record.result.as_ref().map(|r| &r.outcome) {
-        Some(Outcome::Completed(s)) => (Some(s.components.into()), Some(s.total), None),
-        Some(Outcome::Failed(reason)) => (None, None, Some(Reason::from(reason))),
-        None => (None, None, None),
+    let (scores, total, judge, reason) = match record.result.as_ref().map(|r| &r.outcome) {
+        Some(Outcome::Completed(s)) => (
+            Some(s.components.into()),
+            Some(s.total),
+            s.judge.as_ref().map(JudgeReport::from),
+            None,
+        ),
+        Some(Outcome::Failed(reason)) => (None, None, None, Some(Reason::from(reason))),
+        None => (None, None, None, None),
     };
     let queued = record.status == JobStatus::Queued;
     ModelStatus {
@@ -193,6 +199,7 @@ fn job_status(
         finished_at_ms: record.finished_at_ms,
         scores,
         total,
+        judge,
         reason,
         as_of_ms: now_ms,
     }

@@ -4,7 +4,7 @@
 
 use common::job::{JobStatus, ModelRef};
 use common::result::{
-    AnswerProbabilities, ComponentScores, FailureReason, SampleRecord, SampleVerdict,
+    AnswerProbabilities, ComponentScores, FailureReason, JudgeSummary, SampleRecord, SampleVerdict,
     VerdictOutcome,
 };
 use serde::{Deserialize, Serialize};
@@ -142,6 +142,10 @@ pub struct ModelStatus {
     /// COMPLETED: the profile's weighted total.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<f64>,
+    /// COMPLETED under a profile with a judge (v2): which judge, pinned, and
+    /// how its verdicts went (each sample's verdict is on the samples route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeReport>,
     /// FAILED or INVALID: why, written for the miner.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
@@ -183,6 +187,43 @@ impl From<&SampleRecord> for Sample {
             reply: r.reply.clone(),
             context_cut: r.context_cut,
             verdict: r.verdict.as_ref().map(Verdict::from),
+        }
+    }
+}
+
+/// The judge of a v2 evaluation and its tally over the judged samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JudgeReport {
+    /// The judge model's repository, `namespace/name`.
+    pub repo: String,
+    /// The commit the judge was pinned to.
+    pub revision: String,
+    /// Fingerprint of the judge's weights.
+    pub weights_fingerprint: String,
+    pub samples: u32,
+    pub wins: u32,
+    pub ties: u32,
+    pub losses: u32,
+    /// Mean of the model's per-sample preference, in `[0, 1]`.
+    pub mean_preference: f64,
+    /// Correlation between the reply-length difference (the model's minus the
+    /// reference's) and the preference; near +1, the judge rewards length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length_correlation: Option<f64>,
+}
+
+impl From<&JudgeSummary> for JudgeReport {
+    fn from(j: &JudgeSummary) -> Self {
+        Self {
+            repo: j.repo.clone(),
+            revision: j.revision.clone(),
+            weights_fingerprint: j.weights_fingerprint.clone(),
+            samples: j.samples,
+            wins: j.wins,
+            ties: j.ties,
+            losses: j.losses,
+            mean_preference: j.mean_preference,
+            length_correlation: j.length_correlation,
         }
     }
 }

@@ -449,6 +449,19 @@ async fn a_v2_profile_judges_through_the_whole_cluster() -> Result<()> {
         );
         assert_eq!(summary.weights_fingerprint, local.weights_fingerprint);
         assert!((scores.total - cluster.profile.total(&scores.components)).abs() < 1e-12);
+        // The miner's status names the judge too.
+        assert_eq!(body["judge"]["repo"], tests::cluster::JUDGE_REPO, "{body}");
+        assert_eq!(
+            body["judge"]["revision"],
+            summary.revision.as_str(),
+            "{body}"
+        );
+        assert_eq!(
+            body["judge"]["weights_fingerprint"],
+            local.weights_fingerprint.as_str(),
+            "{body}"
+        );
+        assert_eq!(body["judge"]["samples"], 1, "{body}");
     }
     // Loaded once, kept between the two jobs.
     assert_eq!(
