@@ -64,6 +64,12 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     };
     let dataset = fetch_dataset(&config.dataset, &config.hub, None).await?;
     let gpus = log_gpus();
+    // A CUDA worker without a usable GPU would hand back every job it takes.
+    anyhow::ensure!(
+        gpus.is_some() || !cfg!(feature = "cuda"),
+        "this worker is built for CUDA but finds no usable GPU: check the NVIDIA driver \
+         (libcuda.so.1) and that the pod was given a GPU"
+    );
     if gpus.is_some() {
         tokio::spawn(refresh_gpu_gauges(shutdown.clone()));
     }

@@ -437,10 +437,34 @@ fn bad_template(e: TemplateError) -> JobError {
 }
 
 /// Sorts engine errors into the model's fault and transient trouble.
+/// Whether an engine error's text is the device's failure rather than the
+/// model's: a CUDA driver or library error, or memory running out. The CUDA
+/// worker on a host whose driver does not answer failed every model as
+/// `load_failed: … DriverError(CUDA_ERROR_…)` before this was told apart.
+/// Memory running out despite the precheck's estimate is the validator's
+/// limit too; a model that truly cannot fit is refused by the precheck.
+fn is_device_failure(message: &str) -> bool {
+    const MARKERS: [&str; 6] = [
+        "DriverError",
+        "CUDA_ERROR",
+        "CUBLAS_STATUS",
+        "out of memory",
+        "OutOfMemory",
+        "cudaErrorMemoryAllocation",
+    ];
+    MARKERS.iter().any(|m| message.contains(m))
+}
+
 fn classify(e: EngineError) -> JobError {
     let model = |code: FailureCode| JobError::Model(FailureReason::new(code, e.to_string()));
     match &e {
         EngineError::NonFiniteLogits { .. } => model(FailureCode::NanOutput),
+        // The device failed (no usable driver, out of GPU memory): the worker's trouble.
+        EngineError::Load(message) | EngineError::Inference(message)
+            if is_device_failure(message) =>
+        {
+            JobError::transient_source(e)
+        }
         EngineError::ModelFile { .. }
         | EngineError::Tokenizer(_)
         | EngineError::SequenceTooLong { .. }
@@ -459,5 +483,31 @@ fn classify(e: EngineError) -> JobError {
         | EngineError::UnexpectedResponse(_)
         | EngineError::Tensor(_)
         | EngineError::Join(_) => JobError::transient_source(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_failures_are_the_workers_and_model_failures_the_models() {
+        // As the CUDA worker reported it on a host without a usable driver.
+        let no_driver = EngineError::Load(
+            "DriverError(CUDA_ERROR_STUB_LIBRARY, \"<Failure when calling cuGetErrorString()>\")"
+                .into(),
+        );
+        assert!(matches!(classify(no_driver), JobError::Transient { .. }));
+        let oom = EngineError::Inference("CUDA_ERROR_OUT_OF_MEMORY: out of memory".into());
+        assert!(matches!(classify(oom), JobError::Transient { .. }));
+        // A model the engine cannot load is still the model's.
+        let broken = EngineError::Load("cannot find tensor model.embed_tokens.weight".into());
+        assert!(matches!(
+            classify(broken),
+            JobError::Model(FailureReason {
+                code: FailureCode::LoadFailed,
+                ..
+            })
+        ));
     }
 }
