@@ -154,8 +154,9 @@ pub struct Scores {
     pub samples: Vec<SampleRecord>,
     /// Profile v2: which judge gave the verdicts, and their tally. Absent
     /// under profiles without a judge.
+    /// Boxed: it is rare and large beside the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge: Option<JudgeSummary>,
+    pub judge: Option<Box<JudgeSummary>>,
 }
 
 /// The judge of one evaluation and what it decided over all judged samples.

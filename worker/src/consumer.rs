@@ -285,7 +285,7 @@ impl Worker {
                 ),
                 latency: evaluation.details.latency,
                 samples: evaluation.details.samples,
-                judge: evaluation.details.judge,
+                judge: evaluation.details.judge.map(Box::new),
             })
         };
         let deadline = self.profile.job_deadline;

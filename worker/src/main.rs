@@ -48,8 +48,9 @@ fn main() -> ExitCode {
     if let Some(threads) = cli.threads {
         // candle sizes its compute from RAYON_NUM_THREADS on every call.
         // SAFETY: no other thread exists yet (the runtime is built below),
-        // so nothing reads the environment concurrently.
-        #[allow(unsafe_code)]
+        // so nothing reads the environment concurrently. The one place the
+        // process environment is written: candle reads only the variable.
+        #[allow(unsafe_code, clippy::disallowed_methods)]
         unsafe {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         }

@@ -238,7 +238,7 @@ pub fn sample_records(count: usize) -> Vec<SampleRecord> {
         .map(|i| SampleRecord {
             conversation_id: format!("conversation-{i}"),
             similarity: 1.0 / (i as f64 + 2.0),
-            vibe: (i % 2 == 0).then(|| 0.125 * (i % 8) as f64),
+            vibe: (i % 2 == 0).then_some(0.125 * (i % 8) as f64),
             reply: (i % 2 == 0).then(|| {
                 format!("reply {i}: \"quoted\" <script>alert(1)</script> \\ ünïcode ✓\nline two")
             }),

@@ -176,7 +176,7 @@ fn job_status(
         Some(Outcome::Completed(s)) => (
             Some(s.components.into()),
             Some(s.total),
-            s.judge.as_ref().map(JudgeReport::from),
+            s.judge.as_deref().map(JudgeReport::from),
             None,
         ),
         Some(Outcome::Failed(reason)) => (None, None, None, Some(Reason::from(reason))),

@@ -120,17 +120,9 @@ impl Evaluator for MistralEvaluator {
             .map_err(classify)?;
         let load_ms = millis(started);
         let mut steps = Steps::new(&progress);
-        let result = score(
-            &loaded,
-            &self.dataset,
-            job,
-            model,
-            profile,
-            self.options.generation_batch,
-            &mut steps,
-            &cancel,
-        )
-        .await;
+        let result = self
+            .score(&loaded, job, model, profile, &mut steps, &cancel)
+            .await;
         // The candidate leaves memory before the judge runs.
         loaded.unload().await;
         let Scored {
@@ -259,169 +251,173 @@ fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-async fn score(
-    loaded: &LoadedModel,
-    dataset: &Dataset,
-    job: &JobV1,
-    model: &LocalModel,
-    profile: &ScoringProfile,
-    generation_batch: usize,
-    steps: &mut Steps<'_>,
-    cancel: &CancellationToken,
-) -> Result<Scored, JobError> {
-    let info = loaded.info();
-    let template = ChatTemplate::select(
-        &job.model.chat_template,
-        info.chat_template.as_deref(),
-        &info.bos_token,
-        &info.eos_token,
-    )
-    .map_err(bad_template)?;
-    let samples = dataset.sample(profile.sample_seed, profile.similarity_samples);
-    let vibe_count = profile.vibe_samples.min(samples.len());
-    steps.total = samples.len() + vibe_count + 1 + profile.judged_samples(vibe_count);
-    let mut tokens = 0u64;
-    let window = info.max_seq_len;
-    // The seed's validator: context budget = window - reference budget. Half the window at
-    // most goes to the reply, so a small window still leaves room for the context.
-    let reference_budget = profile.max_reference_tokens.min(window / 2).max(1);
-    let render_tokens = |messages: &[Message]| -> Result<Vec<u32>, JobError> {
-        let text = template.render(messages, true).map_err(bad_template)?;
-        loaded.tokenize(&text).map_err(classify)
-    };
+impl MistralEvaluator {
+    /// Similarity, vibe, latency and size of the `loaded` candidate.
+    async fn score(
+        &self,
+        loaded: &LoadedModel,
+        job: &JobV1,
+        model: &LocalModel,
+        profile: &ScoringProfile,
+        steps: &mut Steps<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Scored, JobError> {
+        let dataset = &*self.dataset;
+        let generation_batch = self.options.generation_batch;
+        let info = loaded.info();
+        let template = ChatTemplate::select(
+            &job.model.chat_template,
+            info.chat_template.as_deref(),
+            &info.bos_token,
+            &info.eos_token,
+        )
+        .map_err(bad_template)?;
+        let samples = dataset.sample(profile.sample_seed, profile.similarity_samples);
+        let vibe_count = profile.vibe_samples.min(samples.len());
+        steps.total = samples.len() + vibe_count + 1 + profile.judged_samples(vibe_count);
+        let mut tokens = 0u64;
+        let window = info.max_seq_len;
+        // The seed's validator: context budget = window - reference budget. Half the window at
+        // most goes to the reply, so a small window still leaves room for the context.
+        let reference_budget = profile.max_reference_tokens.min(window / 2).max(1);
+        let render_tokens = |messages: &[Message]| -> Result<Vec<u32>, JobError> {
+            let text = template.render(messages, true).map_err(bad_template)?;
+            loaded.tokenize(&text).map_err(classify)
+        };
 
-    let mut timings = PhaseTimings::default();
-    let started = Instant::now();
-    let mut records = Vec::with_capacity(samples.len());
-    for conversation in &samples {
-        check(cancel)?;
-        let context = fit_context(
-            conversation.context(),
-            (window - reference_budget).max(1),
-            render_tokens,
-        )?;
-        let mut reference = loaded
-            .tokenize(&reference_target(conversation.reference(), &info.eos_token))
-            .map_err(classify)?;
-        reference.truncate(
-            profile
-                .max_reference_tokens
-                .min(window - context.tokens.len()),
-        );
-        let probabilities = loaded
-            .teacher_forced_top_k_probs(
-                &context.tokens,
-                &reference,
-                profile.top_k,
-                profile.floor_probability,
+        let mut timings = PhaseTimings::default();
+        let started = Instant::now();
+        let mut records = Vec::with_capacity(samples.len());
+        for conversation in &samples {
+            check(cancel)?;
+            let context = fit_context(
+                conversation.context(),
+                (window - reference_budget).max(1),
+                render_tokens,
+            )?;
+            let mut reference = loaded
+                .tokenize(&reference_target(conversation.reference(), &info.eos_token))
+                .map_err(classify)?;
+            reference.truncate(
+                profile
+                    .max_reference_tokens
+                    .min(window - context.tokens.len()),
+            );
+            let probabilities = loaded
+                .teacher_forced_top_k_probs(
+                    &context.tokens,
+                    &reference,
+                    profile.top_k,
+                    profile.floor_probability,
+                )
+                .await
+                .map_err(classify)?;
+            tokens += (context.tokens.len() + reference.len()) as u64;
+            timings.similarity_tokens += (context.tokens.len() + reference.len()) as u64;
+            records.push(SampleRecord {
+                conversation_id: conversation.id.clone(),
+                similarity: profile.sample_similarity(&probabilities),
+                vibe: None,
+                reply: None,
+                context_cut: context.is_cut(),
+                verdict: None,
+            });
+            steps.finished(Phase::Similarity);
+        }
+
+        timings.similarity_ms = millis(started);
+        let started = Instant::now();
+        let mut replies = Vec::with_capacity(vibe_count);
+        let mut prompts = Vec::with_capacity(vibe_count);
+        for conversation in samples.iter().take(vibe_count) {
+            let user_chars = conversation.last_user().chars().count();
+            let budget = profile.vibe_budget(user_chars).min(window / 2).max(1);
+            let prompt = fit_context(
+                conversation.context(),
+                (window - budget).max(1),
+                render_tokens,
+            )?;
+            prompts.push((user_chars, budget, prompt));
+        }
+        // `generation_batch` replies at a time (one by default); the same replies either way
+        // where the engine batches correctly (the GPU check compares them).
+        for (chunk_index, chunk) in prompts.chunks(generation_batch.max(1)).enumerate() {
+            check(cancel)?;
+            let generations = futures::future::join_all(
+                chunk
+                    .iter()
+                    .map(|(_, budget, prompt)| loaded.generate(&prompt.tokens, *budget)),
             )
+            .await;
+            let first = chunk_index * generation_batch.max(1);
+            for (offset, ((user_chars, _, prompt), generation)) in
+                chunk.iter().zip(generations).enumerate()
+            {
+                let generation = generation.map_err(classify)?;
+                let record = &mut records[first + offset];
+                tokens += (prompt.tokens.len() + generation.tokens) as u64;
+                timings.generated_tokens += generation.tokens as u64;
+                let reply = generation.text;
+                // Untrimmed, as the seed compared them.
+                record.vibe = Some(sample_vibe(reply.chars().count(), *user_chars));
+                record.reply = Some(SampleRecord::cut_reply(&reply));
+                record.context_cut |= prompt.is_cut();
+                replies.push(reply);
+                steps.finished(Phase::Vibe);
+            }
+        }
+
+        timings.generation_ms = millis(started);
+        check(cancel)?;
+        let started = Instant::now();
+        let probe = profile
+            .latency_input_tokens
+            .min(window.saturating_sub(1))
+            .max(1);
+        let latency = loaded
+            .forward_latency(probe, profile.latency_repeats.max(1))
             .await
             .map_err(classify)?;
-        tokens += (context.tokens.len() + reference.len()) as u64;
-        timings.similarity_tokens += (context.tokens.len() + reference.len()) as u64;
-        records.push(SampleRecord {
-            conversation_id: conversation.id.clone(),
-            similarity: profile.sample_similarity(&probabilities),
-            vibe: None,
-            reply: None,
-            context_cut: context.is_cut(),
-            verdict: None,
-        });
-        steps.finished(Phase::Similarity);
-    }
+        timings.latency_probe_ms = millis(started);
+        steps.finished(Phase::Latency);
 
-    timings.similarity_ms = millis(started);
-    let started = Instant::now();
-    let mut replies = Vec::with_capacity(vibe_count);
-    let mut prompts = Vec::with_capacity(vibe_count);
-    for conversation in samples.iter().take(vibe_count) {
-        let user_chars = conversation.last_user().chars().count();
-        let budget = profile.vibe_budget(user_chars).min(window / 2).max(1);
-        let prompt = fit_context(
-            conversation.context(),
-            (window - budget).max(1),
-            render_tokens,
-        )?;
-        prompts.push((user_chars, budget, prompt));
-    }
-    // `generation_batch` replies at a time (one by default); the same replies either way
-    // where the engine batches correctly (the GPU check compares them).
-    for (chunk_index, chunk) in prompts.chunks(generation_batch.max(1)).enumerate() {
-        check(cancel)?;
-        let generations = futures::future::join_all(
-            chunk
-                .iter()
-                .map(|(_, budget, prompt)| loaded.generate(&prompt.tokens, *budget)),
-        )
-        .await;
-        let first = chunk_index * generation_batch.max(1);
-        for (offset, ((user_chars, _, prompt), generation)) in
-            chunk.iter().zip(generations).enumerate()
-        {
-            let generation = generation.map_err(classify)?;
-            let record = &mut records[first + offset];
-            tokens += (prompt.tokens.len() + generation.tokens) as u64;
-            timings.generated_tokens += generation.tokens as u64;
-            let reply = generation.text;
-            // Untrimmed, as the seed compared them.
-            record.vibe = Some(sample_vibe(reply.chars().count(), *user_chars));
-            record.reply = Some(SampleRecord::cut_reply(&reply));
-            record.context_cut |= prompt.is_cut();
-            replies.push(reply);
-            steps.finished(Phase::Vibe);
-        }
-    }
-
-    timings.generation_ms = millis(started);
-    check(cancel)?;
-    let started = Instant::now();
-    let probe = profile
-        .latency_input_tokens
-        .min(window.saturating_sub(1))
-        .max(1);
-    let latency = loaded
-        .forward_latency(probe, profile.latency_repeats.max(1))
-        .await
-        .map_err(classify)?;
-    timings.latency_probe_ms = millis(started);
-    steps.finished(Phase::Latency);
-
-    let similarities: Vec<f64> = records.iter().map(|r| r.similarity).collect();
-    let vibes: Vec<f64> = records.iter().filter_map(|r| r.vibe).collect();
-    let components = ComponentScores {
-        similarity: mean(&similarities),
-        vibe: mean(&vibes),
-        latency: profile.latency_score(latency.median_ms),
-        size: profile.size_score(model.size_bytes),
-        // Set by the judge phase, after the candidate is unloaded.
-        judge: None,
-    };
-    let samples_context_cut = records.iter().filter(|r| r.context_cut).count();
-    info!(
-        similarity = components.similarity,
-        vibe = components.vibe,
-        latency_ms = latency.median_ms,
-        latency_spread = latency.relative_spread(),
-        samples_context_cut,
-        size_bytes = model.size_bytes,
-        tokens,
-        "model scored"
-    );
-    Ok(Scored {
-        evaluation: Evaluation {
-            components,
+        let similarities: Vec<f64> = records.iter().map(|r| r.similarity).collect();
+        let vibes: Vec<f64> = records.iter().filter_map(|r| r.vibe).collect();
+        let components = ComponentScores {
+            similarity: mean(&similarities),
+            vibe: mean(&vibes),
+            latency: profile.latency_score(latency.median_ms),
+            size: profile.size_score(model.size_bytes),
+            // Set by the judge phase, after the candidate is unloaded.
+            judge: None,
+        };
+        let samples_context_cut = records.iter().filter(|r| r.context_cut).count();
+        info!(
+            similarity = components.similarity,
+            vibe = components.vibe,
+            latency_ms = latency.median_ms,
+            latency_spread = latency.relative_spread(),
+            samples_context_cut,
+            size_bytes = model.size_bytes,
             tokens,
-            dataset_sha256: dataset.sha256.clone(),
-            details: EvaluationDetails {
-                samples_context_cut,
-                latency: Some(latency),
-                samples: records,
-                timings,
-                judge: None,
+            "model scored"
+        );
+        Ok(Scored {
+            evaluation: Evaluation {
+                components,
+                tokens,
+                dataset_sha256: dataset.sha256.clone(),
+                details: EvaluationDetails {
+                    samples_context_cut,
+                    latency: Some(latency),
+                    samples: records,
+                    timings,
+                    judge: None,
+                },
             },
-        },
-        replies,
-    })
+            replies,
+        })
+    }
 }
 
 fn check(cancel: &CancellationToken) -> Result<(), JobError> {

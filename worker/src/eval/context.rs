@@ -88,7 +88,7 @@ mod tests {
     fn render(messages: &[Message]) -> Result<Vec<u32>, ()> {
         Ok(messages
             .iter()
-            .flat_map(|m| std::iter::once(0).chain(m.content.chars().map(|c| u32::from(c))))
+            .flat_map(|m| std::iter::once(0).chain(m.content.chars().map(u32::from)))
             .collect())
     }
 

@@ -69,6 +69,13 @@ pub struct JudgedSample {
     pub reference_chars: usize,
 }
 
+/// What a judge needs beside its loaded model: see [`Judge`]'s fields.
+struct Prepared {
+    template: ChatTemplate,
+    answers: Vec<[u32; 2]>,
+    control_tokens: Vec<String>,
+}
+
 /// A loaded judge model.
 #[derive(Debug)]
 pub struct Judge {
@@ -91,7 +98,11 @@ impl Judge {
     ) -> Result<Self, JudgeError> {
         let loaded = LoadedModel::load(&model.dir, options).await?;
         match Self::prepare(&settings, &loaded) {
-            Ok((template, answers, control_tokens)) => Ok(Self {
+            Ok(Prepared {
+                template,
+                answers,
+                control_tokens,
+            }) => Ok(Self {
                 settings,
                 model,
                 loaded,
@@ -106,10 +117,7 @@ impl Judge {
         }
     }
 
-    fn prepare(
-        settings: &JudgeSettings,
-        loaded: &LoadedModel,
-    ) -> Result<(ChatTemplate, Vec<[u32; 2]>, Vec<String>), JudgeError> {
+    fn prepare(settings: &JudgeSettings, loaded: &LoadedModel) -> Result<Prepared, JudgeError> {
         let info = loaded.info();
         let template = ChatTemplate::select(
             &settings.chat_template,
@@ -151,7 +159,11 @@ impl Judge {
         // Longest first, so a token that contains another is removed whole.
         control_tokens.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         control_tokens.dedup();
-        Ok((template, answers, control_tokens))
+        Ok(Prepared {
+            template,
+            answers,
+            control_tokens,
+        })
     }
 
     pub fn settings(&self) -> &JudgeSettings {
