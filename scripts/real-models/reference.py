@@ -25,6 +25,8 @@ import sys
 
 import numpy as np
 
+from hf_repo import safetensors_files
+
 ST_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "F64": "<f8"}
 
 
@@ -48,14 +50,8 @@ def read_safetensors(path, dtype):
 
 
 def load_weights(repo, dtype):
-    index = os.path.join(repo, "model.safetensors.index.json")
-    if os.path.exists(index):
-        with open(index) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
     weights = {}
-    for name in files:
+    for name in safetensors_files(repo):
         weights.update(read_safetensors(os.path.join(repo, name), dtype))
     return weights
 

@@ -53,6 +53,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
+from hf_repo import safetensors_files  # noqa: E402
+
 T_IMPORTED = time.perf_counter()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -86,14 +88,8 @@ ST_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
 def load_weights(repo):
     """All tensors of the repository's safetensors files, as owned float32 tensors. Each
     tensor is read straight into its own buffer (no whole-file copy, no mmap kept)."""
-    index = os.path.join(repo, "model.safetensors.index.json")
-    if os.path.exists(index):
-        with open(index) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
     out = {}
-    for name in files:
+    for name in safetensors_files(repo):
         with open(os.path.join(repo, name), "rb") as f:
             n = int.from_bytes(f.read(8), "little")
             header = json.loads(f.read(n))
