@@ -30,7 +30,7 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
@@ -73,11 +73,11 @@ impl HubServer {
             )
             .route(
                 "/{namespace}/{name}/resolve/{revision}/{*file}",
-                get(resolve_model),
+                resolve_route(RepoKind::Model),
             )
             .route(
                 "/datasets/{namespace}/{name}/resolve/{revision}/{*file}",
-                get(resolve_dataset),
+                resolve_route(RepoKind::Dataset),
             )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -257,20 +257,13 @@ enum RepoKind {
     Dataset,
 }
 
-async fn resolve_model(
-    State(state): State<Arc<HubState>>,
-    UrlPath(parts): UrlPath<(String, String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    resolve(&state, RepoKind::Model, parts, &headers).await
-}
-
-async fn resolve_dataset(
-    State(state): State<Arc<HubState>>,
-    UrlPath(parts): UrlPath<(String, String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    resolve(&state, RepoKind::Dataset, parts, &headers).await
+/// `GET` of a file of a `kind` repository: the model and dataset routes differ only in that.
+fn resolve_route(kind: RepoKind) -> MethodRouter<Arc<HubState>> {
+    get(
+        move |State(state): State<Arc<HubState>>,
+              UrlPath(parts): UrlPath<(String, String, String, String)>,
+              headers: HeaderMap| async move { resolve(&state, kind, parts, &headers).await },
+    )
 }
 
 async fn resolve(

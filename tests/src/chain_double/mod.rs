@@ -97,6 +97,12 @@ struct Neuron {
 
 type WeightCommit = (H256, u64, u64, u64);
 
+/// A per-uid storage vector (`ValidatorPermit`, `LastUpdate`), encoded: `field`
+/// of each neuron, in uid order.
+fn per_uid<T: Encode>(neurons: &[Neuron], field: impl Fn(&Neuron) -> T) -> Vec<u8> {
+    neurons.iter().map(field).collect::<Vec<_>>().encode()
+}
+
 /// The double's state; see the module docs.
 #[derive(Debug)]
 pub struct State {
@@ -254,19 +260,11 @@ impl State {
         put(by_netuid("WeightsVersionKey"), self.version_key.encode());
         put(
             by_netuid("ValidatorPermit"),
-            self.neurons
-                .iter()
-                .map(|n| n.permit)
-                .collect::<Vec<_>>()
-                .encode(),
+            per_uid(&self.neurons, |n| n.permit),
         );
         put(
             by_netuid("LastUpdate"),
-            self.neurons
-                .iter()
-                .map(|n| n.last_update)
-                .collect::<Vec<_>>()
-                .encode(),
+            per_uid(&self.neurons, |n| n.last_update),
         );
         for (uid, neuron) in self.neurons.iter().enumerate() {
             let uid = uid as u16;
@@ -390,12 +388,7 @@ impl State {
                 netuid,
                 commit_hash,
             }) => {
-                if netuid != self.netuid {
-                    return Err(SubtensorError::SubNetworkDoesNotExist.into());
-                }
-                if !self.commit_reveal {
-                    return Err(SubtensorError::CommitRevealDisabled.into());
-                }
+                self.commit_reveal_open(netuid)?;
                 let uid = self
                     .uid_of(who)
                     .ok_or(SubtensorError::HotKeyNotRegisteredInSubNet)?;
@@ -424,12 +417,7 @@ impl State {
                 salt,
                 version_key,
             }) => {
-                if netuid != self.netuid {
-                    return Err(SubtensorError::SubNetworkDoesNotExist.into());
-                }
-                if !self.commit_reveal {
-                    return Err(SubtensorError::CommitRevealDisabled.into());
-                }
+                self.commit_reveal_open(netuid)?;
                 let hash = runtime::commit_hash(who, netuid, &uids, &values, &salt, version_key);
                 let current_epoch = self.epoch(block);
                 let reveal_period = self.reveal_period;
@@ -467,6 +455,18 @@ impl State {
                 Ok(events)
             }
         }
+    }
+
+    /// What `commit_weights` and `reveal_weights` both require first: the subnet exists and
+    /// has commit-reveal on.
+    fn commit_reveal_open(&self, netuid: u16) -> Result<(), DispatchError> {
+        if netuid != self.netuid {
+            return Err(SubtensorError::SubNetworkDoesNotExist.into());
+        }
+        if !self.commit_reveal {
+            return Err(SubtensorError::CommitRevealDisabled.into());
+        }
+        Ok(())
     }
 
     fn rate_limit_passed(&self, uid: u16, block: u64) -> bool {

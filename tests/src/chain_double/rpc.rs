@@ -99,189 +99,151 @@ fn state_call(state: &State, method: &str, data: &[u8]) -> RpcResult<Vec<u8>> {
     })
 }
 
+/// Registers a request/response method on `m`; every method here answers JSON.
+fn method(
+    m: &mut RpcModule<Arc<Shared>>,
+    name: &'static str,
+    f: impl Fn(Params, &Arc<Shared>) -> RpcResult<Value> + Send + Sync + Clone + 'static,
+) {
+    m.register_method(name, move |params, shared, _| f(params, shared))
+        .expect("method names are unique");
+}
+
 /// Builds the RPC module over `shared`.
 pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
     let mut m = RpcModule::new(shared);
-    fn reg<E: std::fmt::Debug>(r: Result<(), E>) {
-        r.expect("method names are unique");
-    }
 
-    reg(m.register_method("rpc_methods", |_, _, _| -> RpcResult<Value> {
+    method(&mut m, "rpc_methods", |_, _| {
         Ok(json!({ "methods": [
             "chain_getBlockHash", "chain_getHeader", "chain_getBlock", "chain_getFinalizedHead",
             "chain_subscribeFinalizedHeads", "chain_subscribeNewHeads", "chain_subscribeAllHeads",
             "state_getStorage", "state_getKeysPaged", "state_queryStorageAt", "state_call",
             "state_getRuntimeVersion", "system_accountNextIndex", "author_submitAndWatchExtrinsic"
         ]}))
-    }).map(|_| ()));
+    });
 
-    reg(m
-        .register_method(
-            "chain_getBlockHash",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let value: Option<Value> = seq.optional_next()?;
-                let state = shared.lock();
-                let block = match value {
-                    None | Some(Value::Null) => Some(state.best()),
-                    Some(v) => state.block_by_number(parse_number(&v)?),
-                };
-                Ok(block.map_or(Value::Null, |b| json!(hex0x(&b.hash.0))))
-            },
-        )
-        .map(|_| ()));
+    method(&mut m, "chain_getBlockHash", |params, shared| {
+        let mut seq = params.sequence();
+        let value: Option<Value> = seq.optional_next()?;
+        let state = shared.lock();
+        let block = match value {
+            None | Some(Value::Null) => Some(state.best()),
+            Some(v) => state.block_by_number(parse_number(&v)?),
+        };
+        Ok(block.map_or(Value::Null, |b| json!(hex0x(&b.hash.0))))
+    });
 
-    reg(m
-        .register_method(
-            "chain_getFinalizedHead",
-            |_, shared, _| -> RpcResult<Value> { Ok(json!(hex0x(&shared.lock().best().hash.0))) },
-        )
-        .map(|_| ()));
+    method(&mut m, "chain_getFinalizedHead", |_, shared| {
+        Ok(json!(hex0x(&shared.lock().best().hash.0)))
+    });
 
-    reg(m
-        .register_method(
-            "chain_getHeader",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let hash = parse_hash(seq.optional_next()?)?;
-                let state = shared.lock();
-                Ok(match hash {
-                    None => state.best().header_json(),
-                    Some(h) => state
-                        .block_by_hash(&h)
-                        .map_or(Value::Null, Block::header_json),
-                })
-            },
-        )
-        .map(|_| ()));
-
-    reg(m
-        .register_method(
-            "chain_getBlock",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let hash = parse_hash(seq.optional_next()?)?;
-                let state = shared.lock();
-                let block = match hash {
-                    None => Some(state.best()),
-                    Some(h) => state.block_by_hash(&h),
-                };
-                Ok(block.map_or(Value::Null, |b| {
-                    json!({
-                        "block": {
-                            "header": b.header_json(),
-                            "extrinsics": b.extrinsics.iter().map(|e| hex0x(e)).collect::<Vec<_>>(),
-                        },
-                        "justifications": null,
-                    })
-                }))
-            },
-        )
-        .map(|_| ()));
-
-    reg(m
-        .register_method("state_getRuntimeVersion", |_, _, _| -> RpcResult<Value> {
-            Ok(json!({
-                "specName": "node-subtensor",
-                "implName": "chain-double",
-                "authoringVersion": 1,
-                "specVersion": runtime::SPEC_VERSION,
-                "implVersion": 1,
-                "apis": [],
-                "transactionVersion": runtime::TX_VERSION,
-                "stateVersion": 1,
-            }))
+    method(&mut m, "chain_getHeader", |params, shared| {
+        let mut seq = params.sequence();
+        let hash = parse_hash(seq.optional_next()?)?;
+        let state = shared.lock();
+        Ok(match hash {
+            None => state.best().header_json(),
+            Some(h) => state
+                .block_by_hash(&h)
+                .map_or(Value::Null, Block::header_json),
         })
-        .map(|_| ()));
+    });
 
-    reg(m
-        .register_method(
-            "state_getStorage",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let key: String = seq.next()?;
-                let key = parse_hex(&key)?;
-                let hash = parse_hash(seq.optional_next()?)?;
-                let state = shared.lock();
-                let block = at(&state, hash)?;
-                Ok(state
-                    .storage_at(&key, Some(block))
-                    .map_or(Value::Null, |v| json!(hex0x(&v))))
-            },
-        )
-        .map(|_| ()));
+    method(&mut m, "chain_getBlock", |params, shared| {
+        let mut seq = params.sequence();
+        let hash = parse_hash(seq.optional_next()?)?;
+        let state = shared.lock();
+        let block = match hash {
+            None => Some(state.best()),
+            Some(h) => state.block_by_hash(&h),
+        };
+        Ok(block.map_or(Value::Null, |b| {
+            json!({
+                "block": {
+                    "header": b.header_json(),
+                    "extrinsics": b.extrinsics.iter().map(|e| hex0x(e)).collect::<Vec<_>>(),
+                },
+                "justifications": null,
+            })
+        }))
+    });
 
-    reg(m
-        .register_method(
-            "state_getKeysPaged",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let prefix = parse_hex(&seq.next::<String>()?)?;
-                let count: u32 = seq.next()?;
-                let start: Option<String> = seq.optional_next()?;
-                let start = start.map(|s| parse_hex(&s)).transpose()?;
-                let hash = parse_hash(seq.optional_next()?)?;
-                let state = shared.lock();
-                at(&state, hash)?;
-                let keys: Vec<String> = state
-                    .storage()
-                    .into_keys()
-                    .filter(|k| k.starts_with(&prefix))
-                    .filter(|k| start.as_ref().is_none_or(|s| k > s))
-                    .take(count as usize)
-                    .map(|k| hex0x(&k))
-                    .collect();
-                Ok(json!(keys))
-            },
-        )
-        .map(|_| ()));
+    method(&mut m, "state_getRuntimeVersion", |_, _| {
+        Ok(json!({
+            "specName": "node-subtensor",
+            "implName": "chain-double",
+            "authoringVersion": 1,
+            "specVersion": runtime::SPEC_VERSION,
+            "implVersion": 1,
+            "apis": [],
+            "transactionVersion": runtime::TX_VERSION,
+            "stateVersion": 1,
+        }))
+    });
 
-    reg(m
-        .register_method(
-            "state_queryStorageAt",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let keys: Vec<String> = seq.next()?;
-                let hash = parse_hash(seq.optional_next()?)?;
-                let state = shared.lock();
-                let block = at(&state, hash)?;
-                let mut changes = Vec::new();
-                for key in keys {
-                    let raw = parse_hex(&key)?;
-                    let value = state.storage_at(&raw, Some(block)).map(|v| hex0x(&v));
-                    changes.push(json!([key, value]));
-                }
-                Ok(json!([{ "block": hex0x(&block.hash.0), "changes": changes }]))
-            },
-        )
-        .map(|_| ()));
+    method(&mut m, "state_getStorage", |params, shared| {
+        let mut seq = params.sequence();
+        let key: String = seq.next()?;
+        let key = parse_hex(&key)?;
+        let hash = parse_hash(seq.optional_next()?)?;
+        let state = shared.lock();
+        let block = at(&state, hash)?;
+        Ok(state
+            .storage_at(&key, Some(block))
+            .map_or(Value::Null, |v| json!(hex0x(&v))))
+    });
 
-    reg(m
-        .register_method(
-            "state_call",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let method: String = seq.next()?;
-                let data: String = seq.next()?;
-                let data = parse_hex(&data)?;
-                let hash = parse_hash(seq.optional_next()?)?;
-                let state = shared.lock();
-                at(&state, hash)?;
-                Ok(json!(hex0x(&state_call(&state, &method, &data)?)))
-            },
-        )
-        .map(|_| ()));
+    method(&mut m, "state_getKeysPaged", |params, shared| {
+        let mut seq = params.sequence();
+        let prefix = parse_hex(&seq.next::<String>()?)?;
+        let count: u32 = seq.next()?;
+        let start: Option<String> = seq.optional_next()?;
+        let start = start.map(|s| parse_hex(&s)).transpose()?;
+        let hash = parse_hash(seq.optional_next()?)?;
+        let state = shared.lock();
+        at(&state, hash)?;
+        let keys: Vec<String> = state
+            .storage()
+            .into_keys()
+            .filter(|k| k.starts_with(&prefix))
+            .filter(|k| start.as_ref().is_none_or(|s| k > s))
+            .take(count as usize)
+            .map(|k| hex0x(&k))
+            .collect();
+        Ok(json!(keys))
+    });
 
-    reg(m
-        .register_method(
-            "system_accountNextIndex",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let who: String = params.one()?;
-                let who = AccountId32(account(&who)?);
-                Ok(json!(shared.lock().nonces.get(&who).copied().unwrap_or(0)))
-            },
-        )
-        .map(|_| ()));
+    method(&mut m, "state_queryStorageAt", |params, shared| {
+        let mut seq = params.sequence();
+        let keys: Vec<String> = seq.next()?;
+        let hash = parse_hash(seq.optional_next()?)?;
+        let state = shared.lock();
+        let block = at(&state, hash)?;
+        let mut changes = Vec::new();
+        for key in keys {
+            let raw = parse_hex(&key)?;
+            let value = state.storage_at(&raw, Some(block)).map(|v| hex0x(&v));
+            changes.push(json!([key, value]));
+        }
+        Ok(json!([{ "block": hex0x(&block.hash.0), "changes": changes }]))
+    });
+
+    method(&mut m, "state_call", |params, shared| {
+        let mut seq = params.sequence();
+        let method: String = seq.next()?;
+        let data: String = seq.next()?;
+        let data = parse_hex(&data)?;
+        let hash = parse_hash(seq.optional_next()?)?;
+        let state = shared.lock();
+        at(&state, hash)?;
+        Ok(json!(hex0x(&state_call(&state, &method, &data)?)))
+    });
+
+    method(&mut m, "system_accountNextIndex", |params, shared| {
+        let who: String = params.one()?;
+        let who = AccountId32(account(&who)?);
+        Ok(json!(shared.lock().nonces.get(&who).copied().unwrap_or(0)))
+    });
 
     for (sub, notif, unsub) in [
         (
@@ -300,172 +262,131 @@ pub fn module(shared: Arc<Shared>) -> RpcModule<Arc<Shared>> {
             "chain_unsubscribeAllHeads",
         ),
     ] {
-        reg(m
-            .register_subscription(
-                sub,
-                notif,
-                unsub,
-                |_params, pending, shared, _| async move {
-                    let mut heads = shared.subscribe_heads();
-                    let current = shared.lock().best().header_json();
-                    let Ok(sink) = pending.accept().await else {
-                        return;
-                    };
-                    let send = |v: &Value| serde_json::value::to_raw_value(v).expect("json");
-                    if sink.send(send(&current)).await.is_err() {
-                        return;
-                    }
-                    loop {
-                        tokio::select! {
-                            () = sink.closed() => return,
-                            head = heads.recv() => match head {
-                                Ok(head) => if sink.send(send(&head)).await.is_err() { return },
-                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                                Err(_) => return,
-                            },
-                        }
-                    }
-                },
-            )
-            .map(|_| ()));
-    }
-
-    reg(m
-        .register_subscription(
-            "author_submitAndWatchExtrinsic",
-            "author_extrinsicUpdate",
-            "author_unwatchExtrinsic",
-            |params, pending, shared, _| async move {
-                let bytes = match params.one::<String>().map(|s| parse_hex(&s)) {
-                    Ok(Ok(bytes)) => bytes,
-                    Ok(Err(e)) | Err(e) => {
-                        pending.reject(e).await;
-                        return;
-                    }
-                };
-                let outcome = shared.mutate(|s| s.submit(&bytes));
-                let hash = match outcome {
-                    Ok(hash) => hash,
-                    Err(message) => {
-                        tracing::info!(%message, "chain double: extrinsic refused by the pool");
-                        pending
-                            .reject(ErrorObjectOwned::owned(
-                                1010,
-                                "Invalid Transaction",
-                                Some(message),
-                            ))
-                            .await;
-                        return;
-                    }
-                };
+        m.register_subscription(
+            sub,
+            notif,
+            unsub,
+            |_params, pending, shared, _| async move {
+                let mut heads = shared.subscribe_heads();
+                let current = shared.lock().best().header_json();
                 let Ok(sink) = pending.accept().await else {
                     return;
                 };
-                let h = hex0x(&hash.0);
-                for status in [
-                    json!("ready"),
-                    json!({ "inBlock": h }),
-                    json!({ "finalized": h }),
-                ] {
-                    let raw = serde_json::value::to_raw_value(&status).expect("json");
-                    if sink.send(raw).await.is_err() {
-                        return;
+                let send = |v: &Value| serde_json::value::to_raw_value(v).expect("json");
+                if sink.send(send(&current)).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::select! {
+                        () = sink.closed() => return,
+                        head = heads.recv() => match head {
+                            Ok(head) => if sink.send(send(&head)).await.is_err() { return },
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(_) => return,
+                        },
                     }
                 }
             },
         )
-        .map(|_| ()));
+        .expect("method names are unique");
+    }
+
+    m.register_subscription(
+        "author_submitAndWatchExtrinsic",
+        "author_extrinsicUpdate",
+        "author_unwatchExtrinsic",
+        |params, pending, shared, _| async move {
+            let bytes = match params.one::<String>().map(|s| parse_hex(&s)) {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) | Err(e) => {
+                    pending.reject(e).await;
+                    return;
+                }
+            };
+            let outcome = shared.mutate(|s| s.submit(&bytes));
+            let hash = match outcome {
+                Ok(hash) => hash,
+                Err(message) => {
+                    tracing::info!(%message, "chain double: extrinsic refused by the pool");
+                    pending
+                        .reject(ErrorObjectOwned::owned(
+                            1010,
+                            "Invalid Transaction",
+                            Some(message),
+                        ))
+                        .await;
+                    return;
+                }
+            };
+            let Ok(sink) = pending.accept().await else {
+                return;
+            };
+            let h = hex0x(&hash.0);
+            for status in [
+                json!("ready"),
+                json!({ "inBlock": h }),
+                json!({ "finalized": h }),
+            ] {
+                let raw = serde_json::value::to_raw_value(&status).expect("json");
+                if sink.send(raw).await.is_err() {
+                    return;
+                }
+            }
+        },
+    )
+    .expect("method names are unique");
 
     // Control methods for tests in another process.
-    reg(m
-        .register_method(
-            "double_register",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let who = account(&seq.next::<String>()?)?;
-                let permit: bool = seq.optional_next()?.unwrap_or(false);
-                Ok(json!(
-                    shared.mutate(|s| s.register(AccountId32(who), permit))
-                ))
-            },
-        )
-        .map(|_| ()));
-    reg(m
-        .register_method(
-            "double_advance",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let n: u64 = params.one()?;
-                Ok(json!(shared.mutate(|s| {
-                    for _ in 0..n {
-                        s.push_block(Vec::new(), Vec::new());
-                    }
-                    s.block_number()
-                })))
-            },
-        )
-        .map(|_| ()));
-    reg(m
-        .register_method("double_block", |_, shared, _| -> RpcResult<Value> {
-            Ok(json!(shared.lock().block_number()))
-        })
-        .map(|_| ()));
-    reg(m
-        .register_method(
-            "double_setCommitment",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let mut seq = params.sequence();
-                let who = account(&seq.next::<String>()?)?;
-                let data: String = seq.next()?;
-                let block: Option<u64> = seq.optional_next()?;
-                shared.mutate(|s| {
-                    let block = block.unwrap_or_else(|| s.block_number());
-                    s.set_commitment(AccountId32(who), data.as_bytes(), block);
-                });
+    method(&mut m, "double_register", |params, shared| {
+        let mut seq = params.sequence();
+        let who = account(&seq.next::<String>()?)?;
+        let permit: bool = seq.optional_next()?.unwrap_or(false);
+        Ok(json!(
+            shared.mutate(|s| s.register(AccountId32(who), permit))
+        ))
+    });
+    method(&mut m, "double_advance", |params, shared| {
+        let n: u64 = params.one()?;
+        Ok(json!(shared.mutate(|s| {
+            for _ in 0..n {
+                s.push_block(Vec::new(), Vec::new());
+            }
+            s.block_number()
+        })))
+    });
+    method(&mut m, "double_block", |_, shared| {
+        Ok(json!(shared.lock().block_number()))
+    });
+    method(&mut m, "double_setCommitment", |params, shared| {
+        let mut seq = params.sequence();
+        let who = account(&seq.next::<String>()?)?;
+        let data: String = seq.next()?;
+        let block: Option<u64> = seq.optional_next()?;
+        shared.mutate(|s| {
+            let block = block.unwrap_or_else(|| s.block_number());
+            s.set_commitment(AccountId32(who), data.as_bytes(), block);
+        });
+        Ok(Value::Null)
+    });
+    // `double_set<Field>`: parses the one parameter as `$ty` and stores it with `$set`.
+    macro_rules! setter {
+        ($name:literal, |$s:ident, $v:ident: $ty:ty| $set:expr) => {
+            method(&mut m, $name, |params, shared| {
+                let $v: $ty = params.one()?;
+                shared.mutate(|$s| $set);
                 Ok(Value::Null)
-            },
-        )
-        .map(|_| ()));
-    reg(m
-        .register_method(
-            "double_setCommitReveal",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let on: bool = params.one()?;
-                shared.mutate(|s| s.commit_reveal = on);
-                Ok(Value::Null)
-            },
-        )
-        .map(|_| ()));
-    reg(m
-        .register_method(
-            "double_setRateLimit",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let n: u64 = params.one()?;
-                shared.mutate(|s| s.rate_limit = n);
-                Ok(Value::Null)
-            },
-        )
-        .map(|_| ()));
-    reg(m
-        .register_method(
-            "double_setTempo",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let n: u16 = params.one()?;
-                shared.mutate(|s| s.tempo = n);
-                Ok(Value::Null)
-            },
-        )
-        .map(|_| ()));
-    reg(m
-        .register_method(
-            "double_weights",
-            |params: Params, shared, _| -> RpcResult<Value> {
-                let uid: u16 = params.one()?;
-                Ok(json!(
-                    shared.lock().weights.get(&uid).cloned().unwrap_or_default()
-                ))
-            },
-        )
-        .map(|_| ()));
+            })
+        };
+    }
+    setter!("double_setCommitReveal", |s, on: bool| s.commit_reveal = on);
+    setter!("double_setRateLimit", |s, n: u64| s.rate_limit = n);
+    setter!("double_setTempo", |s, n: u16| s.tempo = n);
+    method(&mut m, "double_weights", |params, shared| {
+        let uid: u16 = params.one()?;
+        Ok(json!(
+            shared.lock().weights.get(&uid).cloned().unwrap_or_default()
+        ))
+    });
     m
 }
 

@@ -538,53 +538,66 @@ fn optional_entry(
     entry
 }
 
+/// A pallet whose storage prefix is its name; `calls`, `event` and `error` are the types of
+/// its enums, for the pallets that have them.
+fn pallet(
+    name: &'static str,
+    index: u8,
+    entries: Vec<StorageEntryMetadata>,
+    calls: Option<MetaType>,
+    event: Option<MetaType>,
+    error: Option<MetaType>,
+) -> PalletMetadata {
+    PalletMetadata {
+        name,
+        storage: Some(PalletStorageMetadata {
+            prefix: name,
+            entries,
+        }),
+        calls: calls.map(|ty| PalletCallMetadata { ty }),
+        event: event.map(|ty| PalletEventMetadata { ty }),
+        constants: vec![],
+        error: error.map(|ty| PalletErrorMetadata { ty }),
+        index,
+        docs: vec![],
+    }
+}
+
 /// The runtime metadata (V15) the double serves, SCALE-encoded with its prefix.
 pub fn metadata_bytes() -> Vec<u8> {
     use StorageHasher::{Blake2_128Concat, Identity, Twox64Concat};
     let netuid = meta_type::<u16>();
-    let system = PalletMetadata {
-        name: "System",
-        storage: Some(PalletStorageMetadata {
-            prefix: "System",
-            entries: vec![
-                storage_entry("Number", vec![], netuid, meta_type::<u32>(), 0u32.encode()),
-                storage_entry(
-                    "Events",
-                    vec![],
-                    netuid,
-                    meta_type::<Vec<EventRecord>>(),
-                    vec![0],
-                ),
-            ],
-        }),
-        calls: None,
-        event: Some(PalletEventMetadata {
-            ty: meta_type::<SystemEvent>(),
-        }),
-        constants: vec![],
-        error: None,
-        index: SYSTEM_INDEX,
-        docs: vec![],
-    };
-    let timestamp = PalletMetadata {
-        name: "Timestamp",
-        storage: Some(PalletStorageMetadata {
-            prefix: "Timestamp",
-            entries: vec![storage_entry(
-                "Now",
+    let system = pallet(
+        "System",
+        SYSTEM_INDEX,
+        vec![
+            storage_entry("Number", vec![], netuid, meta_type::<u32>(), 0u32.encode()),
+            storage_entry(
+                "Events",
                 vec![],
                 netuid,
-                meta_type::<u64>(),
-                0u64.encode(),
-            )],
-        }),
-        calls: None,
-        event: None,
-        constants: vec![],
-        error: None,
-        index: TIMESTAMP_INDEX,
-        docs: vec![],
-    };
+                meta_type::<Vec<EventRecord>>(),
+                vec![0],
+            ),
+        ],
+        None,
+        Some(meta_type::<SystemEvent>()),
+        None,
+    );
+    let timestamp = pallet(
+        "Timestamp",
+        TIMESTAMP_INDEX,
+        vec![storage_entry(
+            "Now",
+            vec![],
+            netuid,
+            meta_type::<u64>(),
+            0u64.encode(),
+        )],
+        None,
+        None,
+        None,
+    );
     let by_netuid = |name, value: MetaType, default: Vec<u8>| {
         storage_entry(name, vec![Identity], netuid, value, default)
     };
@@ -597,77 +610,55 @@ pub fn metadata_bytes() -> Vec<u8> {
             default,
         )
     };
-    let subtensor = PalletMetadata {
-        name: "SubtensorModule",
-        storage: Some(PalletStorageMetadata {
-            prefix: "SubtensorModule",
-            entries: vec![
-                by_netuid("SubnetworkN", meta_type::<u16>(), 0u16.encode()),
-                by_netuid("Tempo", meta_type::<u16>(), 360u16.encode()),
-                by_netuid("ValidatorPermit", meta_type::<Vec<bool>>(), vec![0]),
-                by_netuid("LastUpdate", meta_type::<Vec<u64>>(), vec![0]),
-                by_netuid("WeightsSetRateLimit", meta_type::<u64>(), 100u64.encode()),
-                by_netuid(
-                    "CommitRevealWeightsEnabled",
-                    meta_type::<bool>(),
-                    false.encode(),
-                ),
-                by_netuid("RevealPeriodEpochs", meta_type::<u64>(), 1u64.encode()),
-                by_netuid("WeightsVersionKey", meta_type::<u64>(), 0u64.encode()),
-                by_netuid_uid("Keys", meta_type::<AccountId32>(), [0u8; 32].encode()),
-                by_netuid_uid("BlockAtRegistration", meta_type::<u64>(), 0u64.encode()),
-                by_netuid_uid("Weights", meta_type::<Vec<(u16, u16)>>(), vec![0]),
-                optional_entry(
-                    "Uids",
-                    vec![Identity, Blake2_128Concat],
-                    meta_type::<(u16, AccountId32)>(),
-                    meta_type::<u16>(),
-                ),
-                optional_entry(
-                    "WeightCommits",
-                    vec![Twox64Concat, Twox64Concat],
-                    meta_type::<(u16, AccountId32)>(),
-                    meta_type::<VecDeque<(H256, u64, u64, u64)>>(),
-                ),
-            ],
-        }),
-        calls: Some(PalletCallMetadata {
-            ty: meta_type::<SubtensorCall>(),
-        }),
-        event: Some(PalletEventMetadata {
-            ty: meta_type::<SubtensorEvent>(),
-        }),
-        constants: vec![],
-        error: Some(PalletErrorMetadata {
-            ty: meta_type::<SubtensorError>(),
-        }),
-        index: SUBTENSOR_INDEX,
-        docs: vec![],
-    };
-    let commitments = PalletMetadata {
-        name: "Commitments",
-        storage: Some(PalletStorageMetadata {
-            prefix: "Commitments",
-            entries: vec![optional_entry(
-                "CommitmentOf",
-                vec![Identity, Twox64Concat],
+    let subtensor = pallet(
+        "SubtensorModule",
+        SUBTENSOR_INDEX,
+        vec![
+            by_netuid("SubnetworkN", meta_type::<u16>(), 0u16.encode()),
+            by_netuid("Tempo", meta_type::<u16>(), 360u16.encode()),
+            by_netuid("ValidatorPermit", meta_type::<Vec<bool>>(), vec![0]),
+            by_netuid("LastUpdate", meta_type::<Vec<u64>>(), vec![0]),
+            by_netuid("WeightsSetRateLimit", meta_type::<u64>(), 100u64.encode()),
+            by_netuid(
+                "CommitRevealWeightsEnabled",
+                meta_type::<bool>(),
+                false.encode(),
+            ),
+            by_netuid("RevealPeriodEpochs", meta_type::<u64>(), 1u64.encode()),
+            by_netuid("WeightsVersionKey", meta_type::<u64>(), 0u64.encode()),
+            by_netuid_uid("Keys", meta_type::<AccountId32>(), [0u8; 32].encode()),
+            by_netuid_uid("BlockAtRegistration", meta_type::<u64>(), 0u64.encode()),
+            by_netuid_uid("Weights", meta_type::<Vec<(u16, u16)>>(), vec![0]),
+            optional_entry(
+                "Uids",
+                vec![Identity, Blake2_128Concat],
                 meta_type::<(u16, AccountId32)>(),
-                meta_type::<Registration>(),
-            )],
-        }),
-        calls: Some(PalletCallMetadata {
-            ty: meta_type::<CommitmentsCall>(),
-        }),
-        event: Some(PalletEventMetadata {
-            ty: meta_type::<CommitmentsEvent>(),
-        }),
-        constants: vec![],
-        error: Some(PalletErrorMetadata {
-            ty: meta_type::<CommitmentsError>(),
-        }),
-        index: COMMITMENTS_INDEX,
-        docs: vec![],
-    };
+                meta_type::<u16>(),
+            ),
+            optional_entry(
+                "WeightCommits",
+                vec![Twox64Concat, Twox64Concat],
+                meta_type::<(u16, AccountId32)>(),
+                meta_type::<VecDeque<(H256, u64, u64, u64)>>(),
+            ),
+        ],
+        Some(meta_type::<SubtensorCall>()),
+        Some(meta_type::<SubtensorEvent>()),
+        Some(meta_type::<SubtensorError>()),
+    );
+    let commitments = pallet(
+        "Commitments",
+        COMMITMENTS_INDEX,
+        vec![optional_entry(
+            "CommitmentOf",
+            vec![Identity, Twox64Concat],
+            meta_type::<(u16, AccountId32)>(),
+            meta_type::<Registration>(),
+        )],
+        Some(meta_type::<CommitmentsCall>()),
+        Some(meta_type::<CommitmentsEvent>()),
+        Some(meta_type::<CommitmentsError>()),
+    );
     let ext = |identifier, ty, additional_signed| SignedExtensionMetadata {
         identifier,
         ty,

@@ -316,14 +316,12 @@ fn default_values_render_valid_hardened_objects_with_secrets_by_reference() {
     assert_eq!(env(c, "EVAL_ADMIN_LISTEN")["value"], "0.0.0.0:9090");
     assert_eq!(env(c, "EVAL_LOG_FORMAT")["value"], "json");
     assert_eq!(env(c, "EVAL_SUBTENSOR_NETWORK")["value"], "finney");
-    assert_eq!(
-        secret_ref(c, "EVAL_AMQP_URL"),
-        ("eval-cluster".into(), "amqp-url".into())
-    );
-    assert_eq!(
-        secret_ref(c, "EVAL_REDIS_URL"),
-        ("eval-cluster".into(), "redis-url".into())
-    );
+    for (var, secret, key) in [
+        ("EVAL_AMQP_URL", "eval-cluster", "amqp-url"),
+        ("EVAL_REDIS_URL", "eval-cluster", "redis-url"),
+    ] {
+        assert_eq!(secret_ref(c, var), (secret.into(), key.into()), "{var}");
+    }
     let state_dir = env(c, "EVAL_STATE_DIR")["value"].as_str().unwrap();
     assert!(
         volume_at(coordinator, c, state_dir)
@@ -528,14 +526,16 @@ fn production_values_render_gpu_keda_service_monitors_and_ingress() {
     );
     assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "2Gi");
     let secrets = volume_at(coordinator, c, "/var/run/secrets/eval/hotkey");
-    assert_eq!(
-        projected_item(secrets, "hotkey"),
-        ("validator-hotkey".into(), "hotkey.json".into())
-    );
-    assert_eq!(
-        projected_item(secrets, "operator-token"),
-        ("validator".into(), "operator-token".into())
-    );
+    for (path, secret, key) in [
+        ("hotkey", "validator-hotkey", "hotkey.json"),
+        ("operator-token", "validator", "operator-token"),
+    ] {
+        assert_eq!(
+            projected_item(secrets, path),
+            (secret.into(), key.into()),
+            "{path}"
+        );
+    }
     assert_eq!(
         env(c, "EVAL_OPERATOR_TOKEN_FILE")["value"],
         "/var/run/secrets/eval/operator-token"
