@@ -21,7 +21,9 @@ pub fn register<C: prometheus::core::Collector + Clone + 'static>(
 
 /// Declares metric families as `LazyLock` statics, each built (and so
 /// registered) on first use: `static NAME: Type = constructor(..);`, with
-/// the constructors below.
+/// the constructors below. rustfmt leaves the block alone, so a crate writes
+/// one declaration per line and its metrics read as a table: name, kind,
+/// Prometheus name, help and labels.
 #[macro_export]
 macro_rules! metrics {
     ($($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr;)*) => {
