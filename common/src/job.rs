@@ -306,6 +306,43 @@ pub(crate) fn decode_versioned<T: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(WireError::Invalid)
 }
 
+/// `decode` and `encode` for a versioned wire message: JSON tagged by
+/// `schema`, read only in one of the `known` versions ([`decode_versioned`]).
+macro_rules! versioned_wire {
+    ($message:ty, $known:expr) => {
+        impl $message {
+            /// Reads a message, telling garbage, an unknown version and a
+            /// malformed known version apart.
+            pub fn decode(bytes: &[u8]) -> Result<Self, $crate::job::WireError> {
+                $crate::job::decode_versioned(bytes, $known)
+            }
+
+            pub fn encode(&self) -> Vec<u8> {
+                serde_json::to_vec(self).expect("wire messages always serialize")
+            }
+        }
+    };
+}
+pub(crate) use versioned_wire;
+
+versioned_wire!(JobMessage, &["eval-job/v1"]);
+
+/// Checks a wire message against its golden file's text: written, the same
+/// JSON; read, the same message.
+#[cfg(test)]
+pub(crate) fn assert_golden<T>(message: &T, golden: &str, decode: fn(&[u8]) -> Result<T, WireError>)
+where
+    T: Serialize + PartialEq + std::fmt::Debug,
+{
+    let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
+    assert_eq!(
+        serde_json::to_value(message).unwrap(),
+        expected,
+        "wire format changed"
+    );
+    assert_eq!(&decode(golden.as_bytes()).unwrap(), message);
+}
+
 impl JobMessage {
     pub fn v1(model: ModelRef, profile: &str, origin: JobOrigin, queued_at_ms: u64) -> Self {
         Self::V1(JobV1 {
@@ -315,14 +352,6 @@ impl JobMessage {
             origin,
             queued_at_ms,
         })
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        decode_versioned(bytes, &["eval-job/v1"])
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("job messages always serialize")
     }
 
     /// The current-version view of the job.
@@ -446,13 +475,7 @@ mod tests {
             1_764_000_000_000,
         );
         let golden = include_str!("../testdata/job.v1.json");
-        let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
-        assert_eq!(
-            serde_json::to_value(&message).unwrap(),
-            expected,
-            "wire format changed"
-        );
-        assert_eq!(JobMessage::decode(golden.as_bytes()).unwrap(), message);
+        assert_golden(&message, golden, JobMessage::decode);
     }
 
     #[test]

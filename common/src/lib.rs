@@ -43,3 +43,19 @@ pub mod submission;
 pub mod telemetry;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
+
+/// `Debug` for a struct that also holds handles with nothing useful to print
+/// (trait objects, engine handles, locks): the named fields, then `..`.
+/// `debug_fields!(Reconciler { settings })`.
+#[macro_export]
+macro_rules! debug_fields {
+    ($type:ident { $($field:ident),+ $(,)? }) => {
+        impl ::std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $(.field(stringify!($field), &self.$field))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}

@@ -92,7 +92,7 @@ impl ClusterConfig {
         let amqp_url = required(&self.amqp_url, "amqp_url", "EVAL_AMQP_URL")?;
         let redis_url = required(&self.redis_url, "redis_url", "EVAL_REDIS_URL")?;
         let queue = crate::queue::RabbitQueue::lazy(crate::queue::RabbitConfig::for_queue(
-            amqp_url.expose(),
+            amqp_url.clone(),
             &self.queue,
             consumer_tag,
         ))
@@ -101,7 +101,7 @@ impl ClusterConfig {
             source: Box::new(e),
         })?;
         let store = crate::store::RedisStore::lazy(crate::store::RedisConfig::for_prefix(
-            redis_url.expose(),
+            redis_url.clone(),
             self.redis_prefix.clone(),
         ))
         .map_err(|e| ConfigError::Client {

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{JobId, WireError, decode_versioned};
+use crate::job::JobId;
 
 /// The v1 scoring components, each in `[0, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -337,15 +337,9 @@ pub enum ResultMessage {
     V1(ResultV1),
 }
 
+crate::job::versioned_wire!(ResultMessage, &["eval-result/v1"]);
+
 impl ResultMessage {
-    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        decode_versioned(bytes, &["eval-result/v1"])
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("result messages always serialize")
-    }
-
     pub fn result(&self) -> &ResultV1 {
         match self {
             Self::V1(result) => result,
@@ -398,13 +392,7 @@ mod tests {
             job_id: job_id(),
             profile: "v1".into(),
             outcome: Outcome::Completed(Scores {
-                components: ComponentScores {
-                    similarity: 0.5,
-                    vibe: 0.25,
-                    latency: 0.75,
-                    size: 0.125,
-                    judge: None,
-                },
+                components: crate::testsuite::distinct_scores(),
                 total: 0.4775,
                 weights_fingerprint: "f".repeat(64),
                 dataset_sha256: "d".repeat(64),
@@ -435,13 +423,7 @@ mod tests {
             ),
             (failed, include_str!("../testdata/result.v1.failed.json")),
         ] {
-            let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
-            assert_eq!(
-                serde_json::to_value(&message).unwrap(),
-                expected,
-                "wire format changed"
-            );
-            assert_eq!(ResultMessage::decode(golden.as_bytes()).unwrap(), message);
+            crate::job::assert_golden(&message, golden, ResultMessage::decode);
         }
     }
 

@@ -21,8 +21,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// A connection URL that may carry a password: printed redacted (Debug and
-/// Display), handed out whole only through [`SecretUrl::expose`].
-#[derive(Clone, PartialEq, Eq)]
+/// Display), handed out whole only through [`SecretUrl::expose`] (and serde,
+/// for the configs that hold it).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SecretUrl(String);
 
 impl SecretUrl {
@@ -33,6 +35,18 @@ impl SecretUrl {
     /// The URL with its password, for the client that connects.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(url: &str) -> Self {
+        Self::new(url)
+    }
+}
+
+impl From<String> for SecretUrl {
+    fn from(url: String) -> Self {
+        Self(url)
     }
 }
 

@@ -121,13 +121,7 @@ pub struct Reconciler {
     lost_sightings: Arc<Mutex<HashSet<(JobId, u64)>>>,
 }
 
-impl std::fmt::Debug for Reconciler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reconciler")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+common::debug_fields!(Reconciler { settings });
 
 impl Reconciler {
     pub fn new(
@@ -442,20 +436,17 @@ impl Reconciler {
 
 fn record_metrics(report: &ReconcileReport) {
     let count = |n: usize| n as u64;
-    metrics::RECONCILER_REPAIRS
-        .with_label_values(&["reclaimed"])
-        .inc_by(count(report.reclaimed.len()));
-    metrics::RECONCILER_REPAIRS
-        .with_label_values(&["requeued"])
-        .inc_by(count(report.requeued.len()));
-    metrics::RECONCILER_REPAIRS
-        .with_label_values(&["failed"])
-        .inc_by(count(report.failed.len()));
-    metrics::RECONCILER_REPAIRS
-        .with_label_values(&["lost"])
-        .inc_by(count(report.lost.len()));
-    metrics::RECONCILER_REPAIRS
-        .with_label_values(&["publish_failed"])
-        .inc_by(count(report.publish_failures));
+    let repairs = [
+        ("reclaimed", report.reclaimed.len()),
+        ("requeued", report.requeued.len()),
+        ("failed", report.failed.len()),
+        ("lost", report.lost.len()),
+        ("publish_failed", report.publish_failures),
+    ];
+    for (action, n) in repairs {
+        metrics::RECONCILER_REPAIRS
+            .with_label_values(&[action])
+            .inc_by(count(n));
+    }
     metrics::DEAD_LETTERS_SETTLED.inc_by(count(report.dead_letters));
 }

@@ -44,6 +44,27 @@ pub struct LoopSettings {
     pub poll_interval: Duration,
 }
 
+impl LoopSettings {
+    /// Aggregating every `aggregate_every_blocks` from block 0 with the default
+    /// weights parameters and version key 1, setting weights (not a dry run):
+    /// the embedded mode's settings, and the base tests change.
+    pub fn new(
+        profile_version: impl Into<String>,
+        aggregate_every_blocks: u64,
+        poll_interval: Duration,
+    ) -> Self {
+        Self {
+            profile_version: profile_version.into(),
+            epoch_start_block: 0,
+            aggregate_every_blocks,
+            weights: WeightsParams::default(),
+            version_key: 1,
+            dry_run: false,
+            poll_interval,
+        }
+    }
+}
+
 /// Why a tick failed; every cause is transient and the next tick retries.
 #[derive(Debug, thiserror::Error)]
 pub enum TickError {
@@ -78,13 +99,7 @@ pub struct Coordinator {
     last_aggregated_block: Option<u64>,
 }
 
-impl std::fmt::Debug for Coordinator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coordinator")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+common::debug_fields!(Coordinator { settings });
 
 impl Coordinator {
     pub fn new(

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::chain::MemoryChain;
-use common::chain_weights::{U16Weights, WeightsParams};
+use common::chain_weights::U16Weights;
 use common::job::JobStatus;
 use common::queue::MemoryQueue;
 use common::store::{MemoryStore, ResultStore};
@@ -122,15 +122,7 @@ pub async fn run(
     let queue = Arc::new(MemoryQueue::new(3));
     let store = Arc::new(MemoryStore::new());
     let view = SharedView::default();
-    let settings = LoopSettings {
-        profile_version: profile.version.clone(),
-        epoch_start_block: 0,
-        aggregate_every_blocks: 100,
-        weights: WeightsParams::default(),
-        version_key: 1,
-        dry_run: false,
-        poll_interval: Duration::from_millis(200),
-    };
+    let settings = LoopSettings::new(profile.version.clone(), 100, Duration::from_millis(200));
     let api = match options.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)

@@ -41,7 +41,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::chain_weights::{U16Weights, WeightsParams};
-use common::result::ComponentScores;
 use coordinator::leaderboard::Leaderboard;
 use worker::eval::Evaluation;
 
@@ -57,13 +56,7 @@ pub fn hotkey_fixture(name: &str) -> PathBuf {
 /// `tokens` tokens, the dataset hash `dataset_sha256`, no details.
 pub fn uniform_evaluation(score: f64, tokens: u64, dataset_sha256: String) -> Evaluation {
     Evaluation {
-        components: ComponentScores {
-            similarity: score,
-            vibe: score,
-            latency: score,
-            size: score,
-            judge: None,
-        },
+        components: common::testsuite::uniform_scores(score),
         tokens,
         dataset_sha256,
         details: Default::default(),

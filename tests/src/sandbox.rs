@@ -248,10 +248,15 @@ impl Sandbox {
 
     /// A reconciler over this sandbox's queue and store.
     pub fn reconciler(&self) -> Reconciler {
+        self.reconciler_with(ReconcileSettings::default())
+    }
+
+    /// [`Self::reconciler`] with `settings`.
+    pub fn reconciler_with(&self, settings: ReconcileSettings) -> Reconciler {
         Reconciler::new(
             std::sync::Arc::new(self.store.clone()),
             std::sync::Arc::new(self.queue.clone()),
-            ReconcileSettings::default(),
+            settings,
         )
     }
 
@@ -276,6 +281,12 @@ impl Sandbox {
         .await
     }
 
+    /// Waits until `id` is final (`what` names the wait), whatever its outcome.
+    pub async fn wait_final(&self, id: &JobId, what: &str, timeout: Duration) -> Result<JobRecord> {
+        self.wait_record(id, what, timeout, |r| r.status.is_final())
+            .await
+    }
+
     /// Waits until `id` is final (`what` names the wait) and checks that it
     /// completed.
     pub async fn wait_completed(
@@ -284,9 +295,7 @@ impl Sandbox {
         what: &str,
         timeout: Duration,
     ) -> Result<JobRecord> {
-        let done = self
-            .wait_record(id, what, timeout, |r| r.status.is_final())
-            .await?;
+        let done = self.wait_final(id, what, timeout).await?;
         ensure!(
             done.status == JobStatus::Completed,
             "{what}: not completed: {done:?}"
@@ -304,9 +313,9 @@ impl Sandbox {
     pub fn connection_args(&self) -> Vec<std::ffi::OsString> {
         [
             "--amqp-url",
-            &self.rabbit.url,
+            self.rabbit.url.expose(),
             "--redis-url",
-            &self.redis.url,
+            self.redis.url.expose(),
             "--redis-prefix",
             &self.redis.prefix,
             "--queue",

@@ -122,14 +122,14 @@ use tracing::{debug, info, warn};
 use super::{DeadLetter, DeadLetterReason, Delivery, JobQueue, QueueDepth, QueueError, Settle};
 use crate::job::JobMessage;
 use crate::retry::Delays;
-use crate::secret_url::redact_url;
+use crate::secret_url::SecretUrl;
 
 /// How to reach the broker and which topology to use.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RabbitConfig {
     /// `amqp://user:password@host:5672/vhost` (vhost `/` is `%2f`).
-    pub url: String,
+    pub url: SecretUrl,
     /// The job queue.
     pub queue: String,
     /// Where messages go after their last delivery or a `dead_letter`.
@@ -157,7 +157,7 @@ pub struct RabbitConfig {
 impl Default for RabbitConfig {
     fn default() -> Self {
         Self {
-            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            url: SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             queue: super::DEFAULT_QUEUE.into(),
             dead_letter_exchange: "eval.jobs.dlx".into(),
             dead_letter_queue: "eval.jobs.dead".into(),
@@ -171,27 +171,14 @@ impl Default for RabbitConfig {
     }
 }
 
-impl fmt::Debug for RabbitConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RabbitConfig")
-            .field("url", &redact_url(&self.url))
-            .field("queue", &self.queue)
-            .field("dead_letter_exchange", &self.dead_letter_exchange)
-            .field("dead_letter_queue", &self.dead_letter_queue)
-            .field("delivery_limit", &self.delivery_limit)
-            .field("prefetch", &self.prefetch)
-            .field("consumer_tag", &self.consumer_tag)
-            .field("operation_timeout", &self.operation_timeout)
-            .field("rpc_timeout", &self.rpc_timeout)
-            .field("reconnect_max_backoff", &self.reconnect_max_backoff)
-            .finish()
-    }
-}
-
 impl RabbitConfig {
     /// The defaults for queue `queue` at `url`, with its dead-letter exchange
     /// and queue named `<queue>.dlx` and `<queue>.dead`.
-    pub fn for_queue(url: impl Into<String>, queue: &str, consumer_tag: impl Into<String>) -> Self {
+    pub fn for_queue(
+        url: impl Into<SecretUrl>,
+        queue: &str,
+        consumer_tag: impl Into<String>,
+    ) -> Self {
         Self {
             url: url.into(),
             queue: queue.to_owned(),
@@ -281,6 +268,25 @@ fn soft_error(e: &lapin::Error) -> Option<AMQPSoftError> {
 }
 
 /// Runs one broker round trip under the configured timeout.
+/// Declares `queue` passively: checks it exists (a 404 closes the channel)
+/// and reads its counts, without changing it.
+async fn passive_declare(
+    channel: &Channel,
+    queue: &str,
+    timeout: Duration,
+) -> Result<lapin::Queue, RabbitError> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    rpc(
+        "queue.declare (passive)",
+        timeout,
+        channel.queue_declare(queue.into(), options, FieldTable::default()),
+    )
+    .await
+}
+
 async fn rpc<T>(
     op: &'static str,
     after: Duration,
@@ -518,12 +524,12 @@ impl Inner {
         let connection = rpc(
             "connect",
             self.config.rpc_timeout,
-            Connection::connect(&self.config.url, properties),
+            Connection::connect(self.config.url.expose(), properties),
         )
         .await?;
         self.declare_topology(&connection).await?;
         info!(
-            url = %redact_url(&self.config.url),
+            url = %self.config.url,
             queue = %self.config.queue,
             "connected to rabbitmq"
         );
@@ -647,19 +653,7 @@ impl Inner {
                     "queue exists with other arguments; keeping them (change tunables with a policy)"
                 );
                 let channel = rpc("channel.open", timeout, connection.create_channel()).await?;
-                rpc(
-                    "queue.declare",
-                    timeout,
-                    channel.queue_declare(
-                        name.into(),
-                        QueueDeclareOptions {
-                            passive: true,
-                            ..QueueDeclareOptions::default()
-                        },
-                        FieldTable::default(),
-                    ),
-                )
-                .await?;
+                passive_declare(&channel, name, timeout).await?;
                 let _ = channel.close(200, "OK".into()).await;
                 Ok(())
             }
@@ -720,19 +714,7 @@ impl Inner {
         let channel = self
             .channel(&self.admin, |channel| async { Ok(channel) })
             .await?;
-        let declared = rpc(
-            "queue.declare (passive)",
-            self.config.rpc_timeout,
-            channel.queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            ),
-        )
-        .await?;
+        let declared = passive_declare(&channel, queue, self.config.rpc_timeout).await?;
         Ok(u64::from(declared.message_count()))
     }
 

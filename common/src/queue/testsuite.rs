@@ -5,23 +5,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{DeadLetterReason, JobQueue, QueueDepth};
-use crate::job::{JobMessage, JobOrigin, ModelRef};
+use crate::job::JobMessage;
 
 /// A job message naming model `name`.
 pub fn job(name: &str) -> JobMessage {
-    JobMessage::v1(
-        ModelRef {
-            namespace: "contract".into(),
-            name: name.into(),
-            revision: "main".into(),
-            chat_template: "chatml".into(),
-        },
-        "v1",
-        JobOrigin::Operator {
-            requested_by: "testsuite".into(),
-        },
-        0,
-    )
+    crate::testsuite::job_message(name, 0)
 }
 
 async fn next<Q: JobQueue>(queue: &Q) -> super::Delivery {

@@ -33,6 +33,20 @@ impl MemoryStore {
         jobs.clear();
         self.samples.lock().clear();
     }
+
+    /// Runs `change` on the record of job `id` under the lock; `unknown`
+    /// when there is none.
+    fn update<T>(
+        &self,
+        id: &JobId,
+        unknown: T,
+        change: impl FnOnce(&mut JobRecord) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.jobs.lock().get_mut(id) {
+            Some(record) => change(record),
+            None => Ok(unknown),
+        }
+    }
 }
 
 /// Moves `record` along the lifecycle table, or refuses.
@@ -114,29 +128,25 @@ impl ResultStore for MemoryStore {
         lease: Duration,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let mut jobs = self.jobs.lock();
-        let Some(record) = jobs.get_mut(id) else {
-            return Ok(false);
-        };
-        if record.status != JobStatus::Running || record.worker.as_deref() != Some(worker) {
-            return Ok(false);
-        }
-        record.progress = progress.clamp(0.0, 1.0);
-        record.lease_expires_at_ms = Some(lease_until(now_ms, lease));
-        Ok(true)
+        self.update(id, false, |record| {
+            if record.status != JobStatus::Running || record.worker.as_deref() != Some(worker) {
+                return Ok(false);
+            }
+            record.progress = progress.clamp(0.0, 1.0);
+            record.lease_expires_at_ms = Some(lease_until(now_ms, lease));
+            Ok(true)
+        })
     }
 
     async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
-        let mut jobs = self.jobs.lock();
-        if let Some(record) = jobs.get_mut(id)
-            && record.status == JobStatus::Running
-            && record.worker.as_deref() == Some(worker)
-        {
-            transition(record, Transition::HandBack)?;
-            record.lease_expires_at_ms = None;
-            record.progress = 0.0;
-        }
-        Ok(())
+        self.update(id, (), |record| {
+            if record.status == JobStatus::Running && record.worker.as_deref() == Some(worker) {
+                transition(record, Transition::HandBack)?;
+                record.lease_expires_at_ms = None;
+                record.progress = 0.0;
+            }
+            Ok(())
+        })
     }
 
     async fn begin_publish(
@@ -145,16 +155,14 @@ impl ResultStore for MemoryStore {
         now_ms: u64,
         stale_after: Duration,
     ) -> Result<Option<u32>, StoreError> {
-        let mut jobs = self.jobs.lock();
-        let Some(record) = jobs.get_mut(id) else {
-            return Ok(None);
-        };
-        if !record.needs_publish(now_ms, stale_after) {
-            return Ok(None);
-        }
-        record.publish_attempts += 1;
-        record.publishing_since_ms = Some(now_ms);
-        Ok(Some(record.publish_attempts))
+        self.update(id, None, |record| {
+            if !record.needs_publish(now_ms, stale_after) {
+                return Ok(None);
+            }
+            record.publish_attempts += 1;
+            record.publishing_since_ms = Some(now_ms);
+            Ok(Some(record.publish_attempts))
+        })
     }
 
     async fn end_publish(
@@ -164,17 +172,15 @@ impl ResultStore for MemoryStore {
         published: bool,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut jobs = self.jobs.lock();
-        if let Some(record) = jobs.get_mut(id)
-            && record.publish_attempts == attempt
-            && record.publishing_since_ms.is_some()
-        {
-            record.publishing_since_ms = None;
-            if published {
-                record.published_at_ms = Some(now_ms);
+        self.update(id, (), |record| {
+            if record.publish_attempts == attempt && record.publishing_since_ms.is_some() {
+                record.publishing_since_ms = None;
+                if published {
+                    record.published_at_ms = Some(now_ms);
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn reclaim(
@@ -183,36 +189,34 @@ impl ResultStore for MemoryStore {
         lease_expires_at_ms: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let mut jobs = self.jobs.lock();
-        let Some(record) = jobs.get_mut(id) else {
-            return Ok(false);
-        };
-        if !record.lease_expired(now_ms) || record.lease_expires_at_ms != Some(lease_expires_at_ms)
-        {
-            return Ok(false);
-        }
-        transition(record, Transition::Reclaim)?;
-        record.lease_expires_at_ms = None;
-        record.progress = 0.0;
-        record.published_at_ms = None;
-        record.publishing_since_ms = None;
-        record.reclaims += 1;
-        Ok(true)
+        self.update(id, false, |record| {
+            if !record.lease_expired(now_ms)
+                || record.lease_expires_at_ms != Some(lease_expires_at_ms)
+            {
+                return Ok(false);
+            }
+            transition(record, Transition::Reclaim)?;
+            record.lease_expires_at_ms = None;
+            record.progress = 0.0;
+            record.published_at_ms = None;
+            record.publishing_since_ms = None;
+            record.reclaims += 1;
+            Ok(true)
+        })
     }
 
     async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
-        let mut jobs = self.jobs.lock();
-        let Some(record) = jobs.get_mut(id) else {
-            return Ok(false);
-        };
-        if record.status != JobStatus::Queued || record.published_at_ms != Some(published_at_ms) {
-            return Ok(false);
-        }
-        transition(record, Transition::Requeue)?;
-        record.published_at_ms = None;
-        record.publishing_since_ms = None;
-        record.requeues += 1;
-        Ok(true)
+        self.update(id, false, |record| {
+            if record.status != JobStatus::Queued || record.published_at_ms != Some(published_at_ms)
+            {
+                return Ok(false);
+            }
+            transition(record, Transition::Requeue)?;
+            record.published_at_ms = None;
+            record.publishing_since_ms = None;
+            record.requeues += 1;
+            Ok(true)
+        })
     }
 
     async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {

@@ -99,7 +99,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, RedisResult, RetryMethod, Script};
+use redis::{FromRedisValue, RedisError, RedisResult, RetryMethod, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, warn};
 
@@ -110,14 +110,14 @@ use super::{
 use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, transitions_lua};
 use crate::result::{Outcome, ResultMessage, SampleRecord};
 use crate::retry::{self, Delays};
-use crate::secret_url::redact_url;
+use crate::secret_url::SecretUrl;
 
 /// How to reach Redis and where the keys live.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://[:password@]host:6379/db`.
-    pub url: String,
+    pub url: SecretUrl,
     /// Prefix of every key (see the module docs).
     pub prefix: String,
     /// How long one command may take before it counts as failed.
@@ -136,7 +136,7 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
-            url: "redis://127.0.0.1:6379/".into(),
+            url: SecretUrl::new("redis://127.0.0.1:6379/"),
             prefix: "eval".into(),
             response_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(5),
@@ -146,22 +146,9 @@ impl Default for RedisConfig {
     }
 }
 
-impl fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &redact_url(&self.url))
-            .field("prefix", &self.prefix)
-            .field("response_timeout", &self.response_timeout)
-            .field("connection_timeout", &self.connection_timeout)
-            .field("retry_attempts", &self.retry_attempts)
-            .field("retry_max_backoff", &self.retry_max_backoff)
-            .finish()
-    }
-}
-
 impl RedisConfig {
     /// The defaults for the server at `url` with every key under `prefix`.
-    pub fn for_prefix(url: impl Into<String>, prefix: impl Into<String>) -> Self {
+    pub fn for_prefix(url: impl Into<SecretUrl>, prefix: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             prefix: prefix.into(),
@@ -522,13 +509,7 @@ pub struct RedisStore {
     config: RedisConfig,
 }
 
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields!(RedisStore { config });
 
 impl RedisStore {
     /// Connects (retrying like any other operation) and returns the store.
@@ -543,7 +524,7 @@ impl RedisStore {
     /// must start while Redis is away (serving its probes and API) uses this.
     pub fn lazy(config: RedisConfig) -> Result<Self, StoreError> {
         config.validate().map_err(StoreError::unavailable)?;
-        let client = redis::Client::open(config.url.as_str())
+        let client = redis::Client::open(config.url.expose())
             .map_err(|e| StoreError::unavailable_from("invalid redis url", e))?;
         // The manager's own reconnects (a jittered backon builder inside the
         // redis crate) follow the same policy, from its default 100 ms.
@@ -579,6 +560,19 @@ impl RedisStore {
 
     pub fn config(&self) -> &RedisConfig {
         &self.config
+    }
+
+    /// Runs a prepared Lua script, retried like any command ([`Self::retrying`]).
+    async fn run_script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.retrying(
+            op,
+            |mut c| async move { invocation.invoke_async(&mut c).await },
+        )
+        .await
     }
 
     /// Runs `op` on the connection, retrying dropped connections and timeouts.
@@ -761,10 +755,17 @@ impl RedisStore {
         fields
     }
 
+    /// KEYS of a script that moves job `id` between statuses: its record,
+    /// then every status index.
+    fn moving_keys(&self, id: &JobId) -> Vec<String> {
+        let mut keys = vec![self.keys.job(id)];
+        keys.extend(self.keys.statuses());
+        keys
+    }
+
     /// KEYS of the scripts that may create a record.
     fn creating_keys(&self, job: &JobV1) -> Vec<String> {
-        let mut keys = vec![self.keys.job(&job.job_id)];
-        keys.extend(self.keys.statuses());
+        let mut keys = self.moving_keys(&job.job_id);
         keys.push(self.keys.model(&job.model.namespace, &job.model.name));
         if let Some(hotkey) = hotkey_of(job) {
             keys.push(self.keys.hotkey(hotkey));
@@ -858,12 +859,7 @@ impl ResultStore for RedisStore {
         for (field, value) in Self::record_fields(job, &token) {
             invocation.arg(field).arg(value);
         }
-        let reply: Vec<String> = self
-            .retrying("enqueue", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let reply: Vec<String> = self.run_script("enqueue", &invocation).await?;
         match reply.split_first() {
             Some((tag, _)) if tag == "created" => {
                 debug!(job_id = %job.job_id, "job enqueued");
@@ -904,12 +900,7 @@ impl ResultStore for RedisStore {
         for (field, value) in Self::record_fields(job, &token) {
             invocation.arg(field).arg(value);
         }
-        let reply: Vec<String> = self
-            .retrying("claim", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let reply: Vec<String> = self.run_script("claim", &invocation).await?;
         let bad = || corrupt(&keys[0], format!("unexpected claim reply {reply:?}"));
         match reply
             .iter()
@@ -950,26 +941,15 @@ impl ResultStore for RedisStore {
             .arg(worker)
             .arg(float(progress))
             .arg(lease_until(now_ms, lease));
-        let renewed: i64 = self
-            .retrying("heartbeat", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let renewed: i64 = self.run_script("heartbeat", &invocation).await?;
         Ok(renewed == 1)
     }
 
     async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
-        let mut keys = vec![self.keys.job(id)];
-        keys.extend(self.keys.statuses());
+        let keys = self.moving_keys(id);
         let mut invocation = self.scripts.release.prepare_invoke();
         invocation.key(&keys).arg(id.as_str()).arg(worker);
-        let _: i64 = self
-            .retrying("release", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let _: i64 = self.run_script("release", &invocation).await?;
         Ok(())
     }
 
@@ -1032,8 +1012,7 @@ impl ResultStore for RedisStore {
                 (JobStatus::Failed, String::new())
             }
         };
-        let mut keys = vec![job_key.clone()];
-        keys.extend(self.keys.statuses());
+        let mut keys = self.moving_keys(id);
         keys.push(self.keys.done(id));
         keys.push(self.keys.leaderboard());
         keys.push(self.keys.samples(id));
@@ -1048,12 +1027,7 @@ impl ResultStore for RedisStore {
         for (field, value) in fields {
             invocation.arg(field).arg(value);
         }
-        let reply: String = self
-            .retrying("finish", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let reply: String = self.run_script("finish", &invocation).await?;
         match reply.as_str() {
             "recorded" => Ok(Finish::Recorded),
             "already" => Ok(Finish::AlreadyFinished),
@@ -1096,12 +1070,7 @@ impl ResultStore for RedisStore {
             .arg(u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX));
         // A retry after a lost reply finds the publish begun and answers 0:
         // the job then waits `stale_after` before the next try, never twice.
-        let attempt: u32 = self
-            .retrying("begin_publish", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let attempt: u32 = self.run_script("begin_publish", &invocation).await?;
         Ok((attempt > 0).then_some(attempt))
     }
 
@@ -1119,12 +1088,7 @@ impl ResultStore for RedisStore {
             .arg(attempt)
             .arg(if published { "1" } else { "0" })
             .arg(now_ms);
-        let _: i64 = self
-            .retrying("end_publish", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let _: i64 = self.run_script("end_publish", &invocation).await?;
         Ok(())
     }
 
@@ -1134,34 +1098,22 @@ impl ResultStore for RedisStore {
         lease_expires_at_ms: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let mut keys = vec![self.keys.job(id)];
-        keys.extend(self.keys.statuses());
+        let keys = self.moving_keys(id);
         let mut invocation = self.scripts.reclaim.prepare_invoke();
         invocation
             .key(&keys)
             .arg(id.as_str())
             .arg(lease_expires_at_ms)
             .arg(now_ms);
-        let done: i64 = self
-            .retrying("reclaim", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let done: i64 = self.run_script("reclaim", &invocation).await?;
         Ok(done == 1)
     }
 
     async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
-        let mut keys = vec![self.keys.job(id)];
-        keys.extend(self.keys.statuses());
+        let keys = self.moving_keys(id);
         let mut invocation = self.scripts.requeue.prepare_invoke();
         invocation.key(&keys).arg(id.as_str()).arg(published_at_ms);
-        let done: i64 = self
-            .retrying("requeue", |mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let done: i64 = self.run_script("requeue", &invocation).await?;
         Ok(done == 1)
     }
 

@@ -4,30 +4,17 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{Claim, Enqueued, Finish, ResultStore};
-use crate::job::{JobMessage, JobOrigin, JobStatus, JobV1, ModelRef};
+use crate::job::{JobOrigin, JobStatus, JobV1};
 use crate::result::{
-    AnswerProbabilities, ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage,
-    ResultV1, SampleRecord, Scores,
+    AnswerProbabilities, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1,
+    SampleRecord, Scores,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
 
 /// A job for model `name`; distinct names give distinct ids.
 pub fn job(name: &str) -> JobV1 {
-    let message = JobMessage::v1(
-        ModelRef {
-            namespace: "contract".into(),
-            name: name.into(),
-            revision: "main".into(),
-            chat_template: "chatml".into(),
-        },
-        "v1",
-        JobOrigin::Operator {
-            requested_by: "testsuite".into(),
-        },
-        1_000,
-    );
-    message.job().clone()
+    crate::testsuite::job_message(name, 1_000).job().clone()
 }
 
 /// A completed result for `job` with total `total`.
@@ -36,13 +23,7 @@ pub fn completed(job: &JobV1, total: f64, worker: &str) -> ResultMessage {
         job_id: job.job_id.clone(),
         profile: job.profile.clone(),
         outcome: Outcome::Completed(Scores {
-            components: ComponentScores {
-                similarity: total,
-                vibe: total,
-                latency: total,
-                size: total,
-                judge: None,
-            },
+            components: crate::testsuite::uniform_scores(total),
             total,
             weights_fingerprint: format!("fp-{}", job.model.name),
             dataset_sha256: "d".repeat(64),
@@ -57,6 +38,14 @@ pub fn completed(job: &JobV1, total: f64, worker: &str) -> ResultMessage {
         attempt: 1,
         started_at_ms: 2_000,
         finished_at_ms: 3_000,
+    })
+}
+
+/// A failed result for `job`, as `worker` would record it.
+pub fn failed(job: &JobV1, code: FailureCode, message: &str, worker: &str) -> ResultMessage {
+    ResultMessage::V1(ResultV1 {
+        outcome: Outcome::Failed(FailureReason::new(code, message)),
+        ..completed(job, 0.0, worker).result().clone()
     })
 }
 
@@ -183,10 +172,7 @@ where
     );
 
     // Failures are final and stay off the leaderboard.
-    let failed = ResultMessage::V1(ResultV1 {
-        outcome: Outcome::Failed(FailureReason::new(FailureCode::ForbiddenFile, "model.bin")),
-        ..completed(&b, 0.0, "w2").result().clone()
-    });
+    let failed = failed(&b, FailureCode::ForbiddenFile, "model.bin", "w2");
     assert_eq!(store.finish(&failed).await.unwrap(), Finish::Recorded);
     assert_eq!(
         store.get(&b.job_id).await.unwrap().unwrap().status,
@@ -311,10 +297,7 @@ async fn per_sample_records<S: ResultStore>(store: &S) {
     // Neither has a failure, nor a job the store never saw.
     let failed_job = job("samples-failed");
     store.enqueue(&failed_job).await.unwrap();
-    let failed = ResultMessage::V1(ResultV1 {
-        outcome: Outcome::Failed(FailureReason::new(FailureCode::NanOutput, "NaN logits")),
-        ..completed(&failed_job, 0.0, "w1").result().clone()
-    });
+    let failed = failed(&failed_job, FailureCode::NanOutput, "NaN logits", "w1");
     store.finish(&failed).await.unwrap();
     assert!(store.samples(&failed_job.job_id).await.unwrap().is_empty());
     assert!(
@@ -496,10 +479,12 @@ async fn lifecycle_table<S: ResultStore>(store: &S) {
     // on a dead-lettered job), and a RUNNING one cannot be requeued.
     let never_ran = job("table-never-ran");
     store.enqueue(&never_ran).await.unwrap();
-    let failed = ResultMessage::V1(ResultV1 {
-        outcome: Outcome::Failed(FailureReason::new(FailureCode::DeliveryLimit, "gave up")),
-        ..completed(&never_ran, 0.0, "coordinator").result().clone()
-    });
+    let failed = failed(
+        &never_ran,
+        FailureCode::DeliveryLimit,
+        "gave up",
+        "coordinator",
+    );
     assert_eq!(store.finish(&failed).await.unwrap(), Finish::Recorded);
     assert_eq!(
         store.get(&never_ran.job_id).await.unwrap().unwrap().status,

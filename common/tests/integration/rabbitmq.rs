@@ -134,7 +134,7 @@ async fn poison_and_exhausted_messages_reach_the_dead_letter_queue() {
 async fn drain_dead_letters(config: &RabbitConfig) -> Vec<Vec<u8>> {
     use lapin::options::{BasicAckOptions, BasicGetOptions};
     let connection =
-        lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default())
+        lapin::Connection::connect(config.url.expose(), lapin::ConnectionProperties::default())
             .await
             .unwrap();
     let channel = connection.create_channel().await.unwrap();

@@ -269,7 +269,7 @@ async fn corrupt_records_are_reported_not_panicked_on() {
 async fn a_retried_write_that_had_landed_counts_once() {
     init_tracing();
     let store = RedisStore::connect(RedisConfig {
-        url: redis_url(),
+        url: redis_url().into(),
         prefix: unique_name("retry"),
         response_timeout: Duration::from_millis(150),
         retry_attempts: 10,

@@ -243,13 +243,7 @@ pub struct Refresher {
     failing: bool,
 }
 
-impl std::fmt::Debug for Refresher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Refresher")
-            .field("failing", &self.failing)
-            .finish_non_exhaustive()
-    }
-}
+common::debug_fields!(Refresher { failing });
 
 impl Refresher {
     pub fn new(store: Arc<dyn ResultStore>, view: SharedView, handle: IndexHandle) -> Self {

@@ -11,13 +11,10 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use common::chain::MemoryChain;
-use common::chain_weights::WeightsParams;
 use common::clock::now_ms;
 use common::job::{JobId, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
-use common::result::{
-    ComponentScores, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores,
-};
+use common::result::{FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores};
 use common::store::testsuite::sample_records;
 use common::store::{JobRecord, MemoryStore, ResultStore};
 use common::submission::CommitString;
@@ -48,26 +45,12 @@ struct Fixture {
 }
 
 fn settings() -> LoopSettings {
-    LoopSettings {
-        profile_version: "v1".into(),
-        epoch_start_block: 0,
-        aggregate_every_blocks: 1,
-        weights: WeightsParams::default(),
-        version_key: 1,
-        dry_run: false,
-        poll_interval: Duration::from_millis(100),
-    }
+    LoopSettings::new("v1", 1, Duration::from_millis(100))
 }
 
 fn scores(total: f64) -> Scores {
     Scores {
-        components: ComponentScores {
-            similarity: 0.5,
-            vibe: 0.25,
-            latency: 0.75,
-            size: 0.125,
-            judge: None,
-        },
+        components: common::testsuite::distinct_scores(),
         total,
         weights_fingerprint: "fp".into(),
         dataset_sha256: String::new(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::chain::MemoryChain;
-use common::chain_weights::{U16Weights, WeightsParams};
+use common::chain_weights::U16Weights;
 use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
@@ -16,15 +16,7 @@ use coordinator::service::{Coordinator, LoopSettings};
 use coordinator::view::SharedView;
 
 fn settings() -> LoopSettings {
-    LoopSettings {
-        profile_version: "v1".into(),
-        epoch_start_block: 0,
-        aggregate_every_blocks: 10,
-        weights: WeightsParams::default(),
-        version_key: 1,
-        dry_run: false,
-        poll_interval: Duration::from_millis(10),
-    }
+    LoopSettings::new("v1", 10, Duration::from_millis(10))
 }
 
 struct Setup {

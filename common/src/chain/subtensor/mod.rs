@@ -33,7 +33,7 @@ pub mod decode;
 pub mod keys;
 pub mod pending;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -362,62 +362,52 @@ impl SubtensorChain {
         }
     }
 
-    /// The snapshot at `at`, and the commitments in it that are not raw bytes.
-    async fn read_snapshot(
+    /// Every value of the `(netuid, uid)` map `entry` under `netuid`, by uid, in one
+    /// prefix iteration. An entry whose uid does not decode is skipped.
+    async fn fetch_by_uid<V>(
         at: &AtBlock,
+        entry: &str,
         netuid: u16,
-    ) -> Result<(ChainSnapshot, Vec<Unreadable>), ChainError> {
-        let block = at.block_number();
-        // Hotkeys by uid (one prefix iteration).
-        let keys_addr = dynamic::storage::<(u16, u16), AccountId32>("SubtensorModule", "Keys");
-        let mut hotkeys = std::collections::BTreeMap::new();
-        let entry = at
+    ) -> Result<BTreeMap<u16, V>, ChainError>
+    where
+        V: subxt::ext::scale_decode::DecodeAsType,
+    {
+        let addr = dynamic::storage::<(u16, u16), V>("SubtensorModule", entry);
+        let storage = at
             .storage()
-            .entry(keys_addr)
-            .map_err(|e| unavailable("Keys", e))?;
-        let mut iter = entry
+            .entry(addr)
+            .map_err(|e| unavailable(entry, e))?;
+        let mut iter = storage
             .iter((netuid,))
             .await
-            .map_err(|e| unavailable("Keys", e))?;
+            .map_err(|e| unavailable(entry, e))?;
+        let mut values = BTreeMap::new();
         while let Some(kv) = iter.next().await {
-            let kv = kv.map_err(|e| unavailable("Keys", e))?;
-            let key = kv.key().map_err(|e| unavailable("Keys key", e))?;
+            let kv = kv.map_err(|e| unavailable(entry, e))?;
+            let key = kv
+                .key()
+                .map_err(|e| unavailable(&format!("{entry} key"), e))?;
             let Some(uid) = key
                 .part(1)
                 .and_then(|p| p.decode_as::<u16>().ok().flatten())
             else {
                 continue;
             };
-            let hotkey: AccountId32 = kv.value().decode_as().map_err(|e| unavailable("Keys", e))?;
-            hotkeys.insert(uid, hotkey);
+            let value = kv.value().decode_as().map_err(|e| unavailable(entry, e))?;
+            values.insert(uid, value);
         }
-        let reg_addr =
-            dynamic::storage::<(u16, u16), u64>("SubtensorModule", "BlockAtRegistration");
-        let mut registered = std::collections::BTreeMap::new();
-        let entry = at
-            .storage()
-            .entry(reg_addr)
-            .map_err(|e| unavailable("BlockAtRegistration", e))?;
-        let mut iter = entry
-            .iter((netuid,))
-            .await
-            .map_err(|e| unavailable("BlockAtRegistration", e))?;
-        while let Some(kv) = iter.next().await {
-            let kv = kv.map_err(|e| unavailable("BlockAtRegistration", e))?;
-            let key = kv
-                .key()
-                .map_err(|e| unavailable("BlockAtRegistration key", e))?;
-            if let Some(uid) = key
-                .part(1)
-                .and_then(|p| p.decode_as::<u16>().ok().flatten())
-            {
-                let b: u64 = kv
-                    .value()
-                    .decode_as()
-                    .map_err(|e| unavailable("BlockAtRegistration", e))?;
-                registered.insert(uid, b);
-            }
-        }
+        Ok(values)
+    }
+
+    /// The snapshot at `at`, and the commitments in it that are not raw bytes.
+    async fn read_snapshot(
+        at: &AtBlock,
+        netuid: u16,
+    ) -> Result<(ChainSnapshot, Vec<Unreadable>), ChainError> {
+        let block = at.block_number();
+        let hotkeys: BTreeMap<u16, AccountId32> = Self::fetch_by_uid(at, "Keys", netuid).await?;
+        let registered: BTreeMap<u16, u64> =
+            Self::fetch_by_uid(at, "BlockAtRegistration", netuid).await?;
         let permits = Self::fetch_bool_vec(at, "ValidatorPermit", netuid).await?;
         let last_update = Self::fetch_u64_vec(at, "LastUpdate", netuid).await?;
         let neurons: Vec<Neuron> = hotkeys

@@ -42,7 +42,7 @@ fn spawn_coordinator(sandbox: &Sandbox, model: &str, amqp_url: &str) -> Result<(
         .arg(&submissions)
         .args(["--listen", "127.0.0.1:0"])
         .args(["--amqp-url", amqp_url])
-        .args(["--redis-url", &sandbox.redis.url])
+        .args(["--redis-url", sandbox.redis.url.expose()])
         .args(["--redis-prefix", &sandbox.redis.prefix])
         .args(["--queue", &sandbox.rabbit.queue])
         .stdin(Stdio::null())
@@ -262,7 +262,7 @@ async fn a_running_coordinator_exports_every_coordinator_metric_the_dashboards_u
     let sandbox = Sandbox::new("deploy-coordinator-metrics").await?;
     // The queue and keys go whatever the outcome (the coordinator declares them).
     let outcome = async {
-        let (mut child, log) = spawn_coordinator(&sandbox, "rp-tiny", &sandbox.rabbit.url)?;
+        let (mut child, log) = spawn_coordinator(&sandbox, "rp-tiny", sandbox.rabbit.url.expose())?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let addr = loop {
             if let Some(status) = child.try_wait()? {

@@ -283,14 +283,10 @@ pub struct JudgeSlot {
     judge: Mutex<Option<Judge>>,
 }
 
-impl std::fmt::Debug for JudgeSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JudgeSlot")
-            .field("settings", &self.settings)
-            .field("max_bytes", &self.max_bytes)
-            .finish_non_exhaustive()
-    }
-}
+common::debug_fields!(JudgeSlot {
+    settings,
+    max_bytes
+});
 
 impl JudgeSlot {
     /// The judge `settings` names, fetched from `source` (refused over
