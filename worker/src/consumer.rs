@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::JobError;
-use crate::eval::{Evaluator, Progress};
+use crate::eval::{EvalTask, Evaluator, Progress};
 use crate::metrics;
 use crate::source::ModelSource;
 
@@ -261,7 +261,13 @@ impl Worker {
             progress.set(0.05);
             let evaluation = self
                 .evaluator
-                .evaluate(job, &model, &self.profile, progress.clone(), cancel.clone())
+                .evaluate(EvalTask {
+                    job,
+                    model: &model,
+                    profile: &self.profile,
+                    progress: progress.clone(),
+                    cancel: cancel.clone(),
+                })
                 .await?;
             if !evaluation.components.is_well_formed() {
                 return Err(JobError::Model(FailureReason::new(

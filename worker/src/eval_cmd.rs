@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dataset::DatasetLocation;
 use crate::engine::judge::JudgeSlot;
 use crate::error::JobError;
-use crate::eval::{Evaluator, Phase, PhaseObserver, Progress};
+use crate::eval::{EvalTask, Evaluator, Phase, PhaseObserver, Progress};
 use crate::source::{
     ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, ProgressBars, fetch_dataset,
     inspect_dir,
@@ -115,7 +115,11 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
     let (progress, _) = Progress::new();
     let progress = progress.with_observer(phases.observer());
     let evaluation = evaluator
-        .evaluate(message.job(), &model, &profile, progress, shutdown)
+        .evaluate(EvalTask {
+            progress,
+            cancel: shutdown,
+            ..EvalTask::new(message.job(), &model, &profile)
+        })
         .await
         .map_err(describe)
         .context("evaluation failed")?;
@@ -124,13 +128,7 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
     let mut repeats = vec![run_summary(total, &evaluation)];
     for _ in 1..args.repeat {
         let again = evaluator
-            .evaluate(
-                message.job(),
-                &model,
-                &profile,
-                Progress::new().0,
-                CancellationToken::new(),
-            )
+            .evaluate(EvalTask::new(message.job(), &model, &profile))
             .await
             .map_err(describe)
             .context("evaluation failed")?;

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use worker::consumer::{LoopTimings, Worker};
 use worker::error::JobError;
-use worker::eval::{Evaluation, Evaluator, Progress};
+use worker::eval::{EvalTask, Evaluation, Evaluator};
 use worker::source::{LocalModel, ModelShape, ModelSource};
 
 #[derive(Debug, Parser)]
@@ -84,14 +84,7 @@ struct NoopEvaluator;
 
 #[async_trait]
 impl Evaluator for NoopEvaluator {
-    async fn evaluate(
-        &self,
-        _job: &JobV1,
-        _model: &LocalModel,
-        _profile: &ScoringProfile,
-        _progress: Progress,
-        _cancel: CancellationToken,
-    ) -> Result<Evaluation, JobError> {
+    async fn evaluate(&self, _task: EvalTask<'_>) -> Result<Evaluation, JobError> {
         Ok(tests::uniform_evaluation(0.5, 0, "0".repeat(64)))
     }
 }

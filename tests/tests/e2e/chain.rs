@@ -4,7 +4,7 @@
 //! restart, reconnects and `coordinator submit`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use common::chain_weights::U16Weights;
 use common::submission::{
     CommitString, InvalidReason, ValidationContext, Verdict, validate_submissions,
 };
+use coordinator::submit::{SubmitArgs, submit};
 use subxt_signer::sr25519::dev;
 use tests::chain_double::runtime::{Data, max_upscale_to_u16};
 use tests::chain_double::{ChainDouble, DoubleConfig};
@@ -24,6 +25,16 @@ async fn double(config: DoubleConfig) -> ChainDouble {
     ChainDouble::start("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap()
+}
+
+/// A double whose `WeightsSetRateLimit` is `blocks`, for the tests that
+/// depend on it.
+async fn rate_limited_double(blocks: u64) -> ChainDouble {
+    double(DoubleConfig {
+        weights_rate_limit: blocks,
+        ..DoubleConfig::default()
+    })
+    .await
 }
 
 fn client(
@@ -42,6 +53,24 @@ fn unchecked_client(double: &ChainDouble, hotkey: Hotkey) -> SubtensorChain {
     let mut options = SubtensorOptions::new(double.url(), NETUID, None);
     options.precheck = false;
     SubtensorChain::new(options, Some(hotkey)).unwrap()
+}
+
+/// `coordinator submit` of `repo` to the double, signed with `hotkey_file`.
+fn submit_args(double: &ChainDouble, repo: &str, hotkey_file: PathBuf) -> SubmitArgs {
+    SubmitArgs {
+        repo: repo.into(),
+        chat_template: "chatml".into(),
+        competition_id: None,
+        network: double.url(),
+        netuid: NETUID,
+        // Unused: the hotkey file stands for the wallet.
+        wallet_path: "~/.bittensor/wallets".into(),
+        wallet_name: None,
+        wallet_hotkey: "default".into(),
+        hotkey_file: Some(hotkey_file),
+        coordinator_url: "http://coordinator:8080".into(),
+        dry_run: false,
+    }
 }
 
 fn key(keypair: subxt_signer::sr25519::Keypair) -> Hotkey {
@@ -204,11 +233,7 @@ async fn a_commitment_that_is_not_raw_is_named_and_warned_about_once() {
 
 #[tokio::test]
 async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
-    let double = double(DoubleConfig {
-        weights_rate_limit: 100,
-        ..DoubleConfig::default()
-    })
-    .await;
+    let double = rate_limited_double(100).await;
     let validator = validator_and_miners(&double, &[dev::bob(), dev::charlie(), dev::dave()]);
     let chain = client(&double, Some(validator.clone()), None);
     // Not max-scaled: the chain upscales so the largest is 65535 (truncating) and drops zeros.
@@ -310,11 +335,7 @@ async fn commit_reveal_completes_across_a_restart() {
 
 #[tokio::test]
 async fn a_too_early_commit_is_refused_with_the_commit_error() {
-    let double = double(DoubleConfig {
-        weights_rate_limit: 100,
-        ..DoubleConfig::default()
-    })
-    .await;
+    let double = rate_limited_double(100).await;
     double.set_commit_reveal(true);
     let validator = validator_and_miners(&double, &[dev::bob()]);
     let state = tempfile::tempdir().unwrap();
@@ -397,19 +418,11 @@ async fn submit_writes_a_commitment_the_watcher_sees() {
     let miner = Hotkey::from_file(&tests::hotkey_fixture("dev.json")).unwrap();
     double.register(dev::alice().public_key().0, true);
     let uid = double.register(miner.public_key(), false);
-    let submitted = coordinator::submit::submit(coordinator::submit::SubmitArgs {
-        repo: "dippy/roleplay-7b".into(),
-        chat_template: "chatml".into(),
-        competition_id: None,
-        network: double.url(),
-        netuid: NETUID,
-        wallet_path: "~/.bittensor/wallets".into(),
-        wallet_name: None,
-        wallet_hotkey: "default".into(),
-        hotkey_file: Some(tests::hotkey_fixture("dev.json")),
-        coordinator_url: "http://coordinator:8080".into(),
-        dry_run: false,
-    })
+    let submitted = submit(submit_args(
+        &double,
+        "dippy/roleplay-7b",
+        tests::hotkey_fixture("dev.json"),
+    ))
     .await
     .unwrap();
     assert_eq!(submitted.hotkey, miner.ss58());
@@ -431,21 +444,9 @@ async fn submit_writes_a_commitment_the_watcher_sees() {
 
     // An unregistered hotkey cannot commit: the chain's refusal is reported.
     let stranger = tests::hotkey_fixture("other.json");
-    let err = coordinator::submit::submit(coordinator::submit::SubmitArgs {
-        repo: "x/y".into(),
-        chat_template: "chatml".into(),
-        competition_id: None,
-        network: double.url(),
-        netuid: NETUID,
-        wallet_path: String::new(),
-        wallet_name: None,
-        wallet_hotkey: "default".into(),
-        hotkey_file: Some(stranger),
-        coordinator_url: "http://c".into(),
-        dry_run: false,
-    })
-    .await
-    .unwrap_err();
+    let err = submit(submit_args(&double, "x/y", stranger))
+        .await
+        .unwrap_err();
     assert!(
         format!("{err:#}").contains("Commitments.AccountNotAllowedCommit"),
         "{err:#}"
@@ -483,7 +484,6 @@ mod coordinator_on_subtensor {
     use std::time::Duration;
 
     use common::chain::subtensor::{Hotkey, SubtensorChain, SubtensorOptions};
-    use common::chain_weights::WeightsParams;
     use common::job::JobId;
     use common::queue::MemoryQueue;
     use common::store::testsuite::claim_and_complete;
@@ -495,7 +495,7 @@ mod coordinator_on_subtensor {
     use subxt_signer::sr25519::dev;
     use tests::chain_double::{ChainDouble, DoubleConfig};
 
-    use super::{NETUID, client, double, key};
+    use super::{NETUID, client, double, key, rate_limited_double};
 
     /// Two miners (Bob, then Charlie) committed to models `ns/m0` and
     /// `ns/m1`, and a coordinator on the double signing as Alice, with a
@@ -530,15 +530,7 @@ mod coordinator_on_subtensor {
             chain,
             Arc::new(MemoryQueue::new(5)),
             store.clone(),
-            LoopSettings {
-                profile_version: "v1".into(),
-                epoch_start_block: 0,
-                aggregate_every_blocks: 1,
-                weights: WeightsParams::default(),
-                version_key: 1,
-                dry_run: false,
-                poll_interval: Duration::from_millis(10),
-            },
+            LoopSettings::new("v1", 1, Duration::from_millis(10)),
             SharedView::default(),
         );
         Subnet {
@@ -594,11 +586,7 @@ mod coordinator_on_subtensor {
 
     #[tokio::test]
     async fn a_miner_who_recommits_keeps_their_weight_until_the_new_result() {
-        let double = double(DoubleConfig {
-            weights_rate_limit: 1,
-            ..DoubleConfig::default()
-        })
-        .await;
+        let double = rate_limited_double(1).await;
         let Subnet {
             miners,
             ids,

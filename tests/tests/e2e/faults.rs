@@ -18,9 +18,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::chain::MemoryChain;
-use common::chain_weights::WeightsParams;
 use common::clock::now_ms;
-use common::job::{JobId, JobMessage, JobStatus};
+use common::job::{JobId, JobMessage, JobStatus, JobV1};
 use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
 use common::result::{FailureCode, Outcome};
 use common::store::{JobRecord, ResultStore};
@@ -33,7 +32,7 @@ use tests::sandbox::{
     Sandbox, WorkerProcess, eventually, exclusive_servers, init_tracing, rabbitmqctl,
     redis_client_ports, redis_port, restart_rabbitmq, restart_redis, shared_servers,
 };
-use tokio::sync::RwLockReadGuard;
+use tokio::sync::{RwLockReadGuard, RwLockWriteGuard};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -64,14 +63,70 @@ fn worker_args(profile: &(std::path::PathBuf, std::path::PathBuf)) -> Vec<String
     ]
 }
 
+/// [`start`] for a test that restarts the shared servers or changes their
+/// settings (`what` it does): `None`, and the test passes without running,
+/// where `SKIP_BROKER_RESTART` is set ([`exclusive_servers`]).
+async fn start_exclusive(
+    what: &str,
+    test: &str,
+) -> Result<Option<(RwLockWriteGuard<'static, ()>, Sandbox)>> {
+    init_tracing();
+    let Some(servers) = exclusive_servers(what).await else {
+        return Ok(None);
+    };
+    Ok(Some((servers, Sandbox::new(test).await?)))
+}
+
 fn spawn(sandbox: &Sandbox, name: &str, args: &[String]) -> Result<WorkerProcess> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     sandbox.spawn_worker(name, &args)
 }
 
+/// A worker ([`worker_args`]) whose jobs run long enough to be interrupted.
+/// Tests with two workers share one profile instead: a second write of the
+/// file could be read half-written by the first worker.
+fn slow_worker(sandbox: &Sandbox, name: &str) -> Result<WorkerProcess> {
+    let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
+    spawn(sandbox, name, &args)
+}
+
+/// A worker ([`worker_args`]) whose jobs take well under a second.
+fn quick_worker(sandbox: &Sandbox, name: &str) -> Result<WorkerProcess> {
+    let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
+    spawn(sandbox, name, &args)
+}
+
 /// RUNNING and past the model fetch: the evaluation itself is under way.
 fn evaluating(record: &JobRecord) -> bool {
     record.status == JobStatus::Running && record.progress > 0.05
+}
+
+/// Waits up to a minute until `id` is [`evaluating`].
+async fn wait_evaluating(sandbox: &Sandbox, id: &JobId) -> Result<JobRecord> {
+    sandbox
+        .wait_record(id, "the job to run", Duration::from_secs(60), evaluating)
+        .await
+}
+
+/// Submits a job for a new tiny model `ns/<name>` (`seed` makes its weights).
+async fn submit_tiny(sandbox: &Sandbox, name: &str, seed: u64) -> Result<JobId> {
+    let model = sandbox.tiny_model("ns", name, seed).await?;
+    sandbox.submit(model).await
+}
+
+/// A job for a new tiny model `ns/<name>`, [`evaluating`] on a
+/// [`slow_worker`] named `worker`, started for it.
+async fn job_under_way(
+    sandbox: &Sandbox,
+    name: &str,
+    seed: u64,
+    worker: &str,
+) -> Result<(WorkerProcess, JobId)> {
+    let model = sandbox.tiny_model("ns", name, seed).await?;
+    let worker = slow_worker(sandbox, worker)?;
+    let id = sandbox.submit(model).await?;
+    wait_evaluating(sandbox, &id).await?;
+    Ok((worker, id))
 }
 
 /// How many times any of `workers` stored a result for `id`.
@@ -82,24 +137,50 @@ fn results_stored(workers: &[&WorkerProcess], id: &JobId) -> usize {
         .sum()
 }
 
-/// Waits until the job queue has no ready message.
-async fn wait_queue_drained(sandbox: &Sandbox) -> Result<()> {
-    eventually("an empty job queue", Duration::from_secs(30), || async {
-        Ok((sandbox.queue.depth().await?.ready == 0).then_some(()))
+/// Waits up to 30 s until the job queue has `ready` ready messages (`what`
+/// names the wait).
+async fn wait_ready(sandbox: &Sandbox, what: &str, ready: u64) -> Result<()> {
+    eventually(what, Duration::from_secs(30), || async {
+        Ok((sandbox.queue.depth().await?.ready == ready).then_some(()))
     })
     .await
+}
+
+/// Waits until the job queue has no ready message.
+async fn wait_queue_drained(sandbox: &Sandbox) -> Result<()> {
+    wait_ready(sandbox, "an empty job queue", 0).await
+}
+
+/// Waits until the dead-letter queue holds `count` messages (`what` names the wait).
+async fn wait_dead_letters(
+    sandbox: &Sandbox,
+    what: &str,
+    count: u64,
+    timeout: Duration,
+) -> Result<()> {
+    eventually(what, timeout, || async {
+        Ok((sandbox.queue.dead_letter_depth().await? == count).then_some(()))
+    })
+    .await
+}
+
+/// Checks that the job queue holds `ready` messages and the dead-letter
+/// queue `dead_letters`, then deletes the sandbox's queues and keys.
+async fn cleanup_checking_queues(sandbox: Sandbox, ready: u64, dead_letters: u64) -> Result<()> {
+    assert_eq!(sandbox.queue.depth().await?.ready, ready, "ready messages");
+    assert_eq!(
+        sandbox.queue.dead_letter_depth().await?,
+        dead_letters,
+        "dead letters"
+    );
+    sandbox.cleanup().await
 }
 
 /// The coordinator loop's settings in these tests: dry run, no aggregation.
 fn loop_settings() -> LoopSettings {
     LoopSettings {
-        profile_version: "v1".into(),
-        epoch_start_block: 0,
-        aggregate_every_blocks: 1_000_000,
-        weights: WeightsParams::default(),
-        version_key: 1,
         dry_run: true,
-        poll_interval: Duration::from_millis(300),
+        ..LoopSettings::new("v1", 1_000_000, Duration::from_millis(300))
     }
 }
 
@@ -157,9 +238,7 @@ async fn killed_worker_job_completes_on_another_worker_exactly_once() -> Result<
     let reclaimer = spawn_reclaimer(&sandbox, stop.clone());
 
     let id = sandbox.submit(model).await?;
-    let running = sandbox
-        .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
-        .await?;
+    let running = wait_evaluating(&sandbox, &id).await?;
     let holder = running.worker.context("a running job names its worker")?;
     let (victim, survivor) = if holder == a.name {
         (&mut a, &b)
@@ -170,9 +249,7 @@ async fn killed_worker_job_completes_on_another_worker_exactly_once() -> Result<
     let killed_at = Instant::now();
 
     let done = sandbox
-        .wait_record(&id, "the job to finish", Duration::from_secs(120), |r| {
-            r.status.is_final()
-        })
+        .wait_final(&id, "the job to finish", Duration::from_secs(120))
         .await?;
     stop.cancel();
     let reclaimed = reclaimer.await??;
@@ -244,9 +321,7 @@ async fn jobs_through_two_workers_complete_exactly_once() -> Result<()> {
         .map(|w| ids.iter().map(|id| w.job_events(id, "result stored")).sum())
         .collect();
     eprintln!("jobs per worker: {per_worker:?}");
-    assert_eq!(sandbox.queue.depth().await?.ready, 0);
-    assert_eq!(sandbox.queue.dead_letter_depth().await?, 0);
-    sandbox.cleanup().await
+    cleanup_checking_queues(sandbox, 0, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,17 +337,11 @@ async fn forbidden_file_fails_once_and_is_not_redelivered() -> Result<()> {
         b"not really a pickle",
     )?;
     let good = sandbox.tiny_model("ns", "fine", 3).await?;
-    let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
-    let mut worker = spawn(&sandbox, "forbidden-a", &args)?;
+    let mut worker = quick_worker(&sandbox, "forbidden-a")?;
 
     let bad_id = sandbox.submit(bad).await?;
     let failed = sandbox
-        .wait_record(
-            &bad_id,
-            "the bad job to fail",
-            Duration::from_secs(60),
-            |r| r.status.is_final(),
-        )
+        .wait_final(&bad_id, "the bad job to fail", Duration::from_secs(60))
         .await?;
     assert_eq!(failed.status, JobStatus::Failed, "{failed:?}");
     match &failed.result.as_ref().context("a result")?.outcome {
@@ -303,26 +372,24 @@ async fn forbidden_file_fails_once_and_is_not_redelivered() -> Result<()> {
     );
     assert_eq!(worker.job_events(&bad_id, "evaluating"), 1);
     assert_eq!(failed.attempts, 1);
-    assert_eq!(sandbox.queue.depth().await?.ready, 0);
-    assert_eq!(sandbox.queue.dead_letter_depth().await?, 0);
-    sandbox.cleanup().await
+    cleanup_checking_queues(sandbox, 0, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() -> Result<()> {
     let (_servers, sandbox) = start("poison").await?;
     let good = sandbox.tiny_model("ns", "after-poison", 4).await?;
-    let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
-    let mut worker = spawn(&sandbox, "poison-a", &args)?;
+    let mut worker = quick_worker(&sandbox, "poison-a")?;
 
     sandbox
         .queue
         .publish_raw(b"\xff\xfe this is not a job", "poison-1")
         .await?;
-    eventually(
+    wait_dead_letters(
+        &sandbox,
         "the poison message in the dead-letter queue",
+        1,
         Duration::from_secs(60),
-        || async { Ok((sandbox.queue.dead_letter_depth().await? == 1).then_some(())) },
     )
     .await?;
     assert!(worker.logged("poison message, dead-lettering"));
@@ -333,25 +400,16 @@ async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() -> Resul
         .await?;
     assert!(worker.is_running(), "the same worker process served it");
     worker.stop().await?;
-    assert_eq!(sandbox.queue.depth().await?.ready, 0);
-    assert_eq!(sandbox.queue.dead_letter_depth().await?, 1);
-    sandbox.cleanup().await
+    cleanup_checking_queues(sandbox, 0, 1).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
     let (_servers, sandbox) = start("redis-kill").await?;
-    let model = sandbox.tiny_model("ns", "cut-off", 5).await?;
-    let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
-    let mut worker = spawn(&sandbox, "redis-kill-a", &args)?;
-
-    let id = sandbox.submit(model).await?;
-    sandbox
-        .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
-        .await?;
+    let (mut worker, id) = job_under_way(&sandbox, "cut-off", 5, "redis-kill-a").await?;
     let ports = redis_client_ports(worker.pid()?, redis_port())?;
     ensure!(!ports.is_empty(), "the worker holds no Redis connection");
-    let client = redis::Client::open(sandbox.redis.url.as_str())?;
+    let client = redis::Client::open(sandbox.redis.url.expose())?;
     let mut admin = client.get_multiplexed_async_connection().await?;
     let mut killed = 0u64;
     for port in &ports {
@@ -366,9 +424,7 @@ async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
     assert!(killed >= 1, "no worker connection was killed ({ports:?})");
 
     let done = sandbox
-        .wait_record(&id, "the job to finish", Duration::from_secs(90), |r| {
-            r.status.is_final()
-        })
+        .wait_final(&id, "the job to finish", Duration::from_secs(90))
         .await?;
     eprintln!(
         "killed {killed} redis connection(s); worker retried a command: {}",
@@ -384,25 +440,16 @@ async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
-    let Some(_servers) = exclusive_servers("restarting the broker").await else {
+    let Some((_servers, sandbox)) = start_exclusive("restarting the broker", "restart").await?
+    else {
         return Ok(());
     };
-    init_tracing();
-    let sandbox = Sandbox::new("restart").await?;
     let first = sandbox.tiny_model("ns", "before", 6).await?;
     let second = sandbox.tiny_model("ns", "after", 7).await?;
-    let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
-    let mut worker = spawn(&sandbox, "restart-a", &args)?;
+    let mut worker = slow_worker(&sandbox, "restart-a")?;
 
     let first_id = sandbox.submit(first).await?;
-    sandbox
-        .wait_record(
-            &first_id,
-            "the job to run",
-            Duration::from_secs(60),
-            evaluating,
-        )
-        .await?;
+    wait_evaluating(&sandbox, &first_id).await?;
     let outage = Instant::now();
     let restarted = restart_rabbitmq().await;
     eprintln!("broker away for {:?}", outage.elapsed());
@@ -434,6 +481,7 @@ async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
     assert_eq!(sandbox.queue.depth().await?.ready, 0);
     sandbox.cleanup().await
 }
+
 /// Restores the broker's consumer timeout settings when dropped, even when
 /// the test fails half-way (other tests need the defaults).
 struct ConsumerTimeoutOverride;
@@ -477,27 +525,23 @@ impl Drop for ConsumerTimeoutOverride {
 /// worker's result is stored once, and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Result<()> {
-    let Some(_servers) = exclusive_servers("changing broker settings").await else {
+    let Some((_servers, sandbox)) =
+        start_exclusive("changing broker settings", "consumer-timeout").await?
+    else {
         return Ok(());
     };
-    init_tracing();
-    let sandbox = Sandbox::new("consumer-timeout").await?;
     let model = sandbox.tiny_model("ns", "long", 8).await?;
     let args = worker_args(&sandbox.slow_profile("long", SLOW_SAMPLES * 3)?);
     let overridden = ConsumerTimeoutOverride::set(1_500, 500).await?;
     let mut a = spawn(&sandbox, "timeout-a", &args)?;
     a.wait_consuming().await?;
     let id = sandbox.submit(model).await?;
-    sandbox
-        .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
-        .await?;
+    wait_evaluating(&sandbox, &id).await?;
     // The second worker joins once the first holds the job, so any delivery it
     // gets is the broker's redelivery.
     let mut b = spawn(&sandbox, "timeout-b", &args)?;
     let done = sandbox
-        .wait_record(&id, "the job to finish", Duration::from_secs(180), |r| {
-            r.status.is_final()
-        })
+        .wait_final(&id, "the job to finish", Duration::from_secs(180))
         .await?;
     drop(overridden);
     assert_eq!(done.status, JobStatus::Completed, "{done:?}");
@@ -524,39 +568,35 @@ async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Resul
     );
     sandbox.cleanup().await
 }
+
 /// Redis restarted without its data while a job runs: the worker loses its
 /// lease and hands the job back, the coordinator notices the missing record
 /// and queues the job again, and the job completes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
-    let Some(_servers) = exclusive_servers("restarting Redis").await else {
+    let Some((_servers, sandbox)) = start_exclusive("restarting Redis", "redis-restart").await?
+    else {
         return Ok(());
     };
-    init_tracing();
-    let sandbox = Sandbox::new("redis-restart").await?;
     let model = sandbox.tiny_model("ns", "wiped", 10).await?;
     let chain = Arc::new(MemoryChain::new(1_000, "5Validator", 1));
     chain.register("5Validator", true);
     chain.register("5Miner", false);
     let commit = CommitString::bound_to("ns", "wiped", "chatml", "5Miner", None).to_string();
     chain.commit("5Miner", commit.as_bytes())?;
-    let args = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
-    let mut worker = spawn(&sandbox, "wipe-a", &args)?;
+    let mut worker = slow_worker(&sandbox, "wipe-a")?;
     worker.wait_consuming().await?;
     let stop = CancellationToken::new();
     let coordinator = spawn_coordinator(&sandbox, chain, stop.clone());
 
     let id = JobId::for_model(&model, "v1");
-    sandbox
-        .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
-        .await?;
+    wait_evaluating(&sandbox, &id).await?;
     restart_redis(false).await?;
     let done = sandbox
-        .wait_record(
+        .wait_final(
             &id,
             "the job to finish after the restart",
             Duration::from_secs(180),
-            |r| r.status.is_final(),
         )
         .await?;
     stop.cancel();
@@ -576,14 +616,7 @@ async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_job_hands_the_job_back_and_exits_zero() -> Result<()> {
     let (_servers, sandbox) = start("sigterm").await?;
-    let model = sandbox.tiny_model("ns", "interrupted", 8).await?;
-    let slow = worker_args(&sandbox.slow_profile("slow", SLOW_SAMPLES)?);
-    let mut worker = spawn(&sandbox, "sigterm-a", &slow)?;
-
-    let id = sandbox.submit(model).await?;
-    sandbox
-        .wait_record(&id, "the job to run", Duration::from_secs(60), evaluating)
-        .await?;
+    let (mut worker, id) = job_under_way(&sandbox, "interrupted", 8, "sigterm-a").await?;
     let asked = Instant::now();
     worker.terminate().await?;
     let status = worker.wait_exit(Duration::from_secs(10)).await?;
@@ -597,16 +630,10 @@ async fn sigterm_mid_job_hands_the_job_back_and_exits_zero() -> Result<()> {
     assert_eq!(record.lease_expires_at_ms, None, "{record:?}");
     assert_eq!(record.attempts, 1);
     assert!(record.result.is_none());
-    eventually(
-        "the handed-back job on the queue",
-        Duration::from_secs(30),
-        || async { Ok((sandbox.queue.depth().await?.ready == 1).then_some(())) },
-    )
-    .await?;
+    wait_ready(&sandbox, "the handed-back job on the queue", 1).await?;
 
     // The next worker gets the same message again and finishes it.
-    let quick = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
-    let mut next = spawn(&sandbox, "sigterm-b", &quick)?;
+    let mut next = quick_worker(&sandbox, "sigterm-b")?;
     let done = sandbox
         .wait_completed(&id, "the job to finish", Duration::from_secs(60))
         .await?;
@@ -649,6 +676,18 @@ async fn take(queue: &RabbitQueue) -> Result<common::queue::Delivery> {
         .map_err(Into::into)
 }
 
+/// A worker that takes the next message on its own connection, claims the
+/// job as `worker` for `lease`, acks the message and goes away.
+async fn claim_next(sandbox: &Sandbox, worker: &str, lease: Duration) -> Result<JobV1> {
+    let queue = consumer(sandbox).await?;
+    let delivery = take(&queue).await?;
+    let job = JobMessage::decode(&delivery.body)?.job().clone();
+    sandbox.store.claim(&job, worker, lease, now_ms()).await?;
+    delivery.ack().await?;
+    queue.close().await;
+    Ok(job)
+}
+
 /// Ready messages of the sandbox's queue once the broker's count settles.
 async fn settled_depth(sandbox: &Sandbox) -> Result<u64> {
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -658,15 +697,14 @@ async fn settled_depth(sandbox: &Sandbox) -> Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns() -> Result<()> {
     let (_servers, sandbox) = start("outage").await?;
-    let args = worker_args(&sandbox.slow_profile("quick", QUICK_SAMPLES)?);
-    let mut worker = spawn(&sandbox, "outage-w", &args)?;
+    let mut worker = quick_worker(&sandbox, "outage-w")?;
     worker.wait_consuming().await?;
 
     // The coordinator reaches the broker through a link the test cuts; its
     // publisher gives up after 2 s, far less than the outage.
-    let proxy = CutProxy::start(url_addr(&sandbox.rabbit.url)?).await?;
+    let proxy = CutProxy::start(url_addr(sandbox.rabbit.url.expose())?).await?;
     let queue = RabbitQueue::lazy(RabbitConfig {
-        url: url_via(&sandbox.rabbit.url, proxy.addr()),
+        url: url_via(sandbox.rabbit.url.expose(), proxy.addr()).into(),
         operation_timeout: Duration::from_secs(2),
         ..sandbox.rabbit.clone()
     })?;
@@ -721,26 +759,13 @@ async fn a_submission_during_a_broker_outage_completes_when_the_broker_returns()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<()> {
     let (_servers, sandbox) = start("expiry").await?;
-    let model = sandbox.tiny_model("ns", "expiry", 32).await?;
-    let id = sandbox.submit(model).await?;
-    let reconciler = Reconciler::new(
-        Arc::new(sandbox.store.clone()),
-        Arc::new(sandbox.queue.clone()),
-        reconcile_settings(5, 2),
-    );
+    let id = submit_tiny(&sandbox, "expiry", 32).await?;
+    let reconciler = sandbox.reconciler_with(reconcile_settings(5, 2));
     let lease = Duration::from_millis(300);
     for expiry in 1..=2u32 {
         // A worker takes the job and dies; every other worker is busy, so
         // nothing consumes while the coordinator ticks several times.
-        let worker = consumer(&sandbox).await?;
-        let delivery = take(&worker).await?;
-        let job = JobMessage::decode(&delivery.body)?.job().clone();
-        sandbox
-            .store
-            .claim(&job, &format!("dies-{expiry}"), lease, now_ms())
-            .await?;
-        delivery.ack().await?;
-        worker.close().await;
+        claim_next(&sandbox, &format!("dies-{expiry}"), lease).await?;
         assert_eq!(settled_depth(&sandbox).await?, 0);
         tokio::time::sleep(lease + Duration::from_millis(100)).await;
         let mut reclaimed = 0;
@@ -764,12 +789,7 @@ async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<(
     }
     // A third death in a row: the evaluation kills its workers; it fails,
     // with a reason, instead of looping.
-    let worker = consumer(&sandbox).await?;
-    let delivery = take(&worker).await?;
-    let job = JobMessage::decode(&delivery.body)?.job().clone();
-    sandbox.store.claim(&job, "dies-3", lease, now_ms()).await?;
-    delivery.ack().await?;
-    worker.close().await;
+    claim_next(&sandbox, "dies-3", lease).await?;
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let report = reconciler.run_once().await?;
     assert_eq!(
@@ -785,13 +805,8 @@ async fn an_expired_lease_gives_exactly_one_new_message_per_expiry() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued() -> Result<()> {
     let (_servers, sandbox) = start("limit").await?;
-    let model = sandbox.tiny_model("ns", "limit", 33).await?;
-    let id = sandbox.submit(model).await?;
-    let reconciler = Reconciler::new(
-        Arc::new(sandbox.store.clone()),
-        Arc::new(sandbox.queue.clone()),
-        reconcile_settings(1, 3),
-    );
+    let id = submit_tiny(&sandbox, "limit", 33).await?;
+    let reconciler = sandbox.reconciler_with(reconcile_settings(1, 3));
     let limit = sandbox.rabbit.delivery_limit;
     for round in 0..2u32 {
         // Every worker that takes it hands it back (a transient error).
@@ -807,11 +822,7 @@ async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued()
             delivery.retry().await?;
         }
         worker.close().await;
-        let dead = eventually("the dead letter", Duration::from_secs(10), || async {
-            Ok((sandbox.queue.dead_letter_depth().await? == 1).then_some(()))
-        })
-        .await;
-        dead?;
+        wait_dead_letters(&sandbox, "the dead letter", 1, Duration::from_secs(10)).await?;
         let record = sandbox.record(&id).await?;
         assert_eq!(
             record.status,
@@ -844,15 +855,11 @@ async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued()
     }
 
     // A message the workers refuse as unreadable fails its job as invalid_job.
-    let other = sandbox.tiny_model("ns", "refused", 34).await?;
-    let refused = sandbox.submit(other).await?;
+    let refused = submit_tiny(&sandbox, "refused", 34).await?;
     let worker = consumer(&sandbox).await?;
     take(&worker).await?.dead_letter().await?;
     worker.close().await;
-    eventually("the refused message", Duration::from_secs(10), || async {
-        Ok((sandbox.queue.dead_letter_depth().await? == 1).then_some(()))
-    })
-    .await?;
+    wait_dead_letters(&sandbox, "the refused message", 1, Duration::from_secs(10)).await?;
     let report = reconciler.run_once().await?;
     assert_eq!(
         report.failed,
@@ -925,17 +932,9 @@ async fn a_purged_queue_loses_no_job() -> Result<()> {
         publish_stale_after: Duration::from_secs(10),
         ..reconcile_settings(5, 3)
     };
-    let reconciler = Reconciler::new(
-        Arc::new(sandbox.store.clone()),
-        Arc::new(sandbox.queue.clone()),
-        settings.clone(),
-    );
-    let first = sandbox
-        .submit(sandbox.tiny_model("ns", "purged-a", 35).await?)
-        .await?;
-    let second = sandbox
-        .submit(sandbox.tiny_model("ns", "purged-b", 36).await?)
-        .await?;
+    let reconciler = sandbox.reconciler_with(settings.clone());
+    let first = submit_tiny(&sandbox, "purged-a", 35).await?;
+    let second = submit_tiny(&sandbox, "purged-b", 36).await?;
     assert_eq!(settled_depth(&sandbox).await?, 2);
 
     // Fresh publications are left alone, even from an empty queue: a
@@ -969,15 +968,7 @@ async fn a_purged_queue_loses_no_job() -> Result<()> {
 
     // A queue with a message in it says nothing about the others: nothing
     // is replaced while the first job's message waits.
-    let worker = consumer(&sandbox).await?;
-    let taken = take(&worker).await?;
-    let job = JobMessage::decode(&taken.body)?.job().clone();
-    sandbox
-        .store
-        .claim(&job, "purge-test", Duration::from_secs(60), now_ms())
-        .await?;
-    taken.ack().await?;
-    worker.close().await;
+    let job = claim_next(&sandbox, "purge-test", Duration::from_secs(60)).await?;
     tests::sandbox::rabbitmqctl(&["purge_queue", &sandbox.rabbit.queue]).await?;
     let other = if job.job_id == first { &second } else { &first };
     sandbox

@@ -8,11 +8,10 @@ use common::job::{JobMessage, JobOrigin, ModelRef};
 use common::result::FailureCode;
 use common::scoring::ScoringProfile;
 use tests::hub::HubServer;
-use tokio_util::sync::CancellationToken;
 use worker::dataset::{Dataset, DatasetError, DatasetLocation};
 use worker::engine::MistralEvaluator;
 use worker::error::JobError;
-use worker::eval::{Evaluator, Progress};
+use worker::eval::{EvalTask, Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::{
     ConfigLimits, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, LocalModel, ModelSource,
@@ -117,13 +116,10 @@ async fn a_tiny_model_downloads_pinned_and_scores() {
     );
     let (progress, _rx) = Progress::new();
     let evaluation = MistralEvaluator::new(Dataset::builtin())
-        .evaluate(
-            job.job(),
-            &fetched,
-            &profile,
+        .evaluate(EvalTask {
             progress,
-            CancellationToken::new(),
-        )
+            ..EvalTask::new(job.job(), &fetched, &profile)
+        })
         .await
         .unwrap();
     assert!(evaluation.components.is_well_formed(), "{evaluation:?}");

@@ -12,13 +12,12 @@ use common::result::VerdictOutcome;
 use common::scoring::{JudgeSettings, ScoringProfile};
 use tests::hub::HubServer;
 use tests::real_models::{SMOLLM2, SMOLLM2_F32, repo};
-use tokio_util::sync::CancellationToken;
 use worker::dataset::{Conversation, Dataset};
 use worker::engine::judge::prompt::Labels;
 use worker::engine::judge::{Judge, JudgeSlot};
 use worker::engine::{EngineOptions, MistralEvaluator};
 use worker::error::JobError;
-use worker::eval::{Evaluation, Evaluator, Progress};
+use worker::eval::{EvalTask, Evaluation, Evaluator};
 use worker::source::{ConfigLimits, LocalDirSource, inspect_dir};
 
 use crate::real_models::{profile, short_dataset};
@@ -106,13 +105,7 @@ async fn evaluate_v2(
     let message = job(&profile.version);
     let started = std::time::Instant::now();
     let result = evaluator
-        .evaluate(
-            message.job(),
-            &candidate,
-            profile,
-            Progress::new().0,
-            CancellationToken::new(),
-        )
+        .evaluate(EvalTask::new(message.job(), &candidate, profile))
         .await;
     if let Ok(e) = &result {
         eprintln!(
@@ -371,13 +364,7 @@ async fn judge_failures_are_transient_and_never_the_candidates_fault() {
         inspect_dir(&repo(SMOLLM2), 1 << 32, &ConfigLimits::default(), "chatml").unwrap();
     let message = job("v2");
     let result = evaluator
-        .evaluate(
-            message.job(),
-            &candidate,
-            &v2_profile(1, 1, 1),
-            Progress::new().0,
-            CancellationToken::new(),
-        )
+        .evaluate(EvalTask::new(message.job(), &candidate, &v2_profile(1, 1, 1)))
         .await;
     assert!(
         matches!(result, Err(JobError::Transient { .. })),

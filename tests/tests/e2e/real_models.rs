@@ -14,10 +14,9 @@ use common::job::{JobMessage, JobOrigin, ModelRef};
 use common::scoring::ScoringProfile;
 use tests::hub::HubServer;
 use tests::real_models::{GEMMA3, SMOLLM2, SMOLLM2_F32, reference_logprobs, repo};
-use tokio_util::sync::CancellationToken;
 use worker::dataset::{BUILTIN, Dataset, Message, Role};
 use worker::engine::{EngineOptions, LoadedModel, MistralEvaluator};
-use worker::eval::{Evaluation, Evaluator, Progress};
+use worker::eval::{EvalTask, Evaluation, Evaluator, Progress};
 use worker::fixtures::{TinyModelSpec, write_tiny_model};
 use worker::source::{ConfigLimits, inspect_dir};
 use worker::template::ChatTemplate;
@@ -78,13 +77,10 @@ async fn evaluate_with(
     let (progress, _) = Progress::new();
     let started = std::time::Instant::now();
     let evaluation = MistralEvaluator::new(dataset)
-        .evaluate(
-            message.job(),
-            &model,
-            profile,
+        .evaluate(EvalTask {
             progress,
-            CancellationToken::new(),
-        )
+            ..EvalTask::new(message.job(), &model, profile)
+        })
         .await
         .unwrap_or_else(|e| panic!("evaluating {}: {e}", dir.display()));
     eprintln!(

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use anyhow::Result;
 use async_trait::async_trait;
-use common::job::{JobStatus, JobV1};
+use common::job::JobStatus;
 use common::queue::JobQueue;
 use common::scoring::ScoringProfile;
 use tests::sandbox::{Sandbox, shared_servers};
 use tokio_util::sync::CancellationToken;
 use worker::consumer::{LoopTimings, Worker};
 use worker::error::JobError;
-use worker::eval::{Evaluation, Evaluator, Progress};
-use worker::source::{LocalDirSource, LocalModel};
+use worker::eval::{EvalTask, Evaluation, Evaluator};
+use worker::source::LocalDirSource;
 
 /// Fails transiently (as on a host OOM or a lost GPU) on its first call.
 struct FlakyOnce {
@@ -24,14 +24,7 @@ struct FlakyOnce {
 
 #[async_trait]
 impl Evaluator for FlakyOnce {
-    async fn evaluate(
-        &self,
-        _job: &JobV1,
-        _model: &LocalModel,
-        _profile: &ScoringProfile,
-        _progress: Progress,
-        _cancel: CancellationToken,
-    ) -> Result<Evaluation, JobError> {
+    async fn evaluate(&self, _task: EvalTask<'_>) -> Result<Evaluation, JobError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             return Err(JobError::transient("simulated outage"));
         }

@@ -47,7 +47,7 @@ use crate::dataset::{Conversation, Dataset, Message};
 use crate::error::JobError;
 use crate::eval::context::fit_context;
 use crate::eval::{
-    Evaluation, EvaluationDetails, Evaluator, Phase, PhaseTimings, Progress, SampleRecord,
+    EvalTask, Evaluation, EvaluationDetails, Evaluator, Phase, PhaseTimings, Progress, SampleRecord,
 };
 use crate::source::LocalModel;
 use crate::template::{ChatTemplate, TemplateError};
@@ -87,14 +87,14 @@ impl MistralEvaluator {
 
 #[async_trait]
 impl Evaluator for MistralEvaluator {
-    async fn evaluate(
-        &self,
-        job: &JobV1,
-        model: &LocalModel,
-        profile: &ScoringProfile,
-        progress: Progress,
-        cancel: CancellationToken,
-    ) -> Result<Evaluation, JobError> {
+    async fn evaluate(&self, task: EvalTask<'_>) -> Result<Evaluation, JobError> {
+        let EvalTask {
+            job,
+            model,
+            profile,
+            progress,
+            cancel,
+        } = task;
         let _exclusive = self.exclusive.lock().await;
         // The judge first: its trouble is the validator's, found before the candidate costs
         // anything.
@@ -133,7 +133,6 @@ impl Evaluator for MistralEvaluator {
         if let Some(judge) = judge {
             judge_replies(
                 &judge,
-                &self.dataset,
                 profile,
                 &replies,
                 &mut evaluation,
@@ -171,36 +170,30 @@ impl<'a> Steps<'a> {
 }
 
 /// A scored candidate, with its greedy replies (the vibe samples', in sample
-/// order, untrimmed) for the judge.
-struct Scored {
+/// order, untrimmed, each with its conversation) for the judge.
+struct Scored<'d> {
     evaluation: Evaluation,
-    replies: Vec<String>,
+    replies: Vec<(&'d Conversation, String)>,
 }
 
 /// The judge phase: the first judged samples' replies against their
 /// references, into the records, the judge component and its summary.
 async fn judge_replies(
     judge: &Judge,
-    dataset: &Dataset,
     profile: &ScoringProfile,
-    replies: &[String],
+    replies: &[(&Conversation, String)],
     evaluation: &mut Evaluation,
     steps: &mut Steps<'_>,
     cancel: &CancellationToken,
 ) -> Result<(), JobError> {
     let settings = judge.settings();
     let count = profile.judged_samples(replies.len());
-    let samples: Vec<&Conversation> = dataset
-        .sample(profile.sample_seed, profile.similarity_samples)
-        .into_iter()
-        .take(count)
-        .collect();
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(count);
     let mut lengths = Vec::with_capacity(count);
-    for ((conversation, reply), record) in samples
+    for ((conversation, reply), record) in replies
         .iter()
-        .zip(replies)
+        .take(count)
         .zip(evaluation.details.samples.iter_mut())
     {
         check(cancel)?;
@@ -261,7 +254,7 @@ impl MistralEvaluator {
         profile: &ScoringProfile,
         steps: &mut Steps<'_>,
         cancel: &CancellationToken,
-    ) -> Result<Scored, JobError> {
+    ) -> Result<Scored<'_>, JobError> {
         let dataset = &*self.dataset;
         let generation_batch = self.options.generation_batch;
         let info = loaded.info();
@@ -362,7 +355,7 @@ impl MistralEvaluator {
                 record.vibe = Some(sample_vibe(reply.chars().count(), *user_chars));
                 record.reply = Some(SampleRecord::cut_reply(&reply));
                 record.context_cut |= prompt.is_cut();
-                replies.push(reply);
+                replies.push((samples[first + offset], reply));
                 steps.finished(Phase::Vibe);
             }
         }

@@ -183,7 +183,9 @@ pub struct ModelInfo {
     pub eos_token: String,
 }
 
-/// Puts a builder (text or multimodal; they share these methods) on this build's device.
+/// Puts a builder (text or multimodal; they share these methods but no trait) on this
+/// build's device, with the settings every model gets: no hub token (the files are local),
+/// no prefix cache, and `max_num_seqs` sequences in the scheduler.
 ///
 /// CPU build: the CPU in F32 (BF16 fails at the first matmul there, and `Auto` picks F16,
 /// which gave NaN).
@@ -194,12 +196,15 @@ pub struct ModelInfo {
 /// [`crate::source::precheck::check_config`] (2 bytes a parameter) holds. The cluster's
 /// GPUs must support BF16 (Ampere or newer).
 macro_rules! on_device {
-    ($builder:expr) => {{
+    ($builder:expr, $max_num_seqs:expr) => {{
         #[cfg(not(feature = "cuda"))]
         let builder = $builder.with_force_cpu().with_dtype(ModelDType::F32);
         #[cfg(feature = "cuda")]
         let builder = $builder.with_dtype(ModelDType::BF16);
         builder
+            .with_token_source(TokenSource::None)
+            .with_prefix_cache_n(None)
+            .with_max_num_seqs($max_num_seqs)
     }};
 }
 
@@ -274,14 +279,7 @@ pub struct LoadedModel {
     request_lock: Mutex<()>,
 }
 
-impl std::fmt::Debug for LoadedModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel")
-            .field("info", &self.info)
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
+common::debug_fields!(LoadedModel { info, options });
 
 impl LoadedModel {
     /// Loads the Hugging Face-layout model in `dir`: on the CPU in F32, or with the `cuda`
@@ -317,19 +315,10 @@ impl LoadedModel {
                     reason: "path is not UTF-8".into(),
                 })?;
             let built = match load_dir.builder {
-                Builder::Text => runtime.block_on(
-                    on_device!(TextModelBuilder::new(model_id))
-                        .with_token_source(TokenSource::None)
-                        .with_prefix_cache_n(None)
-                        .with_max_num_seqs(max_num_seqs)
-                        .build(),
-                ),
+                Builder::Text => runtime
+                    .block_on(on_device!(TextModelBuilder::new(model_id), max_num_seqs).build()),
                 Builder::Multimodal => runtime.block_on(
-                    on_device!(MultimodalModelBuilder::new(model_id))
-                        .with_token_source(TokenSource::None)
-                        .with_prefix_cache_n(None)
-                        .with_max_num_seqs(max_num_seqs)
-                        .build(),
+                    on_device!(MultimodalModelBuilder::new(model_id), max_num_seqs).build(),
                 ),
             };
             let model = built.map_err(|e| {

@@ -153,15 +153,32 @@ impl Progress {
     }
 }
 
+/// One evaluation: the job, its fetched model, the profile to score it under,
+/// where to report progress, and the token that cancels it.
+#[derive(Debug)]
+pub struct EvalTask<'a> {
+    pub job: &'a JobV1,
+    pub model: &'a LocalModel,
+    pub profile: &'a ScoringProfile,
+    pub progress: Progress,
+    pub cancel: CancellationToken,
+}
+
+impl<'a> EvalTask<'a> {
+    /// A task whose progress nobody reads and that nothing cancels.
+    pub fn new(job: &'a JobV1, model: &'a LocalModel, profile: &'a ScoringProfile) -> Self {
+        Self {
+            job,
+            model,
+            profile,
+            progress: Progress::new().0,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
 /// Scores a model under a profile.
 #[async_trait]
 pub trait Evaluator: Send + Sync + 'static {
-    async fn evaluate(
-        &self,
-        job: &JobV1,
-        model: &LocalModel,
-        profile: &ScoringProfile,
-        progress: Progress,
-        cancel: CancellationToken,
-    ) -> Result<Evaluation, JobError>;
+    async fn evaluate(&self, task: EvalTask<'_>) -> Result<Evaluation, JobError>;
 }

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, ModelRef};
+use common::job::{JobId, JobMessage, JobOrigin, JobStatus, ModelRef};
 use common::queue::{JobQueue, MemoryQueue};
-use common::result::{ComponentScores, FailureCode, FailureReason, Outcome};
+use common::result::{FailureCode, FailureReason, Outcome};
 use common::scoring::ScoringProfile;
 use common::store::{MemoryStore, ResultStore};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use worker::consumer::{LoopTimings, Worker};
 use worker::error::JobError;
-use worker::eval::{Evaluation, Evaluator, Progress};
-use worker::source::{LocalDirSource, LocalModel};
+use worker::eval::{EvalTask, Evaluation, Evaluator};
+use worker::source::LocalDirSource;
 
 /// Plays back one scripted outcome per call.
 struct Scripted {
@@ -38,16 +38,9 @@ enum Step {
 
 #[async_trait]
 impl Evaluator for Scripted {
-    async fn evaluate(
-        &self,
-        _job: &JobV1,
-        _model: &LocalModel,
-        _profile: &ScoringProfile,
-        progress: Progress,
-        cancel: CancellationToken,
-    ) -> Result<Evaluation, JobError> {
+    async fn evaluate(&self, task: EvalTask<'_>) -> Result<Evaluation, JobError> {
         *self.calls.lock() += 1;
-        progress.set(0.5);
+        task.progress.set(0.5);
         let step = self.outcomes.lock().pop_front().unwrap_or(Step::Score(0.5));
         let score = match step {
             Step::Score(s) => s,
@@ -55,19 +48,13 @@ impl Evaluator for Scripted {
             Step::Transient => return Err(JobError::transient("scripted outage")),
             Step::Sleep(d) => {
                 tokio::select! {
-                    () = cancel.cancelled() => return Err(JobError::Cancelled),
+                    () = task.cancel.cancelled() => return Err(JobError::Cancelled),
                     () = tokio::time::sleep(d) => 0.5,
                 }
             }
         };
         Ok(Evaluation {
-            components: ComponentScores {
-                similarity: score,
-                vibe: score,
-                latency: score,
-                size: score,
-                judge: None,
-            },
+            components: common::testsuite::uniform_scores(score),
             tokens: 7,
             dataset_sha256: "d".repeat(64),
             details: Default::default(),

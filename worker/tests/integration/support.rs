@@ -5,11 +5,10 @@ use std::path::Path;
 
 use common::job::{JobMessage, JobOrigin, ModelRef};
 use common::scoring::ScoringProfile;
-use tokio_util::sync::CancellationToken;
 use worker::dataset::Dataset;
 use worker::engine::{EngineOptions, LoadedModel, MistralEvaluator};
 use worker::error::JobError;
-use worker::eval::{Evaluation, Evaluator, Progress};
+use worker::eval::{EvalTask, Evaluation, Evaluator, Progress};
 use worker::source::{ConfigLimits, inspect_dir};
 
 /// v1 with `similarity` and `vibe` samples and a latency probe of
@@ -56,13 +55,10 @@ pub(crate) async fn evaluate(
     let model = inspect_dir(dir, 1 << 30, &ConfigLimits::default(), template)?;
     let (progress, rx) = Progress::new();
     let result = MistralEvaluator::new(dataset)
-        .evaluate(
-            job(template).job(),
-            &model,
-            profile,
+        .evaluate(EvalTask {
             progress,
-            CancellationToken::new(),
-        )
+            ..EvalTask::new(job(template).job(), &model, profile)
+        })
         .await;
     if result.is_ok() {
         assert!((*rx.borrow() - 1.0).abs() < 1e-9, "progress ends at 1");

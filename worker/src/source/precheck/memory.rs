@@ -186,25 +186,17 @@ pub fn check_config(
 
     let architecture = check_architecture(&config)?;
 
-    let hidden = bounded_field(&config, "hidden_size", None, limits.max_hidden_size)?;
-    let layers = bounded_field(&config, "num_hidden_layers", None, limits.max_hidden_layers)?;
-    let heads = bounded_field(
-        &config,
-        "num_attention_heads",
-        None,
-        limits.max_attention_heads,
-    )?;
+    // A positive integer field with no default, at most `max`.
+    let field = |name: &str, max: u64| bounded_field(&config, name, None, max);
+    let hidden = field("hidden_size", limits.max_hidden_size)?;
+    let layers = field("num_hidden_layers", limits.max_hidden_layers)?;
+    let heads = field("num_attention_heads", limits.max_attention_heads)?;
     let kv_heads = bounded_field(&config, "num_key_value_heads", Some(heads), heads)?;
-    let vocab = bounded_field(&config, "vocab_size", None, limits.max_vocab_size)?;
-    let positions = bounded_field(
-        &config,
-        "max_position_embeddings",
-        None,
-        limits.max_position_embeddings,
-    )?;
+    let vocab = field("vocab_size", limits.max_vocab_size)?;
+    let positions = field("max_position_embeddings", limits.max_position_embeddings)?;
     // Without an explicit head_dim, the heads split the hidden size.
     let head_dim = match integer_field(&config, "head_dim")? {
-        Some(_) => bounded_field(&config, "head_dim", None, limits.max_head_dim)?,
+        Some(_) => field("head_dim", limits.max_head_dim)?,
         None if hidden.is_multiple_of(heads) => hidden / heads,
         None => {
             return Err(bad_config(format!(
@@ -237,12 +229,7 @@ pub fn check_config(
         limits.max_intermediate_size,
     )?;
     let intermediate = match integer_field(&config, "moe_intermediate_size")? {
-        Some(_) if experts > 1 => bounded_field(
-            &config,
-            "moe_intermediate_size",
-            None,
-            limits.max_intermediate_size,
-        )?,
+        Some(_) if experts > 1 => field("moe_intermediate_size", limits.max_intermediate_size)?,
         _ => dense_intermediate,
     };
     let tie_word_embeddings = match config.get("tie_word_embeddings") {
