@@ -23,7 +23,9 @@
 //! 3. **Lost messages**: when the queue is empty (nothing ready, delivered
 //!    or dead-lettered) on two passes in a row, a QUEUED job published more
 //!    than `publish_stale_after` ago has lost its message (the queue was
-//!    purged, or the broker lost it); it is marked for a new one.
+//!    purged, or the broker lost it); it is marked for a new one. The loss is
+//!    the validator's, so it counts towards no limit: a broker that keeps
+//!    losing messages delays a job, never fails it.
 //! 4. **Publish**: every QUEUED job with no message outstanding gets one.
 //!    The store's `begin_publish` lets one publisher at a time send it (a
 //!    publisher that dies mid-way is taken over after
@@ -210,7 +212,7 @@ impl Reconciler {
             if !(sighted.contains(&key) && seen_before.contains(&key)) {
                 continue;
             }
-            if self.store.requeue(&record.job.job_id, published_at).await? {
+            if self.store.requeue_lost(&record.job.job_id, published_at).await? {
                 warn!(
                     job_id = %record.job.job_id,
                     published_at_ms = published_at,
@@ -221,7 +223,7 @@ impl Reconciler {
                 // As the store now has it.
                 record.published_at_ms = None;
                 record.publishing_since_ms = None;
-                record.requeues += 1;
+                record.lost_messages += 1;
             }
         }
         Ok(())
@@ -264,9 +266,9 @@ impl Reconciler {
             Ok(()) => {
                 self.store.end_publish(id, attempt, true, now_ms()).await?;
                 // Publishes this job should have needed: one, plus one per
-                // reclaim or requeue. Any attempt beyond failed earlier: this
-                // one repairs a job that was stranded without a message.
-                let expected = 1 + record.reclaims + record.requeues;
+                // reclaim, requeue or lost message. Any attempt beyond failed
+                // earlier: this one repairs a job that was stranded without a message.
+                let expected = 1 + record.reclaims + record.requeues + record.lost_messages;
                 let label = if attempt == 1 {
                     "new"
                 } else if attempt > expected {

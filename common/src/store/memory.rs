@@ -34,6 +34,26 @@ impl MemoryStore {
         self.samples.lock().clear();
     }
 
+    /// Both requeues: the same move, counted in the `counter` of the record.
+    fn requeue_counted(
+        &self,
+        id: &JobId,
+        published_at_ms: u64,
+        counter: fn(&mut JobRecord) -> &mut u32,
+    ) -> Result<bool, StoreError> {
+        self.update(id, false, |record| {
+            if record.status != JobStatus::Queued || record.published_at_ms != Some(published_at_ms)
+            {
+                return Ok(false);
+            }
+            transition(record, Transition::Requeue)?;
+            record.published_at_ms = None;
+            record.publishing_since_ms = None;
+            *counter(record) += 1;
+            Ok(true)
+        })
+    }
+
     /// Runs `change` on the record of job `id` under the lock; `unknown`
     /// when there is none.
     fn update<T>(
@@ -206,17 +226,11 @@ impl ResultStore for MemoryStore {
     }
 
     async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
-        self.update(id, false, |record| {
-            if record.status != JobStatus::Queued || record.published_at_ms != Some(published_at_ms)
-            {
-                return Ok(false);
-            }
-            transition(record, Transition::Requeue)?;
-            record.published_at_ms = None;
-            record.publishing_since_ms = None;
-            record.requeues += 1;
-            Ok(true)
-        })
+        self.requeue_counted(id, published_at_ms, |record| &mut record.requeues)
+    }
+
+    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+        self.requeue_counted(id, published_at_ms, |record| &mut record.lost_messages)
     }
 
     async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {

@@ -112,9 +112,15 @@ pub struct JobRecord {
     /// Expired leases taken back by the reconciler.
     #[serde(default)]
     pub reclaims: u32,
-    /// Times the reconciler queued the job again after losing its message.
+    /// Times the reconciler queued the job again after its message was
+    /// dead-lettered (its deliveries ran out); bounded by `max_requeues`.
     #[serde(default)]
     pub requeues: u32,
+    /// Times the reconciler queued the job again because the broker lost its
+    /// message (a purge, a restart without durable storage). The validator's
+    /// trouble, so it counts towards no limit.
+    #[serde(default)]
+    pub lost_messages: u32,
 }
 
 impl JobRecord {
@@ -135,6 +141,7 @@ impl JobRecord {
             publishing_since_ms: None,
             reclaims: 0,
             requeues: 0,
+            lost_messages: 0,
         }
     }
 
@@ -291,10 +298,14 @@ pub trait ResultStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<bool, StoreError>;
 
-    /// Marks the message of a QUEUED job, published at `published_at_ms`,
-    /// as lost (dead-lettered, or gone from the queue), so the job is
+    /// Marks the message of a QUEUED job, published at `published_at_ms`, as
+    /// dead-lettered (counted in [`JobRecord::requeues`]), so the job is
     /// published again. `false` when the job is no longer in that state.
     async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError>;
+
+    /// [`ResultStore::requeue`] for a message the broker lost (counted in
+    /// [`JobRecord::lost_messages`] instead).
+    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError>;
 
     /// Every job that came from the miner `hotkey`, oldest first.
     async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError>;

@@ -41,7 +41,7 @@
 //!   (`outcome.samples`): the coordinator's status index reads every hash
 //!   every second, and they are by far the largest part of a result.
 //! - `published_at_ms`, `publish_attempts`, `publishing_since_ms`,
-//!   `reclaims`, `requeues`: the reconciler's publication bookkeeping
+//!   `reclaims`, `requeues`, `lost_messages`: the reconciler's publication bookkeeping
 //!   ([`JobRecord`] documents each).
 //! - `enqueue_token`, `claim_token`, `claim_recreated`: bookkeeping that makes
 //!   a retried `enqueue` or `claim` (see below) answer what the first try did.
@@ -404,7 +404,8 @@ redis.call('HINCRBY', KEYS[1], 'reclaims', 1)
 return 1
 "#;
 
-/// ARGV: id, published_at_ms seen. Returns 1 when requeued.
+/// ARGV: id, published_at_ms seen, the counter field (`requeues` or
+/// `lost_messages`). Returns 1 when requeued.
 const REQUEUE: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'status', 'published_at_ms')
 if f[1] ~= 'QUEUED' or f[2] ~= ARGV[2] then
@@ -412,7 +413,7 @@ if f[1] ~= 'QUEUED' or f[2] ~= ARGV[2] then
 end
 transition(ARGV[1], 'requeue')
 redis.call('HDEL', KEYS[1], 'published_at_ms', 'publishing_since_ms')
-redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 return 1
 "#;
 
@@ -755,6 +756,24 @@ impl RedisStore {
         fields
     }
 
+    /// Runs `script`, which moves job `id` between statuses (KEYS:
+    /// [`Self::moving_keys`]; ARGV: the id, then what `args` adds). `true`
+    /// when it moved the job.
+    async fn move_job(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &JobId,
+        args: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> Result<bool, StoreError> {
+        let keys = self.moving_keys(id);
+        let mut invocation = script.prepare_invoke();
+        invocation.key(&keys).arg(id.as_str());
+        args(&mut invocation);
+        let moved: i64 = self.run_script(op, &invocation).await?;
+        Ok(moved == 1)
+    }
+
     /// KEYS of a script that moves job `id` between statuses: its record,
     /// then every status index.
     fn moving_keys(&self, id: &JobId) -> Vec<String> {
@@ -838,6 +857,7 @@ fn decode_record(key: &str, fields: &HashMap<String, String>) -> Result<JobRecor
         publishing_since_ms: number(key, "publishing_since_ms", text("publishing_since_ms"))?,
         reclaims: number(key, "reclaims", text("reclaims"))?.unwrap_or(0),
         requeues: number(key, "requeues", text("requeues"))?.unwrap_or(0),
+        lost_messages: number(key, "lost_messages", text("lost_messages"))?.unwrap_or(0),
         job,
     })
 }
@@ -946,10 +966,10 @@ impl ResultStore for RedisStore {
     }
 
     async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
-        let keys = self.moving_keys(id);
-        let mut invocation = self.scripts.release.prepare_invoke();
-        invocation.key(&keys).arg(id.as_str()).arg(worker);
-        let _: i64 = self.run_script("release", &invocation).await?;
+        self.move_job("release", &self.scripts.release, id, |args| {
+            args.arg(worker);
+        })
+        .await?;
         Ok(())
     }
 
@@ -1098,23 +1118,24 @@ impl ResultStore for RedisStore {
         lease_expires_at_ms: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let keys = self.moving_keys(id);
-        let mut invocation = self.scripts.reclaim.prepare_invoke();
-        invocation
-            .key(&keys)
-            .arg(id.as_str())
-            .arg(lease_expires_at_ms)
-            .arg(now_ms);
-        let done: i64 = self.run_script("reclaim", &invocation).await?;
-        Ok(done == 1)
+        self.move_job("reclaim", &self.scripts.reclaim, id, |args| {
+            args.arg(lease_expires_at_ms).arg(now_ms);
+        })
+        .await
     }
 
     async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
-        let keys = self.moving_keys(id);
-        let mut invocation = self.scripts.requeue.prepare_invoke();
-        invocation.key(&keys).arg(id.as_str()).arg(published_at_ms);
-        let done: i64 = self.run_script("requeue", &invocation).await?;
-        Ok(done == 1)
+        self.move_job("requeue", &self.scripts.requeue, id, |args| {
+            args.arg(published_at_ms).arg("requeues");
+        })
+        .await
+    }
+
+    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+        self.move_job("requeue", &self.scripts.requeue, id, |args| {
+            args.arg(published_at_ms).arg("lost_messages");
+        })
+        .await
     }
 
     async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {

@@ -382,12 +382,28 @@ async fn publication<S: ResultStore>(store: &S) {
         None
     );
 
-    // A lost message (dead-lettered): requeue once, then publish again.
+    // A dead-lettered message: requeue once, then publish again.
     assert!(!store.requeue(&a.job_id, 41_999).await.unwrap());
     assert!(store.requeue(&a.job_id, 42_000).await.unwrap());
     assert!(!store.requeue(&a.job_id, 42_000).await.unwrap());
     let record = store.get(&a.job_id).await.unwrap().unwrap();
     assert_eq!((record.status, record.requeues), (JobStatus::Queued, 1));
+    assert!(record.needs_publish(43_000, STALE));
+    let attempt = store.begin_publish(&a.job_id, 42_500, STALE).await.unwrap();
+    store
+        .end_publish(&a.job_id, attempt.unwrap(), true, 42_500)
+        .await
+        .unwrap();
+
+    // A message the broker lost: the same move, counted apart.
+    assert!(!store.requeue_lost(&a.job_id, 42_000).await.unwrap());
+    assert!(store.requeue_lost(&a.job_id, 42_500).await.unwrap());
+    assert!(!store.requeue_lost(&a.job_id, 42_500).await.unwrap());
+    let record = store.get(&a.job_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.requeues, record.lost_messages),
+        (JobStatus::Queued, 1, 1)
+    );
     assert!(record.needs_publish(43_000, STALE));
     let attempt = store.begin_publish(&a.job_id, 43_000, STALE).await.unwrap();
     store

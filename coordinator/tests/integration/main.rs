@@ -2,4 +2,5 @@
 //! in process, on the in-memory chain, queue and store.
 
 mod api;
+mod reconcile;
 mod service;

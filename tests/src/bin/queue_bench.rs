@@ -255,6 +255,10 @@ impl ResultStore for CountingStore {
         self.inner.requeue(id, published_at_ms).await
     }
 
+    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+        self.inner.requeue_lost(id, published_at_ms).await
+    }
+
     async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {
         self.inner.jobs_of_hotkey(hotkey).await
     }
