@@ -212,7 +212,11 @@ impl Reconciler {
             if !(sighted.contains(&key) && seen_before.contains(&key)) {
                 continue;
             }
-            if self.store.requeue_lost(&record.job.job_id, published_at).await? {
+            if self
+                .store
+                .requeue_lost(&record.job.job_id, published_at)
+                .await?
+            {
                 warn!(
                     job_id = %record.job.job_id,
                     published_at_ms = published_at,

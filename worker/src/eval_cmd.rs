@@ -38,6 +38,11 @@ pub struct EvalArgs {
     /// [default: v1]
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// A local copy of the profile's judge (config.json, tokenizer,
+    /// safetensors), used instead of fetching it from the hub; prechecked
+    /// like any model. The judge's revision is then the copy's content hash
+    #[arg(long)]
+    pub judge_dir: Option<PathBuf>,
     /// Conversations to score (overrides the profile's counts)
     #[arg(long)]
     pub samples: Option<usize>,
@@ -53,6 +58,23 @@ pub struct EvalArgs {
     /// mistral.rs 0.8.1 returns wrong continuations when batched)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub generation_batch: u16,
+}
+
+/// The judge from `--judge-dir`: that directory, whatever repository the judge
+/// slot names (it names only its judge).
+#[derive(Debug)]
+struct JudgeCopy(PathBuf);
+
+#[async_trait::async_trait]
+impl ModelSource for JudgeCopy {
+    async fn fetch(&self, model: &ModelRef, max_bytes: u64) -> Result<LocalModel, JobError> {
+        let (dir, template) = (self.0.clone(), model.chat_template.clone());
+        tokio::task::spawn_blocking(move || {
+            inspect_dir(&dir, max_bytes, &ConfigLimits::default(), &template)
+        })
+        .await
+        .map_err(|e| JobError::transient_from("judge inspection task failed", e))?
+    }
 }
 
 pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -96,14 +118,25 @@ pub async fn eval(args: EvalArgs, shutdown: CancellationToken) -> anyhow::Result
         dataset,
         crate::engine::EngineOptions::batched(usize::from(args.generation_batch)),
     );
-    if let Some(settings) = &profile.judge {
-        let source = HubSource::new(HubConfig::from_env(&env), ConfigLimits::default())?
-            .with_progress_bars(bars.clone());
-        engine = engine.with_judge(JudgeSlot::new(
-            settings.clone(),
-            Arc::new(source),
-            profile.max_model_bytes,
-        ));
+    match (&profile.judge, &args.judge_dir) {
+        (Some(settings), judge_dir) => {
+            let source: Arc<dyn ModelSource> = match judge_dir {
+                Some(dir) => Arc::new(JudgeCopy(dir.clone())),
+                None => Arc::new(
+                    HubSource::new(HubConfig::from_env(&env), ConfigLimits::default())?
+                        .with_progress_bars(bars.clone()),
+                ),
+            };
+            engine = engine.with_judge(JudgeSlot::new(
+                settings.clone(),
+                source,
+                profile.max_model_bytes,
+            ));
+        }
+        (None, Some(_)) => {
+            anyhow::bail!("--judge-dir: profile {} has no judge", profile.version)
+        }
+        (None, None) => {}
     }
     let evaluator: Arc<dyn Evaluator> = Arc::new(engine);
     let phases = PhaseBars::new(

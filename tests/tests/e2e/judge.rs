@@ -364,7 +364,11 @@ async fn judge_failures_are_transient_and_never_the_candidates_fault() {
         inspect_dir(&repo(SMOLLM2), 1 << 32, &ConfigLimits::default(), "chatml").unwrap();
     let message = job("v2");
     let result = evaluator
-        .evaluate(EvalTask::new(message.job(), &candidate, &v2_profile(1, 1, 1)))
+        .evaluate(EvalTask::new(
+            message.job(),
+            &candidate,
+            &v2_profile(1, 1, 1),
+        ))
         .await;
     assert!(
         matches!(result, Err(JobError::Transient { .. })),
@@ -430,5 +434,59 @@ async fn worker_eval_prints_the_judge_with_per_sample_verdicts() {
         server.downloads_of("judges/smollm2", ".safetensors") >= 1,
         "{:?}",
         server.requests()
+    );
+}
+
+/// `worker eval --judge-dir`: the judge from a local copy, no hub at all (the
+/// endpoint answers nothing); and refused with a profile that has no judge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_eval_takes_the_judge_from_a_local_copy() {
+    let work = tempfile::tempdir().unwrap();
+    let dataset = work.path().join("short.jsonl");
+    std::fs::write(&dataset, crate::real_models::short_dataset_text()).unwrap();
+    let run = |profile: &ScoringProfile| {
+        let path = work.path().join(format!("{}.toml", profile.version));
+        std::fs::write(&path, toml::to_string(profile).unwrap()).unwrap();
+        let mut command = std::process::Command::new(tests::sandbox::binary("worker").unwrap());
+        command
+            .arg("eval")
+            .arg(repo(SMOLLM2))
+            .args(["--json", "--dataset"])
+            .arg(&dataset)
+            .arg("--profile")
+            .arg(&path)
+            .arg("--judge-dir")
+            .arg(repo(SMOLLM2))
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env("HF_HOME", work.path().join("hf"))
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_TOKEN");
+        command.output().unwrap()
+    };
+
+    let out = run(&v2_profile(1, 1, 1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "worker eval failed: {stderr}");
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let judge = printed["components"]["judge"].as_f64().unwrap();
+    assert!([0.0, 0.5, 1.0].contains(&judge), "{printed}");
+    let local = inspect_dir(&repo(SMOLLM2), 1 << 32, &ConfigLimits::default(), "chatml").unwrap();
+    let summary = &printed["judge"];
+    assert_eq!(summary["repo"], "judges/smollm2", "{summary}");
+    assert_eq!(
+        summary["revision"], local.revision_sha,
+        "the copy's own revision"
+    );
+    assert_eq!(summary["weights_fingerprint"], local.weights_fingerprint);
+    assert_eq!(summary["samples"], 1);
+
+    let mut without_judge = profile(1, 1);
+    without_judge.version = "v1-local".into();
+    let out = run(&without_judge);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--judge-dir: profile v1-local has no judge"),
+        "{stderr}"
     );
 }
