@@ -267,7 +267,6 @@ fn soft_error(e: &lapin::Error) -> Option<AMQPSoftError> {
     }
 }
 
-/// Runs one broker round trip under the configured timeout.
 /// Declares `queue` passively: checks it exists (a 404 closes the channel)
 /// and reads its counts, without changing it.
 async fn passive_declare(
@@ -287,6 +286,7 @@ async fn passive_declare(
     .await
 }
 
+/// Runs one broker round trip under the configured timeout.
 async fn rpc<T>(
     op: &'static str,
     after: Duration,
