@@ -16,7 +16,7 @@ use crate::error::JobError;
 use crate::eval::{EvalTask, Evaluator, Phase, PhaseObserver, Progress};
 use crate::source::{
     ConfigLimits, HubConfig, HubSource, LocalModel, ModelSource, ProgressBars, fetch_dataset,
-    inspect_dir,
+    spawn_inspect_dir,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -68,12 +68,13 @@ struct JudgeCopy(PathBuf);
 #[async_trait::async_trait]
 impl ModelSource for JudgeCopy {
     async fn fetch(&self, model: &ModelRef, max_bytes: u64) -> Result<LocalModel, JobError> {
-        let (dir, template) = (self.0.clone(), model.chat_template.clone());
-        tokio::task::spawn_blocking(move || {
-            inspect_dir(&dir, max_bytes, &ConfigLimits::default(), &template)
-        })
+        spawn_inspect_dir(
+            self.0.clone(),
+            max_bytes,
+            ConfigLimits::default(),
+            &model.chat_template,
+        )
         .await
-        .map_err(|e| JobError::transient_from("judge inspection task failed", e))?
     }
 }
 
@@ -289,12 +290,9 @@ async fn fetch(
 ) -> anyhow::Result<(LocalModel, ModelRef)> {
     let dir = PathBuf::from(model);
     if dir.is_dir() {
-        let template = chat_template.to_owned();
-        let local = tokio::task::spawn_blocking(move || {
-            inspect_dir(&dir, max_bytes, &ConfigLimits::default(), &template)
-        })
-        .await?
-        .map_err(describe)?;
+        let local = spawn_inspect_dir(dir, max_bytes, ConfigLimits::default(), chat_template)
+            .await
+            .map_err(describe)?;
         let name = Path::new(model)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -48,11 +48,22 @@ impl ModelSource for LocalDirSource {
             }
         }
         let dir = self.root.join(&model.namespace).join(&model.name);
-        let (limits, template) = (self.limits.clone(), model.chat_template.clone());
-        tokio::task::spawn_blocking(move || inspect_dir(&dir, max_bytes, &limits, &template))
-            .await
-            .map_err(|e| JobError::transient_from("model inspection task failed", e))?
+        spawn_inspect_dir(dir, max_bytes, self.limits.clone(), &model.chat_template).await
     }
+}
+
+/// [`inspect_dir`] on a blocking thread (it reads and hashes every file), for
+/// async callers.
+pub async fn spawn_inspect_dir(
+    dir: PathBuf,
+    max_bytes: u64,
+    limits: ConfigLimits,
+    chat_template: &str,
+) -> Result<LocalModel, JobError> {
+    let template = chat_template.to_owned();
+    tokio::task::spawn_blocking(move || inspect_dir(&dir, max_bytes, &limits, &template))
+        .await
+        .map_err(|e| JobError::transient_from("model inspection task failed", e))?
 }
 
 /// Lists, prechecks and fingerprints a model directory: the file list,

@@ -27,7 +27,7 @@ use common::job::ModelRef;
 
 pub use self::download::ProgressBars;
 pub use self::hub::{DEFAULT_ENDPOINT, DEFAULT_STALL_TIMEOUT, HubConfig, HubSource, fetch_dataset};
-pub use self::local::{LocalDirSource, inspect_dir, inspect_snapshot};
+pub use self::local::{LocalDirSource, inspect_dir, inspect_snapshot, spawn_inspect_dir};
 pub use self::precheck::{ComputeDevice, ConfigLimits, ModelShape};
 use crate::error::JobError;
 
