@@ -515,17 +515,18 @@ mod tests {
             .collect()
     }
 
+    /// The verdicts on `commits`, each made by the hotkey that holds its uid.
+    fn verdicts(commits: &[RawCommitment]) -> Vec<Verdict> {
+        let keys = commits.iter().map(|c| (c.uid, c.hotkey.clone())).collect();
+        validate_submissions(&keys, commits, CTX)
+    }
+
     #[test]
     fn same_model_committed_by_two_hotkeys_the_later_is_invalid() {
-        let keys = hotkeys(&["hk0", "hk1"]);
-        let verdicts = validate_submissions(
-            &keys,
-            &[
-                commit(0, "hk0", 500, &bound("alice", "rp", "hk0")),
-                commit(1, "hk1", 400, &bound("alice", "rp", "hk1")),
-            ],
-            CTX,
-        );
+        let verdicts = verdicts(&[
+            commit(0, "hk0", 500, &bound("alice", "rp", "hk0")),
+            commit(1, "hk1", 400, &bound("alice", "rp", "hk1")),
+        ]);
         assert_eq!(
             verdicts[0].outcome,
             Err(InvalidReason::Duplicate {
@@ -539,16 +540,11 @@ mod tests {
 
     #[test]
     fn copied_string_on_another_hotkey_is_invalid() {
-        let keys = hotkeys(&["hk0", "hk1"]);
         let original = bound("alice", "rp", "hk0");
-        let verdicts = validate_submissions(
-            &keys,
-            &[
-                commit(0, "hk0", 500, &original),
-                commit(1, "hk1", 600, &original),
-            ],
-            CTX,
-        );
+        let verdicts = verdicts(&[
+            commit(0, "hk0", 500, &original),
+            commit(1, "hk1", 600, &original),
+        ]);
         assert!(verdicts[0].valid().is_some());
         assert_eq!(
             verdicts[1].outcome,
@@ -558,6 +554,7 @@ mod tests {
         );
         // The same string with only the hotkey field swapped still carries hk0's hash.
         let swapped = original.replace(":hk0:", ":hk1:");
+        let keys = hotkeys(&["hk0", "hk1"]);
         let verdicts = validate_submissions(&keys, &[commit(1, "hk1", 600, &swapped)], CTX);
         assert!(matches!(
             verdicts[1].outcome,
@@ -567,12 +564,11 @@ mod tests {
 
     #[test]
     fn a_commitment_that_is_not_raw_says_so() {
-        let keys = hotkeys(&["hk0"]);
         let hashed = RawCommitment {
             not_raw: Some("a `Sha256` field".into()),
             ..commit(0, "hk0", 500, "")
         };
-        let verdicts = validate_submissions(&keys, &[hashed], CTX);
+        let verdicts = verdicts(&[hashed]);
         let reason = verdicts[0].outcome.clone().unwrap_err();
         assert_eq!(
             reason,
@@ -624,15 +620,10 @@ mod tests {
 
     #[test]
     fn duplicate_tie_on_block_goes_to_lower_uid() {
-        let keys = hotkeys(&["hk0", "hk1"]);
-        let verdicts = validate_submissions(
-            &keys,
-            &[
-                commit(1, "hk1", 500, &bound("Alice", "RP", "hk1")),
-                commit(0, "hk0", 500, &bound("alice", "rp", "hk0")),
-            ],
-            CTX,
-        );
+        let verdicts = verdicts(&[
+            commit(1, "hk1", 500, &bound("Alice", "RP", "hk1")),
+            commit(0, "hk0", 500, &bound("alice", "rp", "hk0")),
+        ]);
         assert!(verdicts[0].valid().is_some());
         assert!(matches!(
             verdicts[1].outcome,

@@ -24,6 +24,7 @@
 //!   what a stand-in for the engine returns.
 //! - [`tools`]: the external tools `scripts/test` installs (Helm,
 //!   schemathesis…).
+//! - [`LogArgs`]: the `--log-format` flag of the test binaries (`src/bin/`).
 //! - `src/bin/queue_bench.rs`: end-to-end queue overhead in jobs/s.
 //! - `src/bin/api_bench.rs`: the miner status route under load (req/s, p99).
 
@@ -41,8 +42,25 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::chain_weights::{U16Weights, WeightsParams};
+use common::telemetry::{self, LogFormat};
 use coordinator::leaderboard::Leaderboard;
 use worker::eval::Evaluation;
+
+/// `--log-format` as the test binaries (`src/bin/`) take it, flattened into
+/// their arguments.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Log format: human or json
+    #[arg(long, default_value = "human")]
+    log_format: LogFormat,
+}
+
+impl LogArgs {
+    /// Installs the logger at `info` (`RUST_LOG` overrides it).
+    pub fn init(&self) {
+        telemetry::init(self.log_format, "info");
+    }
+}
 
 /// A hotkey file written by the Python SDK (`common/tests/fixtures/hotkeys/`,
 /// made by `make_hotkeys.py` there): `dev.json`, `other.json`…

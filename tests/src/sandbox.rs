@@ -42,15 +42,10 @@ pub async fn shared_servers() -> RwLockReadGuard<'static, ()> {
 }
 
 /// Exclusive use of the local RabbitMQ and Redis, for a test that restarts
-/// them or changes their settings (`what` it does, for the note): `None`,
-/// with a note on stderr, when `SKIP_BROKER_RESTART` is set, where other users
-/// share the servers.
-pub async fn exclusive_servers(what: &str) -> Option<RwLockWriteGuard<'static, ()>> {
-    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
-        eprintln!("SKIP_BROKER_RESTART is set: not {what}");
-        return None;
-    }
-    Some(SERVERS.write().await)
+/// them or changes their settings. Such a test has `restart` in its name, so
+/// that `-- --skip restart` leaves the servers alone on a shared machine.
+pub async fn exclusive_servers() -> RwLockWriteGuard<'static, ()> {
+    SERVERS.write().await
 }
 
 /// Logs of the code under test (not lapin's chatter) in the test's output.

@@ -4,8 +4,8 @@
 //!
 //! `broker_restart_loses_nothing` stops and starts the local broker's app with
 //! `rabbitmqctl` (loopback only); it takes the broker lock exclusively so the
-//! other tests of this binary wait for it. Set `SKIP_BROKER_RESTART=1` to skip
-//! it where other users share the broker.
+//! other tests of this binary wait for it. Skip it with `-- --skip restart`
+//! where other users share the broker.
 //!
 //! Run with `cargo test --workspace --features common/rabbitmq,common/redis,common/testsuite --test integration rabbitmq::`.
 
@@ -18,7 +18,7 @@ use common::queue::testsuite::job;
 use common::queue::{Delivery, JobQueue, RabbitConfig, RabbitQueue};
 use common::store::{Claim, Finish, MemoryStore, ResultStore};
 use parking_lot::Mutex;
-use tokio::sync::RwLock;
+use tokio::sync::{RwLock, RwLockReadGuard};
 
 use common::testsuite::unique_name;
 
@@ -42,6 +42,16 @@ async fn queue(name: &str, delivery_limit: u32) -> RabbitQueue {
     RabbitQueue::connect(config(name, delivery_limit))
         .await
         .expect("RabbitMQ on 127.0.0.1:5672 (start it with `rabbitmq-server -detached`)")
+}
+
+/// [`queue`] for a test that holds the broker shared while the guard lives,
+/// so that the restart test waits for it.
+async fn shared_queue(
+    name: &str,
+    delivery_limit: u32,
+) -> (RwLockReadGuard<'static, ()>, RabbitQueue) {
+    let broker = BROKER.read().await;
+    (broker, queue(name, delivery_limit).await)
 }
 
 async fn next(queue: &RabbitQueue) -> Delivery {
@@ -95,8 +105,7 @@ async fn contract_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_and_exhausted_messages_reach_the_dead_letter_queue() {
-    let _broker = BROKER.read().await;
-    let queue = queue("poison", 2).await;
+    let (_broker, queue) = shared_queue("poison", 2).await;
 
     // A body no worker can decode is dead-lettered at once.
     queue.publish_raw(b"not json", "poison-1").await.unwrap();
@@ -176,8 +185,7 @@ async fn work(store: &MemoryStore, delivery: Delivery) -> Option<Finish> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_a_job_twice_is_harmless() {
-    let _broker = BROKER.read().await;
-    let queue = queue("dup", 3).await;
+    let (_broker, queue) = shared_queue("dup", 3).await;
     let store = MemoryStore::new();
     let j = job("dup");
     store.enqueue(j.job()).await.unwrap();
@@ -194,8 +202,7 @@ async fn publishing_a_job_twice_is_harmless() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_delivery_comes_back() {
-    let _broker = BROKER.read().await;
-    let queue = queue("dropped", 5).await;
+    let (_broker, queue) = shared_queue("dropped", 5).await;
     queue.publish(&job("dropped")).await.unwrap();
     let first = next(&queue).await;
     assert_eq!(first.delivery_count, 1);
@@ -210,8 +217,7 @@ async fn a_dropped_delivery_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_deleted_behind_our_back_is_redeclared() {
-    let _broker = BROKER.read().await;
-    let queue = queue("redeclare", 3).await;
+    let (_broker, queue) = shared_queue("redeclare", 3).await;
     // An operator deletes the queue while we are connected.
     let other = RabbitQueue::connect(queue.config().clone()).await.unwrap();
     other.delete_topology().await.unwrap();
@@ -236,10 +242,6 @@ async fn rabbitmqctl(args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_loses_nothing() {
-    if std::env::var_os("SKIP_BROKER_RESTART").is_some() {
-        eprintln!("SKIP_BROKER_RESTART is set: not restarting the broker");
-        return;
-    }
     let _broker = BROKER.write().await;
     let config = RabbitConfig {
         operation_timeout: Duration::from_secs(120),
@@ -294,8 +296,7 @@ async fn broker_restart_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_limit_of_one_never_redelivers() {
-    let _broker = BROKER.read().await;
-    let queue = queue("limit1", 1).await;
+    let (_broker, queue) = shared_queue("limit1", 1).await;
     queue.publish(&job("once")).await.unwrap();
     next(&queue).await.retry().await.unwrap();
     assert_empty(&queue).await;

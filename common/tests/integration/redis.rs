@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::job::{JobMessage, JobOrigin, ModelRef};
+use common::job::{JobMessage, JobOrigin, JobV1, ModelRef};
 use common::store::testsuite::{completed, job};
 use common::store::{Claim, Finish, RedisConfig, RedisStore, ResultStore};
 use parking_lot::Mutex;
@@ -28,6 +28,14 @@ async fn store(name: &str) -> RedisStore {
             "Redis on 127.0.0.1:6379 (start it with `redis-server --daemonize yes --bind 127.0.0.1 \
          --port 6379 --save '' --appendonly no`)",
         )
+}
+
+/// [`store`] holding one enqueued job, `a`.
+async fn store_with_job(name: &str) -> (RedisStore, JobV1) {
+    let store = store(name).await;
+    let a = job("a");
+    store.enqueue(&a).await.unwrap();
+    (store, a)
 }
 
 async fn admin() -> redis::aio::MultiplexedConnection {
@@ -71,9 +79,7 @@ async fn contract_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_finish_records_exactly_one_result() {
-    let store = store("finish8").await;
-    let a = job("a");
-    store.enqueue(&a).await.unwrap();
+    let (store, a) = store_with_job("finish8").await;
     store
         .claim(&a, "w0", Duration::from_secs(60), 1_000)
         .await
@@ -103,9 +109,7 @@ async fn concurrent_finish_records_exactly_one_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_connection_is_survived() {
-    let store = store("kill").await;
-    let a = job("a");
-    store.enqueue(&a).await.unwrap();
+    let (store, a) = store_with_job("kill").await;
     let mut admin = admin().await;
     for round in 0..3 {
         let before = store.connection_id().await.unwrap();

@@ -1006,7 +1006,7 @@ mod connections {
     use std::time::Instant;
 
     use coordinator::api::ConnectionLimits;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinHandle;
 
@@ -1060,7 +1060,10 @@ mod connections {
 
     /// Reads until the server closes the connection (EOF or reset); returns
     /// what arrived and when the connection closed. Fails after `limit`.
-    async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Instant) {
+    async fn until_closed(
+        stream: &mut (impl AsyncRead + Unpin),
+        limit: Duration,
+    ) -> (Vec<u8>, Instant) {
         let mut received = Vec::new();
         let mut buf = [0u8; 8192];
         tokio::time::timeout(limit, async {
@@ -1075,14 +1078,21 @@ mod connections {
         .unwrap_or_else(|_| panic!("the connection was still open after {limit:?}"))
     }
 
+    /// Waits until the server closes `stream` without a byte of answer, and
+    /// checks that it waited out the header timeout (less `margin`) since
+    /// `since`.
+    async fn assert_closed_unanswered(stream: &mut TcpStream, since: Instant, margin: Duration) {
+        let (received, closed) = until_closed(stream, HEADER + SLACK).await;
+        assert!(received.is_empty(), "{received:?}");
+        assert!(closed - since >= HEADER - margin);
+    }
+
     #[tokio::test]
     async fn a_silent_connection_is_closed_after_the_header_timeout() {
         let server = start(limits(16)).await;
         let opened = Instant::now();
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        let (received, closed) = until_closed(&mut stream, HEADER + SLACK).await;
-        assert!(received.is_empty(), "{received:?}");
-        assert!(closed - opened >= HEADER - Duration::from_millis(50));
+        assert_closed_unanswered(&mut stream, opened, Duration::from_millis(50)).await;
     }
 
     #[tokio::test]
@@ -1104,17 +1114,7 @@ mod connections {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        let mut buf = [0u8; 1024];
-        let closed = tokio::time::timeout(HEADER + SLACK, async {
-            loop {
-                match read.read(&mut buf).await {
-                    Ok(0) | Err(_) => return Instant::now(),
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("the connection was still open");
+        let (_, closed) = until_closed(&mut read, HEADER + SLACK).await;
         assert!(closed - opened >= HEADER - Duration::from_millis(50));
         drip.abort();
     }
@@ -1138,18 +1138,7 @@ mod connections {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        let mut received = Vec::new();
-        let mut buf = [0u8; 4096];
-        let closed = tokio::time::timeout(BODY + SLACK, async {
-            loop {
-                match read.read(&mut buf).await {
-                    Ok(0) | Err(_) => return Instant::now(),
-                    Ok(n) => received.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await
-        .expect("the connection was still open");
+        let (received, closed) = until_closed(&mut read, BODY + SLACK).await;
         drip.abort();
         let text = String::from_utf8_lossy(&received);
         assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
@@ -1178,9 +1167,7 @@ mod connections {
         }
         let answered = Instant::now();
         assert!(response.starts_with(b"HTTP/1.1 200 "));
-        let (rest, closed) = until_closed(&mut stream, HEADER + SLACK).await;
-        assert!(rest.is_empty(), "{rest:?}");
-        assert!(closed - answered >= HEADER - Duration::from_millis(100));
+        assert_closed_unanswered(&mut stream, answered, Duration::from_millis(100)).await;
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use common::telemetry::{self, LogFormat};
+use tests::LogArgs;
 use tests::chain_double::{ChainDouble, DoubleConfig};
 
 #[derive(Debug, Parser)]
@@ -29,15 +29,14 @@ struct Args {
     /// Add a block every this many milliseconds (0: only on extrinsics and `double_advance`)
     #[arg(long, default_value_t = 0)]
     block_time_ms: u64,
-    /// Log format: human or json
-    #[arg(long, default_value = "human")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    telemetry::init(args.log_format, "info");
+    args.log.init();
     let double = ChainDouble::start(
         args.listen,
         DoubleConfig {

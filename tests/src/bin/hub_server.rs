@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use common::telemetry::{self, LogFormat};
+use tests::LogArgs;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
@@ -20,15 +20,14 @@ struct Args {
     /// datasets/<namespace>/<name>/ for datasets
     #[arg(long)]
     root: PathBuf,
-    /// Log format: human or json
-    #[arg(long, default_value = "human")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    telemetry::init(args.log_format, "info");
+    args.log.init();
     anyhow::ensure!(
         args.root.is_dir(),
         "{} is not a directory",

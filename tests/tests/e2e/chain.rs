@@ -288,7 +288,7 @@ async fn weights_are_set_normalised_by_the_chain_and_rate_limited() {
 }
 
 #[tokio::test]
-async fn commit_reveal_completes_across_a_restart() {
+async fn a_new_client_on_the_same_state_directory_reveals_the_commit() {
     let double = double(DoubleConfig {
         tempo: 10,
         weights_rate_limit: 0,

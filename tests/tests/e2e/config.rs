@@ -40,15 +40,22 @@ fn config_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
+/// `bin`'s effective config from a file `<bin>.toml` holding `text` alone (no
+/// environment, no flags), checked to be accepted; with the file's directory
+/// and path, for further layers.
+fn accepted_config(bin: &str, text: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let (dir, file) = config_file(&format!("{bin}.toml"), text);
+    let (ok, out) = effective(bin, &file, &[], &[]);
+    assert!(ok, "{out}");
+    (dir, file, out)
+}
+
 #[test]
 fn file_then_environment_then_flags() {
-    let (dir, file) = config_file(
-        "coordinator.toml",
+    let (dir, file, out) = accepted_config(
+        "coordinator",
         "netuid = 5\nqueue = \"q.file\"\nversion_key = 3\n",
     );
-
-    let (ok, out) = effective("coordinator", &file, &[], &[]);
-    assert!(ok, "{out}");
     assert!(
         out.contains("netuid: 5") && out.contains("\"q.file\"") && out.contains("version_key: 3"),
         "{out}"
@@ -97,11 +104,9 @@ fn bad_settings_fail_at_start_naming_the_setting() {
 
 #[test]
 fn secrets_never_appear_in_the_printed_config() {
-    let (_dir, file) = config_file(
-        "worker.toml",
+    let (_dir, _, out) = accepted_config(
+        "worker",
         "amqp_url = \"amqp://eval:hunter2@rabbit:5672/%2f\"\n",
     );
-    let (ok, out) = effective("worker", &file, &[], &[]);
-    assert!(ok, "{out}");
     assert!(!out.contains("hunter2"), "the password leaked: {out}");
 }

@@ -7,8 +7,8 @@
 //! broker's app, one lowers the broker's consumer timeout for a while, one
 //! restarts Redis without its data. They hold the servers exclusively
 //! ([`exclusive_servers`]) so the other tests of this binary that use them
-//! ([`shared_servers`]) wait for them. Set `SKIP_BROKER_RESTART=1` to skip
-//! them where other users share the servers.
+//! ([`shared_servers`]) wait for them. Each has `restart` in its name: skip
+//! them with `-- --skip restart` where other users share the servers.
 //!
 //! The worker binary comes from the same target directory as this test
 //! (`cargo test --workspace` builds it).
@@ -64,17 +64,11 @@ fn worker_args(profile: &(std::path::PathBuf, std::path::PathBuf)) -> Vec<String
 }
 
 /// [`start`] for a test that restarts the shared servers or changes their
-/// settings (`what` it does): `None`, and the test passes without running,
-/// where `SKIP_BROKER_RESTART` is set ([`exclusive_servers`]).
-async fn start_exclusive(
-    what: &str,
-    test: &str,
-) -> Result<Option<(RwLockWriteGuard<'static, ()>, Sandbox)>> {
+/// settings, holding them alone ([`exclusive_servers`]).
+async fn start_exclusive(test: &str) -> Result<(RwLockWriteGuard<'static, ()>, Sandbox)> {
     init_tracing();
-    let Some(servers) = exclusive_servers(what).await else {
-        return Ok(None);
-    };
-    Ok(Some((servers, Sandbox::new(test).await?)))
+    let servers = exclusive_servers().await;
+    Ok((servers, Sandbox::new(test).await?))
 }
 
 fn spawn(sandbox: &Sandbox, name: &str, args: &[String]) -> Result<WorkerProcess> {
@@ -440,10 +434,7 @@ async fn redis_connections_killed_mid_job_still_finish_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_worker_reconnects_without_restart() -> Result<()> {
-    let Some((_servers, sandbox)) = start_exclusive("restarting the broker", "restart").await?
-    else {
-        return Ok(());
-    };
+    let (_servers, sandbox) = start_exclusive("restart").await?;
     let first = sandbox.tiny_model("ns", "before", 6).await?;
     let second = sandbox.tiny_model("ns", "after", 7).await?;
     let mut worker = slow_worker(&sandbox, "restart-a")?;
@@ -524,12 +515,8 @@ impl Drop for ConsumerTimeoutOverride {
 /// evaluating. The lease keeps the second worker from starting it, the first
 /// worker's result is stored once, and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Result<()> {
-    let Some((_servers, sandbox)) =
-        start_exclusive("changing broker settings", "consumer-timeout").await?
-    else {
-        return Ok(());
-    };
+async fn job_longer_than_the_consumer_timeout_is_never_restarted() -> Result<()> {
+    let (_servers, sandbox) = start_exclusive("consumer-timeout").await?;
     let model = sandbox.tiny_model("ns", "long", 8).await?;
     let args = worker_args(&sandbox.slow_profile("long", SLOW_SAMPLES * 3)?);
     let overridden = ConsumerTimeoutOverride::set(1_500, 500).await?;
@@ -574,10 +561,7 @@ async fn job_longer_than_the_consumer_timeout_runs_once_and_completes() -> Resul
 /// and queues the job again, and the job completes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_without_data_mid_job_loses_nothing() -> Result<()> {
-    let Some((_servers, sandbox)) = start_exclusive("restarting Redis", "redis-restart").await?
-    else {
-        return Ok(());
-    };
+    let (_servers, sandbox) = start_exclusive("redis-restart").await?;
     let model = sandbox.tiny_model("ns", "wiped", 10).await?;
     let chain = Arc::new(MemoryChain::new(1_000, "5Validator", 1));
     chain.register("5Validator", true);
