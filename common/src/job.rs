@@ -109,9 +109,12 @@ impl fmt::Display for ModelRef {
     }
 }
 
-/// Where a job's lifecycle stands.
+/// Where a job's lifecycle stands. Its name (`as_str`, `Display`,
+/// `FromStr`) is the one serde writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::EnumString)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     Queued,
     Running,
@@ -126,31 +129,7 @@ impl JobStatus {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "QUEUED",
-            Self::Running => "RUNNING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        }
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "QUEUED" => Ok(Self::Queued),
-            "RUNNING" => Ok(Self::Running),
-            "COMPLETED" => Ok(Self::Completed),
-            "FAILED" => Ok(Self::Failed),
-            other => Err(format!("unknown job status `{other}`")),
-        }
+        self.into()
     }
 }
 

@@ -4,8 +4,6 @@
 //! the miner can act on. Transient trouble (network, broker, host OOM) is not
 //! a result: the job is handed back and retried.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::job::JobId;
@@ -44,6 +42,8 @@ impl ComponentScores {
 /// its message says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum FailureCode {
     /// The repository does not exist, is private or gated.
     NotAccessible,
@@ -70,39 +70,13 @@ pub enum FailureCode {
 }
 
 impl FailureCode {
-    /// Every code, for pre-initialising metric labels and for listings.
-    pub const ALL: [Self; 10] = [
-        Self::NotAccessible,
-        Self::ForbiddenFile,
-        Self::TooLarge,
-        Self::BadConfig,
-        Self::BadTemplate,
-        Self::NanOutput,
-        Self::Timeout,
-        Self::LoadFailed,
-        Self::InvalidJob,
-        Self::DeliveryLimit,
-    ];
+    /// Every code (`strum::VariantArray`), for pre-initialising metric labels
+    /// and for listings.
+    pub const ALL: &'static [Self] = <Self as strum::VariantArray>::VARIANTS;
 
+    /// The code's name, the one serde writes.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotAccessible => "not_accessible",
-            Self::ForbiddenFile => "forbidden_file",
-            Self::TooLarge => "too_large",
-            Self::BadConfig => "bad_config",
-            Self::BadTemplate => "bad_template",
-            Self::NanOutput => "nan_output",
-            Self::Timeout => "timeout",
-            Self::LoadFailed => "load_failed",
-            Self::InvalidJob => "invalid_job",
-            Self::DeliveryLimit => "delivery_limit",
-        }
-    }
-}
-
-impl fmt::Display for FailureCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -366,7 +340,7 @@ mod tests {
             FailureCode::InvalidJob => 8,
             FailureCode::DeliveryLimit => 9,
         };
-        for (i, code) in FailureCode::ALL.into_iter().enumerate() {
+        for (i, &code) in FailureCode::ALL.iter().enumerate() {
             assert_eq!(position(code), i, "{code}");
         }
     }
