@@ -40,11 +40,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{DeadLetter, DeadLetterReason, JobQueue, QueueError};
 use common::result::{FailureCode, FailureReason, Outcome, ResultMessage, ResultV1};
-use common::store::{JobRecord, ResultStore, StoreError};
+use common::store::{ClusterClock, JobRecord, ResultStore, StoreError};
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
@@ -118,6 +117,8 @@ pub struct Reconciler {
     store: Arc<dyn ResultStore>,
     queue: Arc<dyn JobQueue>,
     settings: ReconcileSettings,
+    /// The store's time, which workers stamp their leases with.
+    clock: ClusterClock,
     /// QUEUED jobs (with their publication) whose message the last pass
     /// found missing from an empty queue.
     lost_sightings: Arc<Mutex<HashSet<(JobId, u64)>>>,
@@ -135,6 +136,7 @@ impl Reconciler {
             store,
             queue,
             settings,
+            clock: ClusterClock::default(),
             lost_sightings: Arc::default(),
         }
     }
@@ -149,6 +151,7 @@ impl Reconciler {
     }
 
     async fn pass(&self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
+        self.clock.refresh(&*self.store).await?;
         self.reclaim_expired(report).await?;
         let broker_away = match self.settle_dead_letters(report).await {
             // Publishing below fails too, and is counted.
@@ -166,7 +169,7 @@ impl Reconciler {
         let queue_empty = !broker_away && self.queue.depth().await.is_ok_and(|d| d.is_empty());
         let mut queued = self.store.jobs_with_status(JobStatus::Queued).await?;
         self.requeue_lost(queue_empty, &mut queued, report).await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         queued.retain(|r| r.needs_publish(now, self.settings.publish_stale_after));
         metrics::JOBS_UNPUBLISHED.set(queued.len() as i64);
         for record in &queued {
@@ -190,8 +193,10 @@ impl Reconciler {
         queued: &mut [JobRecord],
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
-        let stale_before =
-            now_ms().saturating_sub(self.settings.publish_stale_after.as_millis() as u64);
+        let stale_before = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.settings.publish_stale_after.as_millis() as u64);
         let sighted: HashSet<(JobId, u64)> = if queue_empty {
             queued
                 .iter()
@@ -240,8 +245,11 @@ impl Reconciler {
         id: &JobId,
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
+        self.clock.refresh(&*self.store).await?;
         match self.store.get(id).await? {
-            Some(record) if record.needs_publish(now_ms(), self.settings.publish_stale_after) => {
+            Some(record)
+                if record.needs_publish(self.clock.now_ms(), self.settings.publish_stale_after) =>
+            {
                 self.publish(&record, report).await
             }
             _ => Ok(()),
@@ -257,7 +265,7 @@ impl Reconciler {
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
         let id = &record.job.job_id;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let Some(attempt) = self
             .store
             .begin_publish(id, now, self.settings.publish_stale_after)
@@ -268,7 +276,9 @@ impl Reconciler {
         let message = JobMessage::V1(record.job.clone());
         match self.queue.publish(&message).await {
             Ok(()) => {
-                self.store.end_publish(id, attempt, true, now_ms()).await?;
+                self.store
+                    .end_publish(id, attempt, true, self.clock.now_ms())
+                    .await?;
                 // Publishes this job should have needed: one, plus one per
                 // reclaim, requeue or lost message. Any attempt beyond failed
                 // earlier: this one repairs a job that was stranded without a message.
@@ -291,14 +301,16 @@ impl Reconciler {
             Err(e) => {
                 warn!(job_id = %id, attempt, error = %e, "publish failed; the next pass retries it");
                 report.publish_failures += 1;
-                self.store.end_publish(id, attempt, false, now_ms()).await?;
+                self.store
+                    .end_publish(id, attempt, false, self.clock.now_ms())
+                    .await?;
                 Ok(())
             }
         }
     }
 
     async fn reclaim_expired(&self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for record in self.store.jobs_with_status(JobStatus::Running).await? {
             let Some(lease) = record
                 .lease_expires_at_ms
@@ -423,7 +435,7 @@ impl Reconciler {
         message: String,
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let result = ResultMessage::V1(ResultV1 {
             job_id: record.job.job_id.clone(),
             profile: record.job.profile.clone(),

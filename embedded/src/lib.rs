@@ -21,7 +21,7 @@ use common::chain::MemoryChain;
 use common::chain_weights::U16Weights;
 use common::job::JobStatus;
 use common::queue::MemoryQueue;
-use common::store::{MemoryStore, ResultStore};
+use common::store::{ClusterClock, MemoryStore, ResultStore};
 use common::submission::CommitString;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -157,6 +157,7 @@ pub async fn run(
             evaluator: evaluator.clone(),
             profile: profile.clone(),
             timings: LoopTimings::default(),
+            clock: ClusterClock::default(),
         };
         let stop = workers_stop.clone();
         workers.spawn(async move { worker.run(stop).await });

@@ -23,12 +23,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::clock::now_ms;
 use common::job::{JobMessage, JobV1};
 use common::queue::{Delivery, JobQueue};
 use common::result::{FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores};
 use common::scoring::ScoringProfile;
-use common::store::{Claim, Finish, ResultStore};
+use common::store::{Claim, ClusterClock, Finish, ResultStore, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -66,6 +65,8 @@ pub struct Worker {
     pub evaluator: Arc<dyn Evaluator>,
     pub profile: ScoringProfile,
     pub timings: LoopTimings,
+    /// What claims, leases and results are stamped with: the store's time.
+    pub clock: ClusterClock,
 }
 
 impl std::fmt::Debug for Worker {
@@ -118,21 +119,16 @@ impl Worker {
     }
 
     async fn process(&self, job: JobV1, delivery: Delivery, shutdown: &CancellationToken) {
-        let started_at_ms = now_ms();
-        let attempt = match self
-            .store
-            .claim(&job, &self.name, self.timings.lease, started_at_ms)
-            .await
-        {
-            Ok(Claim::Claimed { attempt }) => attempt,
-            Ok(Claim::Recreated) => 1,
-            Ok(Claim::Finished) => {
+        let (attempt, started_at_ms) = match self.claim(&job).await {
+            Ok((Claim::Claimed { attempt }, at)) => (attempt, at),
+            Ok((Claim::Recreated, at)) => (1, at),
+            Ok((Claim::Finished, _)) => {
                 info!("job already finished, dropping duplicate delivery");
                 metrics::JOBS.with_label_values(&["duplicate"]).inc();
                 settle(delivery.ack().await, "ack");
                 return;
             }
-            Ok(Claim::Leased { worker, until_ms }) => {
+            Ok((Claim::Leased { worker, until_ms }, _)) => {
                 // The holder is alive and renewing; if it dies the coordinator
                 // re-publishes the job once the lease runs out.
                 info!(holder = %worker, until_ms, "job leased by another worker, dropping duplicate delivery");
@@ -180,7 +176,7 @@ impl Worker {
             worker: self.name.clone(),
             attempt,
             started_at_ms,
-            finished_at_ms: now_ms(),
+            finished_at_ms: self.clock.now_ms(),
         });
         match self.store.finish(&result).await {
             Ok(Finish::Recorded) => {
@@ -202,6 +198,18 @@ impl Worker {
         }
     }
 
+    /// Claims `job` at the store's time (read again first if the last reading is old);
+    /// returns the claim and that time.
+    async fn claim(&self, job: &JobV1) -> Result<(Claim, u64), StoreError> {
+        self.clock.refresh(&*self.store).await?;
+        let now = self.clock.now_ms();
+        let claim = self
+            .store
+            .claim(job, &self.name, self.timings.lease, now)
+            .await?;
+        Ok((claim, now))
+    }
+
     /// Fetch and evaluate under the deadline, with a heartbeat alongside.
     async fn evaluate(
         &self,
@@ -221,11 +229,12 @@ impl Worker {
         let cancel = shutdown.child_token();
         let (progress, mut progress_rx) = Progress::new();
         let heartbeat = {
-            let (store, id, name, cancel) = (
+            let (store, id, name, cancel, clock) = (
                 self.store.clone(),
                 job.job_id.clone(),
                 self.name.clone(),
                 cancel.clone(),
+                self.clock.clone(),
             );
             let timings = self.timings;
             async move {
@@ -239,7 +248,7 @@ impl Worker {
                     }
                     let fraction = *progress_rx.borrow_and_update();
                     match store
-                        .heartbeat(&id, &name, fraction, timings.lease, now_ms())
+                        .heartbeat(&id, &name, fraction, timings.lease, clock.now_ms())
                         .await
                     {
                         Ok(true) => {}

@@ -22,7 +22,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use common::job::{JobId, ModelRef};
 use common::queue::{JobQueue, RabbitQueue};
-use common::store::{RedisStore, ResultStore};
+use common::store::{ClusterClock, RedisStore, ResultStore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -136,6 +136,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         evaluator: Arc::new(evaluator),
         profile: config.profile,
         timings: config.timings,
+        clock: ClusterClock::default(),
     };
     worker.run(shutdown).await;
     queue.close().await;

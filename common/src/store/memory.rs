@@ -96,6 +96,10 @@ impl ResultStore for MemoryStore {
         Ok(Enqueued::Created)
     }
 
+    async fn time_ms(&self) -> Result<u64, StoreError> {
+        Ok(crate::clock::now_ms())
+    }
+
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         Ok(self.jobs.lock().get(id).cloned())
     }

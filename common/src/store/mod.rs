@@ -28,6 +28,7 @@
 //! [`MemoryStore`] backs the embedded mode; Redis backs the cluster (module
 //! `redis`, feature `redis`, which documents the key schema).
 
+mod clock;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -40,6 +41,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use self::clock::ClusterClock;
 pub use self::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
@@ -226,9 +228,13 @@ fn best_first(mut ranked: Vec<RankedJob>, limit: usize) -> Vec<RankedJob> {
 }
 
 /// The store as the coordinator and workers use it. Times are unix ms passed
-/// in by the caller, so tests control the clock.
+/// in by the caller, so tests control the clock; callers read them from a
+/// [`ClusterClock`], so that every machine's times agree with the store's.
 #[async_trait]
 pub trait ResultStore: Send + Sync + 'static {
+    /// The store's own clock, unix ms: the cluster's time ([`ClusterClock`]).
+    async fn time_ms(&self) -> Result<u64, StoreError>;
+
     /// Records `job` as QUEUED unless it is known.
     async fn enqueue(&self, job: &JobV1) -> Result<Enqueued, StoreError>;
 

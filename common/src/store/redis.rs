@@ -249,6 +249,12 @@ local function transition(id, name)
   end
   set_status(id, to)
 end
+-- Whether the job is in `status` with `field` equal to `value`: the guard of
+-- every conditional move, so that a stale caller changes nothing.
+local function holds(status, field, value)
+  local f = redis.call('HMGET', KEYS[1], 'status', field)
+  return f[1] == status and f[2] == value
+end
 -- Creates a QUEUED record from the field/value pairs in ARGV[first..].
 local function create(id, first)
   redis.call('HSET', KEYS[1], unpack(ARGV, first))
@@ -308,8 +314,7 @@ return {'claimed', tostring(attempts), recreated}
 
 /// ARGV: worker, progress, lease_until_ms. Returns 1 when renewed.
 const HEARTBEAT: &str = r#"
-local f = redis.call('HMGET', KEYS[1], 'status', 'worker')
-if f[1] ~= 'RUNNING' or f[2] ~= ARGV[1] then
+if not holds('RUNNING', 'worker', ARGV[1]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'progress', ARGV[2], 'lease_expires_at_ms', ARGV[3])
@@ -318,8 +323,7 @@ return 1
 
 /// ARGV: id, worker.
 const RELEASE: &str = r#"
-local f = redis.call('HMGET', KEYS[1], 'status', 'worker')
-if f[1] == 'RUNNING' and f[2] == ARGV[2] then
+if holds('RUNNING', 'worker', ARGV[2]) then
   transition(ARGV[1], 'hand_back')
   redis.call('HDEL', KEYS[1], 'lease_expires_at_ms')
   redis.call('HSET', KEYS[1], 'progress', '0')
@@ -393,8 +397,7 @@ return 1
 
 /// ARGV: id, lease_expires_at_ms seen, now_ms. Returns 1 when reclaimed.
 const RECLAIM: &str = r#"
-local f = redis.call('HMGET', KEYS[1], 'status', 'lease_expires_at_ms')
-if f[1] ~= 'RUNNING' or f[2] ~= ARGV[2] or tonumber(f[2]) >= tonumber(ARGV[3]) then
+if not holds('RUNNING', 'lease_expires_at_ms', ARGV[2]) or tonumber(ARGV[2]) >= tonumber(ARGV[3]) then
   return 0
 end
 transition(ARGV[1], 'reclaim')
@@ -407,8 +410,7 @@ return 1
 /// ARGV: id, published_at_ms seen, the counter field (`requeues` or
 /// `lost_messages`). Returns 1 when requeued.
 const REQUEUE: &str = r#"
-local f = redis.call('HMGET', KEYS[1], 'status', 'published_at_ms')
-if f[1] ~= 'QUEUED' or f[2] ~= ARGV[2] then
+if not holds('QUEUED', 'published_at_ms', ARGV[2]) then
   return 0
 end
 transition(ARGV[1], 'requeue')
@@ -437,7 +439,7 @@ impl Scripts {
         Self {
             enqueue: with_prelude(ENQUEUE),
             claim: with_prelude(CLAIM),
-            heartbeat: Script::new(HEARTBEAT),
+            heartbeat: with_prelude(HEARTBEAT),
             release: with_prelude(RELEASE),
             finish: with_prelude(FINISH),
             begin_publish: Script::new(BEGIN_PUBLISH),
@@ -830,10 +832,10 @@ fn decode_record(key: &str, fields: &HashMap<String, String>) -> Result<JobRecor
         .map_err(|e| corrupt(key, format!("field `job`: {e}")))?
         .job()
         .clone();
-    let status = text("status")
-        .ok_or_else(|| corrupt(key, "field `status` is missing"))?
+    let status = text("status").ok_or_else(|| corrupt(key, "field `status` is missing"))?;
+    let status = status
         .parse::<JobStatus>()
-        .map_err(|e| corrupt(key, e))?;
+        .map_err(|_| corrupt(key, format!("unknown job status `{status}`")))?;
     let result = text("result")
         .map(|r| {
             ResultMessage::decode(r.as_bytes())
@@ -894,6 +896,15 @@ impl ResultStore for RedisStore {
                 format!("unexpected enqueue reply {reply:?}"),
             )),
         }
+    }
+
+    async fn time_ms(&self) -> Result<u64, StoreError> {
+        let (seconds, micros): (u64, u64) = self
+            .retrying("time", |mut c| async move {
+                redis::cmd("TIME").query_async(&mut c).await
+            })
+            .await?;
+        Ok(seconds * 1000 + micros / 1000)
     }
 
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {

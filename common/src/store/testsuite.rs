@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{Claim, Enqueued, Finish, ResultStore};
-use crate::job::{JobOrigin, JobStatus, JobV1};
+use crate::job::{JobId, JobOrigin, JobStatus, JobV1};
 use crate::result::{
     AnswerProbabilities, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1,
     SampleRecord, Scores,
@@ -72,6 +72,15 @@ where
 {
     let store = make().await;
     let a = job("a");
+
+    // The store's clock is the wall clock (the servers here run on this machine).
+    let before = crate::clock::now_ms();
+    let store_ms = store.time_ms().await.unwrap();
+    let after = crate::clock::now_ms();
+    assert!(
+        (before.saturating_sub(1_000)..=after + 1_000).contains(&store_ms),
+        "store time {store_ms}, local {before}..{after}"
+    );
 
     // Enqueue is idempotent.
     assert_eq!(store.enqueue(&a).await.unwrap(), Enqueued::Created);
@@ -322,6 +331,30 @@ pub fn chain_job(name: &str, hotkey: &str, queued_at_ms: u64) -> JobV1 {
     }
 }
 
+/// Checks that `store` starts no publish of `id` at `now_ms`: the job needs
+/// no message, or another publisher holds it.
+async fn assert_publish_refused<S: ResultStore>(
+    store: &S,
+    id: &JobId,
+    now_ms: u64,
+    stale_after: Duration,
+) {
+    assert_eq!(
+        store.begin_publish(id, now_ms, stale_after).await.unwrap(),
+        None
+    );
+}
+
+/// Publishes `id` at `now_ms` as the reconciler does: starts a publish (it
+/// must start) and ends it sent.
+async fn publish<S: ResultStore>(store: &S, id: &JobId, now_ms: u64, stale_after: Duration) {
+    let attempt = store.begin_publish(id, now_ms, stale_after).await.unwrap();
+    store
+        .end_publish(id, attempt.unwrap(), true, now_ms)
+        .await
+        .unwrap();
+}
+
 /// The reconciler's bookkeeping: one publisher at a time, one reclaim per
 /// expiry, one requeue per lost message.
 async fn publication<S: ResultStore>(store: &S) {
@@ -337,10 +370,7 @@ async fn publication<S: ResultStore>(store: &S) {
         store.begin_publish(&a.job_id, 1_000, STALE).await.unwrap(),
         Some(1)
     );
-    assert_eq!(
-        store.begin_publish(&a.job_id, 2_000, STALE).await.unwrap(),
-        None
-    );
+    assert_publish_refused(store, &a.job_id, 2_000, STALE).await;
     // The first publisher died: after `stale_after` another takes over, and
     // the dead one's late end changes nothing.
     assert_eq!(
@@ -374,13 +404,7 @@ async fn publication<S: ResultStore>(store: &S) {
     assert_eq!(record.published_at_ms, Some(42_000));
     assert_eq!(record.publish_attempts, 3);
     assert!(!record.needs_publish(500_000, STALE));
-    assert_eq!(
-        store
-            .begin_publish(&a.job_id, 500_000, STALE)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_publish_refused(store, &a.job_id, 500_000, STALE).await;
 
     // A dead-lettered message: requeue once, then publish again.
     assert!(!store.requeue(&a.job_id, 41_999).await.unwrap());
@@ -389,11 +413,7 @@ async fn publication<S: ResultStore>(store: &S) {
     let record = store.get(&a.job_id).await.unwrap().unwrap();
     assert_eq!((record.status, record.requeues), (JobStatus::Queued, 1));
     assert!(record.needs_publish(43_000, STALE));
-    let attempt = store.begin_publish(&a.job_id, 42_500, STALE).await.unwrap();
-    store
-        .end_publish(&a.job_id, attempt.unwrap(), true, 42_500)
-        .await
-        .unwrap();
+    publish(store, &a.job_id, 42_500, STALE).await;
 
     // A message the broker lost: the same move, counted apart.
     assert!(!store.requeue_lost(&a.job_id, 42_000).await.unwrap());
@@ -405,11 +425,7 @@ async fn publication<S: ResultStore>(store: &S) {
         (JobStatus::Queued, 1, 1)
     );
     assert!(record.needs_publish(43_000, STALE));
-    let attempt = store.begin_publish(&a.job_id, 43_000, STALE).await.unwrap();
-    store
-        .end_publish(&a.job_id, attempt.unwrap(), true, 43_000)
-        .await
-        .unwrap();
+    publish(store, &a.job_id, 43_000, STALE).await;
 
     // A hand-back keeps the message (the worker returns it to the queue).
     store.claim(&a, "w1", LEASE, 50_000).await.unwrap();
@@ -484,13 +500,7 @@ async fn lifecycle_table<S: ResultStore>(store: &S) {
     store.release(&done.job_id, "w1").await.unwrap();
     let record = store.get(&done.job_id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Completed);
-    assert_eq!(
-        store
-            .begin_publish(&done.job_id, 999_999, LEASE)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_publish_refused(store, &done.job_id, 999_999, LEASE).await;
     // A QUEUED job can fail without ever running (the reconciler gives up
     // on a dead-lettered job), and a RUNNING one cannot be requeued.
     let never_ran = job("table-never-ran");
@@ -508,14 +518,7 @@ async fn lifecycle_table<S: ResultStore>(store: &S) {
     );
     let running = job("table-running");
     store.enqueue(&running).await.unwrap();
-    let attempt = store
-        .begin_publish(&running.job_id, 1_000, LEASE)
-        .await
-        .unwrap();
-    store
-        .end_publish(&running.job_id, attempt.unwrap(), true, 1_000)
-        .await
-        .unwrap();
+    publish(store, &running.job_id, 1_000, LEASE).await;
     store.claim(&running, "w1", LEASE, 2_000).await.unwrap();
     assert!(!store.requeue(&running.job_id, 1_000).await.unwrap());
     assert_eq!(

@@ -28,7 +28,8 @@ use common::queue::{
 use common::result::{ResultMessage, SampleRecord};
 use common::scoring::ScoringProfile;
 use common::store::{
-    Claim, Enqueued, Finish, JobRecord, RankedJob, RedisStore, ResultStore, StoreError,
+    Claim, ClusterClock, Enqueued, Finish, JobRecord, RankedJob, RedisStore, ResultStore,
+    StoreError,
 };
 use futures::{StreamExt, TryStreamExt};
 use tests::sandbox::Sandbox;
@@ -173,6 +174,10 @@ struct CountingStore {
 impl ResultStore for CountingStore {
     async fn enqueue(&self, job: &JobV1) -> Result<Enqueued, StoreError> {
         self.inner.enqueue(job).await
+    }
+
+    async fn time_ms(&self) -> Result<u64, StoreError> {
+        self.inner.time_ms().await
     }
 
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
@@ -338,6 +343,7 @@ async fn round(args: &Args, workers: usize) -> Result<Round> {
             evaluator: Arc::new(NoopEvaluator),
             profile: ScoringProfile::v1(),
             timings: LoopTimings::default(),
+            clock: ClusterClock::default(),
         };
         let shutdown = shutdown.clone();
         tasks.push(tokio::spawn(async move { worker.run(shutdown).await }));

@@ -15,7 +15,7 @@ use common::job::{JobId, JobMessage, JobOrigin, JobStatus, ModelRef};
 use common::queue::{JobQueue, MemoryQueue};
 use common::result::{FailureCode, FailureReason, Outcome};
 use common::scoring::ScoringProfile;
-use common::store::{MemoryStore, ResultStore};
+use common::store::{ClusterClock, MemoryStore, ResultStore};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use worker::consumer::{LoopTimings, Worker};
@@ -125,6 +125,7 @@ impl Harness {
                 heartbeat: Duration::from_millis(100),
                 retry_backoff: Duration::from_millis(10),
             },
+            clock: ClusterClock::default(),
         }
     }
 
