@@ -1,7 +1,8 @@
 //! Profile v2's local LLM judge on a real model: SmolLM2-135M-Instruct judges
 //! (small, so the quality of its verdicts is not the point; the mechanics
 //! are): the orders swap exactly, verdicts repeat, identical replies tie, a
-//! reply cannot instruct the judge, and a broken judge is the validator's
+//! reply cannot instruct the judge, a card too long for its window is cut
+//! rather than its instructions, and a broken judge is the validator's
 //! trouble, never the candidate's. `worker eval --profile` prints it all.
 
 use std::path::{Path, PathBuf};
@@ -156,6 +157,43 @@ async fn swapping_the_replies_swaps_the_judges_probabilities() {
     for p in [xy.candidate_first, xy.candidate_second] {
         assert!(p.a > 0.0 && p.b > 0.0 && p.a + p.b <= 1.0, "{p:?}");
     }
+}
+
+/// A character card longer than SmolLM2's window. The judge is shown the
+/// card's start, as much as fits beside a reply of the full budget, with the
+/// last turn and its instructions whole, whatever the candidate's reply.
+/// Before, the prompt was cut from the left: the instructions went first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_longer_than_the_window_is_cut_never_the_instructions() {
+    let judge = load_judge(SMOLLM2, 64).await;
+    let c = conversation("knight-aldric");
+    let mut context = c.context().to_vec();
+    context[0]
+        .content
+        .push_str(&" The castle's kitchens are vast.".repeat(2_000));
+    let kept = judge.judged_context(&context, c.reference()).unwrap();
+    assert!(kept[0].content.len() < context[0].content.len());
+    assert!(context[0].content.starts_with(&kept[0].content));
+    assert_eq!(kept.last(), context.last());
+    // The prompt's start (the template's, then the instructions) as a
+    // conversation that fits shows it.
+    let prompt_start = |context, candidate| {
+        let (tokens, _) = judge
+            .prompt_tokens(context, candidate, c.reference())
+            .unwrap();
+        tokens[..24].to_vec()
+    };
+    let expected = prompt_start(c.context(), "Aye.");
+    let full_budget = judge.cut_reply(&"Aye, my lord. ".repeat(100)).unwrap();
+    for candidate in ["Aye.", full_budget.as_str()] {
+        assert_eq!(prompt_start(&kept, candidate), expected, "{candidate}");
+    }
+    assert_ne!(
+        prompt_start(&context, "Aye."),
+        expected,
+        "the uncut card overflows"
+    );
+    judge.unload().await;
 }
 
 /// A reply that forges five judge turns answering `B`, then says "Ignore

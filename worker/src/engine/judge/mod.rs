@@ -29,6 +29,10 @@ use crate::eval::context::fit_context;
 use crate::source::{LocalModel, ModelSource};
 use crate::template::{ChatTemplate, TemplateError};
 
+/// Tokens a reply cut to the budget may take beyond it once rendered in the
+/// prompt (its edges can tokenize differently there than alone).
+const REPLY_SLACK_TOKENS: usize = 8;
+
 /// Why the judge could not give a verdict. Every case is the validator's
 /// problem ([`JudgeError::into_job_error`] makes it transient).
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +191,8 @@ impl Judge {
     }
 
     /// The judge's verdict on `candidate` against `reference` after `context`:
-    /// both cut to the reply budget, asked in both orders.
+    /// both cut to the reply budget, asked in both orders, after the context
+    /// [`Self::judged_context`] keeps.
     pub async fn judge(
         &self,
         context: &[Message],
@@ -196,16 +201,49 @@ impl Judge {
     ) -> Result<JudgedSample, JudgeError> {
         let candidate = self.cut_reply(candidate)?;
         let reference = self.cut_reply(reference)?;
+        let context = self.judged_context(context, &reference)?;
         let first = self
-            .answer_probabilities(context, &candidate, &reference)
+            .answer_probabilities(&context, &candidate, &reference)
             .await?;
         let second = self
-            .answer_probabilities(context, &reference, &candidate)
+            .answer_probabilities(&context, &reference, &candidate)
             .await?;
         Ok(JudgedSample {
             verdict: judge_verdict(first, second),
             candidate_chars: candidate.chars().count(),
             reference_chars: reference.chars().count(),
+        })
+    }
+
+    /// What of `context` the judge is shown beside `reference` (already cut to
+    /// the reply budget): what fits its window with a candidate reply of the
+    /// full budget ([`prompt::fit_judged_context`]). So it is the same for
+    /// every candidate, whatever the length of its reply, and the
+    /// instructions are never cut.
+    pub fn judged_context(
+        &self,
+        context: &[Message],
+        reference: &str,
+    ) -> Result<Vec<Message>, JudgeError> {
+        let budget = self
+            .loaded
+            .info()
+            .max_seq_len
+            .saturating_sub(1 + self.settings.reply_tokens + REPLY_SLACK_TOKENS)
+            .max(1);
+        // The candidate's place is left empty: its budget is kept free.
+        let without_candidate = prompt::Comparison {
+            context,
+            reply_a: "",
+            reply_b: reference,
+        };
+        let labels = prompt::Labels::choose(&without_candidate);
+        prompt::fit_judged_context(context, budget, |kept| {
+            let comparison = prompt::Comparison {
+                context: kept,
+                ..without_candidate
+            };
+            self.render_tokens(&comparison, labels)
         })
     }
 
@@ -236,6 +274,8 @@ impl Judge {
             reply_a,
             reply_b,
         });
+        // A context from `judged_context` fits; this only cuts one that
+        // does not, from the left, as a last resort.
         let window = self.loaded.info().max_seq_len;
         let fitted = fit_context(context, window.saturating_sub(1).max(1), |kept| {
             let comparison = prompt::Comparison {
@@ -243,11 +283,20 @@ impl Judge {
                 reply_a,
                 reply_b,
             };
-            let messages = prompt::messages(&comparison, &self.control_tokens, labels);
-            let text = self.template.render(&messages, true)?;
-            Ok::<_, JudgeError>(self.loaded.tokenize(&text)?)
+            self.render_tokens(&comparison, labels)
         })?;
         Ok((fitted.tokens, labels))
+    }
+
+    /// The prompt of `comparison` under `labels`, rendered and tokenized.
+    fn render_tokens(
+        &self,
+        comparison: &prompt::Comparison<'_>,
+        labels: prompt::Labels,
+    ) -> Result<Vec<u32>, JudgeError> {
+        let messages = prompt::messages(comparison, &self.control_tokens, labels);
+        let text = self.template.render(&messages, true)?;
+        Ok(self.loaded.tokenize(&text)?)
     }
 
     /// The probabilities of `labels` after an already tokenized prompt.

@@ -24,6 +24,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{Message, Role};
+use crate::eval::context::fit_context;
 
 /// The instructions, with the seed's later judge's criteria.
 const INSTRUCTIONS: &str = "You judge replies in a roleplay conversation. Read the character card \
@@ -147,6 +148,69 @@ pub fn neutralize(text: &str, forbidden: &[&str]) -> String {
             return text;
         }
     }
+}
+
+/// The context a judge prompt quotes: `context` with its oldest turns dropped
+/// ([`fit_context`]) until `render` of the prompt around it is at most
+/// `budget` tokens. If the character card and the last turn alone are too
+/// long, the card keeps only as much of its start as fits, then the last
+/// turn only as much of its end; the instructions and the question, which
+/// `render` adds around the context, are never cut.
+pub fn fit_judged_context<E>(
+    context: &[Message],
+    budget: usize,
+    mut render: impl FnMut(&[Message]) -> Result<Vec<u32>, E>,
+) -> Result<Vec<Message>, E> {
+    let fitted = fit_context(context, budget, &mut render)?;
+    let system = usize::from(context.first().is_some_and(|m| m.role == Role::System));
+    let mut kept: Vec<Message> = context[..system]
+        .iter()
+        .chain(&context[system + fitted.dropped_messages..])
+        .cloned()
+        .collect();
+    if !fitted.truncated {
+        return Ok(kept);
+    }
+    // The card's start names the character; the last turn's end is what the
+    // reply answers.
+    type Cut = fn(&[char], usize) -> String;
+    let mut cuts: Vec<(usize, Cut)> = Vec::new();
+    if system == 1 {
+        cuts.push((0, |text, n| text[..n].iter().collect()));
+    }
+    if kept.len() > system {
+        cuts.push((kept.len() - 1, |text, n| {
+            text[text.len() - n..].iter().collect()
+        }));
+    }
+    for (index, keep) in cuts {
+        let text: Vec<char> = kept[index].content.chars().collect();
+        let mut fits = |n: usize| -> Result<bool, E> {
+            kept[index].content = keep(&text, n);
+            Ok(render(&kept)?.len() <= budget)
+        };
+        let n = longest(text.len(), &mut fits)?;
+        fits(n)?;
+        if n > 0 {
+            break;
+        }
+    }
+    Ok(kept)
+}
+
+/// The largest `n` in `0..=max` for which `fits` holds, where `fits` holds
+/// for every `n` below one that does (0 when it holds for none).
+fn longest<E>(max: usize, mut fits: impl FnMut(usize) -> Result<bool, E>) -> Result<usize, E> {
+    let (mut low, mut high) = (0, max);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if fits(mid)? {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    Ok(low)
 }
 
 /// The messages the judge's chat template renders (a system message with the
@@ -335,6 +399,67 @@ mod tests {
         let quoted = &body[body.find("Reply B:").unwrap()..];
         assert!(quoted.contains("\nX Y P Q: answer\n"), "{quoted}");
         assert_eq!(strip_words("A cat, BAY, A.", &["A", "B"]), " cat, BAY, .");
+    }
+
+    /// Ten tokens of instructions and question around the context, then one
+    /// token per message and one per character.
+    fn prompt_render(context: &[Message]) -> Result<Vec<u32>, ()> {
+        Ok(std::iter::repeat_n(0, 10)
+            .chain(
+                context
+                    .iter()
+                    .flat_map(|m| std::iter::once(0).chain(m.content.chars().map(u32::from))),
+            )
+            .collect())
+    }
+
+    fn long_card() -> Vec<Message> {
+        vec![
+            Message::new(Role::System, "Mara, a smuggler captain of the outer moons."),
+            Message::new(Role::User, "Hi."),
+            Message::new(Role::Assistant, "Hello."),
+            Message::new(Role::User, "Where are we headed?"),
+        ]
+    }
+
+    fn contents(messages: &[Message]) -> Vec<&str> {
+        messages.iter().map(|m| m.content.as_str()).collect()
+    }
+
+    #[test]
+    fn a_judged_context_drops_the_oldest_turns_first() {
+        let context = long_card();
+        let whole = prompt_render(&context).unwrap().len();
+        let kept = fit_judged_context(&context, whole, prompt_render).unwrap();
+        assert_eq!(kept, context);
+        let kept = fit_judged_context(&context, whole - 1, prompt_render).unwrap();
+        assert_eq!(
+            contents(&kept),
+            [contents(&context)[0], "Where are we headed?"]
+        );
+    }
+
+    #[test]
+    fn a_card_too_long_keeps_its_start_and_the_instructions_stay() {
+        let context = long_card();
+        let budget = 10 + 1 + 10 + 1 + "Where are we headed?".len();
+        let kept = fit_judged_context(&context, budget, prompt_render).unwrap();
+        assert_eq!(contents(&kept), ["Mara, a sm", "Where are we headed?"]);
+        assert_eq!(prompt_render(&kept).unwrap().len(), budget);
+    }
+
+    #[test]
+    fn then_the_last_turn_keeps_its_end() {
+        let context = long_card();
+        let kept = fit_judged_context(&context, 10 + 2 + 7, prompt_render).unwrap();
+        assert_eq!(contents(&kept), ["", "headed?"]);
+        // Without a card, the one turn keeps its end.
+        let kept = fit_judged_context(&context[3..], 10 + 1 + 3, prompt_render).unwrap();
+        assert_eq!(contents(&kept), ["ed?"]);
+        // Nothing fits beside the instructions: the turns are emptied, the
+        // instructions are the caller's to cut.
+        let kept = fit_judged_context(&context, 5, prompt_render).unwrap();
+        assert_eq!(contents(&kept), ["", ""]);
     }
 
     #[test]
