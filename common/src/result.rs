@@ -63,9 +63,10 @@ pub enum FailureCode {
     LoadFailed,
     /// The job's message could not be understood.
     InvalidJob,
-    /// Every worker that started the job died or gave up before finishing it,
-    /// as many times as the queue's delivery limit allows (e.g. the model
-    /// crashes or exhausts the worker each time).
+    /// Every worker that started the job died (or its lease ran out) before
+    /// finishing it, as many times as the limits allow (e.g. the model
+    /// crashes or exhausts the worker each time). Hand-backs for the
+    /// validator's trouble never count.
     DeliveryLimit,
 }
 

@@ -5,12 +5,16 @@
 //!  next_delivery ──decode──► claim (lease) ──► fetch ──► evaluate ──► finish ──► ack
 //!       │            │            │                 │                    │
 //!       │       poison: DLQ   finished/leased:   model fault: FAILED ────┘
-//!  (cancellable)              ack and skip       transient/cancel: release, retry
+//!  (cancellable)              ack and skip       transient/cancel: release, hand back
 //! ```
 //!
 //! - Waiting for a job is cancelled at once on shutdown; a running evaluation
-//!   is cancelled too and its job handed back (released in the store,
-//!   redelivered by the queue), so a stopping worker loses nothing.
+//!   is cancelled too and its job handed back (released in the store, queued
+//!   again as a new message), so a stopping worker loses nothing.
+//! - A hand-back (shutdown, an outage of the hub, the store or the judge) is
+//!   never counted toward the queue's delivery limit: the job goes back as a
+//!   new message and the delivery is acked. Only deliveries lost with their
+//!   worker count, so a long outage delays jobs and fails none.
 //! - The ack comes only after the result is durably in the store. If the
 //!   worker dies before, the queue redelivers and the store's idempotent
 //!   `finish` makes the second result a no-op.
@@ -139,7 +143,7 @@ impl Worker {
             Err(e) => {
                 warn!(error = %e, "cannot claim job, handing it back");
                 pause(self.timings.retry_backoff, shutdown).await;
-                settle(delivery.retry().await, "retry");
+                self.hand_back(&job, delivery).await;
                 return;
             }
         };
@@ -161,7 +165,7 @@ impl Worker {
                 if matches!(error, JobError::Transient { .. }) {
                     pause(self.timings.retry_backoff, shutdown).await;
                 }
-                settle(delivery.retry().await, "retry");
+                self.hand_back(&job, delivery).await;
                 return;
             }
         };
@@ -190,9 +194,25 @@ impl Worker {
                 settle(delivery.ack().await, "ack");
             }
             Err(e) => {
-                // Not acked: the queue redelivers and the job runs again.
                 warn!(error = %e, "cannot store the result, handing the job back");
                 pause(self.timings.retry_backoff, shutdown).await;
+                self.hand_back(&job, delivery).await;
+            }
+        }
+    }
+
+    /// Puts `job` back in the queue as a new message, then acks `delivery`.
+    /// A hand-back is the validator's trouble (an outage of the hub, the
+    /// store or the judge, a shutdown), so it must not count toward the
+    /// queue's delivery limit, which a job reaches only by deliveries lost
+    /// with their worker (a crash, a kill, a consumer timeout) and past which
+    /// it fails as `delivery_limit`. If the broker takes no new message, the
+    /// delivery itself goes back, counted.
+    async fn hand_back(&self, job: &JobV1, delivery: Delivery) {
+        match self.queue.publish(&JobMessage::V1(job.clone())).await {
+            Ok(()) => settle(delivery.ack().await, "ack"),
+            Err(e) => {
+                warn!(error = %e, "cannot queue the job again, returning its delivery");
                 settle(delivery.retry().await, "retry");
             }
         }

@@ -496,16 +496,29 @@ async fn the_cluster_loses_nothing_to_killed_workers_and_restarted_servers() -> 
         miners.push(cluster.honest_miner(&format!("m{i}"), 40 + i).await?);
     }
 
-    // The hub fails every request: workers hand back each job they take,
-    // until a job's message reaches the delivery limit and is dead-lettered.
-    // The reconciler queues it again (not the model's fault); then the hub
-    // returns.
-    eprintln!("hub outage until a job reaches the delivery limit");
+    // The hub fails every request: workers hand back each job they take.
+    // A hand-back is the validator's trouble and counts toward no delivery
+    // limit: a job is taken more times than the limit allows deliveries, and
+    // none is dead-lettered or requeued. Then the hub returns.
+    eprintln!("hub outage until a job is handed back past the delivery limit");
     cluster.hub.signal("USR1").await?;
-    let coordinator = cluster.coordinator.as_ref().context("a coordinator")?;
-    coordinator
-        .wait_event("dead-lettered job queued again", Duration::from_secs(90))
-        .await?;
+    let limit = cluster.sandbox.rabbit.delivery_limit;
+    let store = &cluster.sandbox.store;
+    let handed_back = eventually(
+        "a job handed back more times than the delivery limit",
+        Duration::from_secs(180),
+        || async {
+            let mut jobs = store.jobs_with_status(JobStatus::Queued).await?;
+            jobs.extend(store.jobs_with_status(JobStatus::Running).await?);
+            Ok(jobs.into_iter().find(|r| r.attempts > limit))
+        },
+    )
+    .await?;
+    ensure!(
+        (handed_back.requeues, handed_back.reclaims) == (0, 0),
+        "hand-backs were counted: {handed_back:?}"
+    );
+    ensure!(cluster.sandbox.queue.dead_letter_depth().await? == 0);
     tokio::time::sleep(Duration::from_millis(schedule.below(3_000))).await;
     cluster.hub.signal("USR1").await?;
     // Someone purges the queue: every waiting job loses its message, and

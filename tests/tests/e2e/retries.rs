@@ -1,6 +1,6 @@
 //! The worker loop against the real RabbitMQ and Redis: a transient failure
-//! is handed back, redelivered by the broker and then succeeds; a worker
-//! whose clock is behind keeps its lease.
+//! is handed back as a new message through the broker and then succeeds; a
+//! worker whose clock is behind keeps its lease.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,7 +35,7 @@ impl Evaluator for FlakyOnce {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transient_failure_is_retried_through_the_broker_then_succeeds() -> Result<()> {
+async fn transient_failure_is_queued_again_through_the_broker_then_succeeds() -> Result<()> {
     let _servers = shared_servers().await;
     let sandbox = Sandbox::new("transient").await?;
     let model = sandbox.tiny_model("ns", "flaky", 9).await?;

@@ -290,6 +290,19 @@ async fn transient_failure_is_retried_then_succeeds() {
     assert_eq!(*h.evaluator.calls.lock(), 2);
 }
 
+/// Hand-backs are the validator's trouble: five of them, past the queue's
+/// delivery limit of three, dead-letter nothing, and the job completes.
+#[tokio::test(start_paused = true)]
+async fn transient_failures_past_the_delivery_limit_are_never_dead_lettered() {
+    let steps = (0..5).map(|_| Step::Transient).chain([Step::Score(0.6)]);
+    let h = harness(steps.collect());
+    let id = h.submit("good").await;
+    let status = h.run(&id).await;
+    assert_eq!(status, JobStatus::Completed);
+    assert_eq!(h.store.get(&id).await.unwrap().unwrap().attempts, 6);
+    assert!(h.queue.dead_letters().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn poison_message_is_dead_lettered_and_the_worker_keeps_serving() {
     let h = harness(vec![Step::Score(0.7)]);
