@@ -359,6 +359,18 @@ mod tests {
     }
 
     #[test]
+    fn a_status_has_one_name_for_serde_strum_and_redis() {
+        use JobStatus::*;
+        for status in [Queued, Running, Completed, Failed] {
+            let name = status.as_str();
+            assert_eq!(serde_json::to_value(status).unwrap(), name);
+            assert_eq!(status.to_string(), name);
+            assert_eq!(name.parse::<JobStatus>(), Ok(status));
+        }
+        assert!("queued".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
     fn job_id_depends_on_content_only() {
         let model = sample_model();
         let id = JobId::for_model(&model, "v1");

@@ -327,8 +327,8 @@ mod tests {
     use super::FailureCode;
 
     #[test]
-    fn failure_code_all_lists_every_code_once() {
-        // A new variant breaks this match until it is added to `ALL` too.
+    fn failure_code_all_lists_every_code_once_by_its_serde_name() {
+        // A new variant breaks this match until it is added here too.
         let position = |code: FailureCode| match code {
             FailureCode::NotAccessible => 0,
             FailureCode::ForbiddenFile => 1,
@@ -343,6 +343,9 @@ mod tests {
         };
         for (i, &code) in FailureCode::ALL.iter().enumerate() {
             assert_eq!(position(code), i, "{code}");
+            // strum's name (metric labels, messages) is serde's (the wire).
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert_eq!(code.to_string(), code.as_str());
         }
     }
 
