@@ -171,31 +171,41 @@ pub fn fit_judged_context<E>(
     if !fitted.truncated {
         return Ok(kept);
     }
-    // The card's start names the character; the last turn's end is what the
-    // reply answers.
-    type Cut = fn(&[char], usize) -> String;
-    let mut cuts: Vec<(usize, Cut)> = Vec::new();
-    if system == 1 {
-        cuts.push((0, |text, n| text[..n].iter().collect()));
+    // The card keeps its start, which names the character; if even an empty
+    // card is too long, the last turn keeps its end, which the reply answers.
+    if system == 1
+        && keep_what_fits(&mut kept, 0, budget, &mut render, |t, n| {
+            t[..n].iter().collect()
+        })?
+    {
+        return Ok(kept);
     }
     if kept.len() > system {
-        cuts.push((kept.len() - 1, |text, n| {
-            text[text.len() - n..].iter().collect()
-        }));
-    }
-    for (index, keep) in cuts {
-        let text: Vec<char> = kept[index].content.chars().collect();
-        let mut fits = |n: usize| -> Result<bool, E> {
-            kept[index].content = keep(&text, n);
-            Ok(render(&kept)?.len() <= budget)
-        };
-        let n = longest(text.len(), &mut fits)?;
-        fits(n)?;
-        if n > 0 {
-            break;
-        }
+        let last = kept.len() - 1;
+        keep_what_fits(&mut kept, last, budget, &mut render, |t, n| {
+            t[t.len() - n..].iter().collect()
+        })?;
     }
     Ok(kept)
+}
+
+/// Sets message `index` of `kept` to the longest `cut` of its text (the cut
+/// keeping `n` characters) with which `render` of `kept` is at most `budget`
+/// tokens, or to its empty cut; returns whether that fits.
+fn keep_what_fits<E>(
+    kept: &mut [Message],
+    index: usize,
+    budget: usize,
+    render: &mut impl FnMut(&[Message]) -> Result<Vec<u32>, E>,
+    cut: fn(&[char], usize) -> String,
+) -> Result<bool, E> {
+    let text: Vec<char> = kept[index].content.chars().collect();
+    let mut fits = |n: usize| -> Result<bool, E> {
+        kept[index].content = cut(&text, n);
+        Ok(render(kept)?.len() <= budget)
+    };
+    let n = longest(text.len(), &mut fits)?;
+    fits(n)
 }
 
 /// The largest `n` in `0..=max` for which `fits` holds, where `fits` holds
