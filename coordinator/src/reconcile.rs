@@ -43,7 +43,9 @@ use std::time::Duration;
 use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{DeadLetter, DeadLetterReason, JobQueue, QueueError};
 use common::result::{FailureCode, FailureReason, Outcome, ResultMessage, ResultV1};
-use common::store::{ClusterClock, JobRecord, ResultStore, StoreError};
+use common::store::{
+    ClusterClock, JobRecord, PublishCheck, PublishOutcome, ResultStore, StoreError,
+};
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
@@ -169,8 +171,8 @@ impl Reconciler {
         let queue_empty = !broker_away && self.queue.depth().await.is_ok_and(|d| d.is_empty());
         let mut queued = self.store.jobs_with_status(JobStatus::Queued).await?;
         self.requeue_lost(queue_empty, &mut queued, report).await?;
-        let now = self.clock.now_ms();
-        queued.retain(|r| r.needs_publish(now, self.settings.publish_stale_after));
+        let check = self.publish_check();
+        queued.retain(|r| r.needs_publish(check));
         metrics::JOBS_UNPUBLISHED.set(queued.len() as i64);
         for record in &queued {
             self.publish(record, report).await?;
@@ -247,12 +249,18 @@ impl Reconciler {
     ) -> Result<(), ReconcileError> {
         self.clock.refresh(&*self.store).await?;
         match self.store.get(id).await? {
-            Some(record)
-                if record.needs_publish(self.clock.now_ms(), self.settings.publish_stale_after) =>
-            {
+            Some(record) if record.needs_publish(self.publish_check()) => {
                 self.publish(&record, report).await
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Now, and when an unfinished publish is taken for abandoned.
+    fn publish_check(&self) -> PublishCheck {
+        PublishCheck {
+            now_ms: self.clock.now_ms(),
+            stale_after: self.settings.publish_stale_after,
         }
     }
 
@@ -265,19 +273,15 @@ impl Reconciler {
         report: &mut ReconcileReport,
     ) -> Result<(), ReconcileError> {
         let id = &record.job.job_id;
-        let now = self.clock.now_ms();
-        let Some(attempt) = self
-            .store
-            .begin_publish(id, now, self.settings.publish_stale_after)
-            .await?
-        else {
+        let Some(attempt) = self.store.begin_publish(id, self.publish_check()).await? else {
             return Ok(());
         };
         let message = JobMessage::V1(record.job.clone());
         match self.queue.publish(&message).await {
             Ok(()) => {
+                let at_ms = self.clock.now_ms();
                 self.store
-                    .end_publish(id, attempt, true, self.clock.now_ms())
+                    .end_publish(id, attempt, PublishOutcome::Confirmed { at_ms })
                     .await?;
                 // Publishes this job should have needed: one, plus one per
                 // reclaim, requeue or lost message. Any attempt beyond failed
@@ -302,7 +306,7 @@ impl Reconciler {
                 warn!(job_id = %id, attempt, error = %e, "publish failed; the next pass retries it");
                 report.publish_failures += 1;
                 self.store
-                    .end_publish(id, attempt, false, self.clock.now_ms())
+                    .end_publish(id, attempt, PublishOutcome::Failed)
                     .await?;
                 Ok(())
             }

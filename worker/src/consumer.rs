@@ -31,7 +31,7 @@ use common::job::{JobMessage, JobV1};
 use common::queue::{Delivery, JobQueue};
 use common::result::{FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores};
 use common::scoring::ScoringProfile;
-use common::store::{Claim, ClusterClock, Finish, ResultStore, StoreError};
+use common::store::{Claim, ClusterClock, Finish, Lease, ResultStore, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -223,10 +223,12 @@ impl Worker {
     async fn claim(&self, job: &JobV1) -> Result<(Claim, u64), StoreError> {
         self.clock.refresh(&*self.store).await?;
         let now = self.clock.now_ms();
-        let claim = self
-            .store
-            .claim(job, &self.name, self.timings.lease, now)
-            .await?;
+        let lease = Lease {
+            worker: &self.name,
+            from_ms: now,
+            length: self.timings.lease,
+        };
+        let claim = self.store.claim(job, lease).await?;
         Ok((claim, now))
     }
 
@@ -267,10 +269,12 @@ impl Worker {
                         changed = progress_rx.changed() => if changed.is_err() { return },
                     }
                     let fraction = *progress_rx.borrow_and_update();
-                    match store
-                        .heartbeat(&id, &name, fraction, timings.lease, clock.now_ms())
-                        .await
-                    {
+                    let lease = Lease {
+                        worker: &name,
+                        from_ms: clock.now_ms(),
+                        length: timings.lease,
+                    };
+                    match store.heartbeat(&id, lease, fraction).await {
                         Ok(true) => {}
                         Ok(false) => {
                             warn!("lease lost, cancelling the evaluation");

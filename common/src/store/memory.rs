@@ -1,14 +1,13 @@
 //! An in-process [`ResultStore`] for the embedded mode and unit tests.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{
-    Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError, best_first,
-    lease_until, sort_oldest_first,
+    Claim, Enqueued, Finish, JobRecord, Lease, PublishCheck, PublishOutcome, RankedJob, Result,
+    ResultStore, StoreError, best_first, sort_oldest_first,
 };
 use crate::job::{JobId, JobOrigin, JobStatus, JobV1, Transition};
 use crate::result::{ResultMessage, SampleRecord};
@@ -40,7 +39,7 @@ impl MemoryStore {
         id: &JobId,
         published_at_ms: u64,
         counter: fn(&mut JobRecord) -> &mut u32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         self.update(id, false, |record| {
             if record.status != JobStatus::Queued || record.published_at_ms != Some(published_at_ms)
             {
@@ -61,7 +60,7 @@ impl MemoryStore {
         id: &JobId,
         unknown: T,
         change: impl FnOnce(&mut JobRecord) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T> {
         match self.jobs.lock().get_mut(id) {
             Some(record) => change(record),
             None => Ok(unknown),
@@ -70,7 +69,7 @@ impl MemoryStore {
 }
 
 /// Moves `record` along the lifecycle table, or refuses.
-fn transition(record: &mut JobRecord, transition: Transition) -> Result<(), StoreError> {
+fn transition(record: &mut JobRecord, transition: Transition) -> Result<()> {
     let to = transition
         .apply(record.status)
         .ok_or_else(|| StoreError::Corrupt {
@@ -87,7 +86,7 @@ fn transition(record: &mut JobRecord, transition: Transition) -> Result<(), Stor
 
 #[async_trait]
 impl ResultStore for MemoryStore {
-    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued, StoreError> {
+    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued> {
         let mut jobs = self.jobs.lock();
         if let Some(existing) = jobs.get(&job.job_id) {
             return Ok(Enqueued::Exists(Box::new(existing.clone())));
@@ -96,21 +95,20 @@ impl ResultStore for MemoryStore {
         Ok(Enqueued::Created)
     }
 
-    async fn time_ms(&self) -> Result<u64, StoreError> {
+    async fn time_ms(&self) -> Result<u64> {
         Ok(crate::clock::now_ms())
     }
 
-    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>> {
         Ok(self.jobs.lock().get(id).cloned())
     }
 
-    async fn claim(
-        &self,
-        job: &JobV1,
-        worker: &str,
-        lease: Duration,
-        now_ms: u64,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, job: &JobV1, lease: Lease<'_>) -> Result<Claim> {
+        let Lease {
+            worker,
+            from_ms: now_ms,
+            ..
+        } = lease;
         let mut jobs = self.jobs.lock();
         let recreated = !jobs.contains_key(&job.job_id);
         let record = jobs
@@ -133,7 +131,7 @@ impl ResultStore for MemoryStore {
         record.attempts += 1;
         record.worker = Some(worker.to_owned());
         record.started_at_ms = Some(now_ms);
-        record.lease_expires_at_ms = Some(lease_until(now_ms, lease));
+        record.lease_expires_at_ms = Some(lease.until_ms());
         record.progress = 0.0;
         Ok(if recreated {
             Claim::Recreated
@@ -144,25 +142,19 @@ impl ResultStore for MemoryStore {
         })
     }
 
-    async fn heartbeat(
-        &self,
-        id: &JobId,
-        worker: &str,
-        progress: f64,
-        lease: Duration,
-        now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    async fn heartbeat(&self, id: &JobId, lease: Lease<'_>, progress: f64) -> Result<bool> {
         self.update(id, false, |record| {
-            if record.status != JobStatus::Running || record.worker.as_deref() != Some(worker) {
+            if record.status != JobStatus::Running || record.worker.as_deref() != Some(lease.worker)
+            {
                 return Ok(false);
             }
             record.progress = progress.clamp(0.0, 1.0);
-            record.lease_expires_at_ms = Some(lease_until(now_ms, lease));
+            record.lease_expires_at_ms = Some(lease.until_ms());
             Ok(true)
         })
     }
 
-    async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
+    async fn release(&self, id: &JobId, worker: &str) -> Result<()> {
         self.update(id, (), |record| {
             if record.status == JobStatus::Running && record.worker.as_deref() == Some(worker) {
                 transition(record, Transition::HandBack)?;
@@ -173,46 +165,30 @@ impl ResultStore for MemoryStore {
         })
     }
 
-    async fn begin_publish(
-        &self,
-        id: &JobId,
-        now_ms: u64,
-        stale_after: Duration,
-    ) -> Result<Option<u32>, StoreError> {
+    async fn begin_publish(&self, id: &JobId, check: PublishCheck) -> Result<Option<u32>> {
         self.update(id, None, |record| {
-            if !record.needs_publish(now_ms, stale_after) {
+            if !record.needs_publish(check) {
                 return Ok(None);
             }
             record.publish_attempts += 1;
-            record.publishing_since_ms = Some(now_ms);
+            record.publishing_since_ms = Some(check.now_ms);
             Ok(Some(record.publish_attempts))
         })
     }
 
-    async fn end_publish(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        published: bool,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
+    async fn end_publish(&self, id: &JobId, attempt: u32, outcome: PublishOutcome) -> Result<()> {
         self.update(id, (), |record| {
             if record.publish_attempts == attempt && record.publishing_since_ms.is_some() {
                 record.publishing_since_ms = None;
-                if published {
-                    record.published_at_ms = Some(now_ms);
+                if let PublishOutcome::Confirmed { at_ms } = outcome {
+                    record.published_at_ms = Some(at_ms);
                 }
             }
             Ok(())
         })
     }
 
-    async fn reclaim(
-        &self,
-        id: &JobId,
-        lease_expires_at_ms: u64,
-        now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    async fn reclaim(&self, id: &JobId, lease_expires_at_ms: u64, now_ms: u64) -> Result<bool> {
         self.update(id, false, |record| {
             if !record.lease_expired(now_ms)
                 || record.lease_expires_at_ms != Some(lease_expires_at_ms)
@@ -229,15 +205,15 @@ impl ResultStore for MemoryStore {
         })
     }
 
-    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool> {
         self.requeue_counted(id, published_at_ms, |record| &mut record.requeues)
     }
 
-    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool> {
         self.requeue_counted(id, published_at_ms, |record| &mut record.lost_messages)
     }
 
-    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {
+    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>> {
         let jobs = self.jobs.lock();
         let mut out: Vec<JobRecord> = jobs
             .values()
@@ -248,7 +224,7 @@ impl ResultStore for MemoryStore {
         Ok(out)
     }
 
-    async fn finish(&self, message: &ResultMessage) -> Result<Finish, StoreError> {
+    async fn finish(&self, message: &ResultMessage) -> Result<Finish> {
         let mut result = message.result().clone();
         let samples = result.take_samples();
         let mut jobs = self.jobs.lock();
@@ -279,11 +255,11 @@ impl ResultStore for MemoryStore {
         Ok(Finish::Recorded)
     }
 
-    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>, StoreError> {
+    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>> {
         Ok(self.samples.lock().get(id).cloned().unwrap_or_default())
     }
 
-    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
+    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>> {
         let jobs = self.jobs.lock();
         let mut out: Vec<JobRecord> = jobs
             .values()
@@ -294,7 +270,7 @@ impl ResultStore for MemoryStore {
         Ok(out)
     }
 
-    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>, StoreError> {
+    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>> {
         let jobs = self.jobs.lock();
         let ranked = jobs
             .values()

@@ -48,6 +48,9 @@ pub use self::redis::{RedisConfig, RedisStore};
 use crate::job::{JobId, JobStatus, JobV1};
 use crate::result::{Outcome, ResultMessage, ResultV1, SampleRecord};
 
+/// What a store call returns.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 /// Store failures: the store is unreachable; retry.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -156,14 +159,13 @@ impl JobRecord {
     }
 
     /// QUEUED with no message outstanding and no publish in progress (or
-    /// one that started more than `stale_after` before `now_ms`: its
-    /// publisher died).
-    pub fn needs_publish(&self, now_ms: u64, stale_after: Duration) -> bool {
+    /// one that went stale: its publisher died).
+    pub fn needs_publish(&self, check: PublishCheck) -> bool {
         self.status == JobStatus::Queued
             && self.published_at_ms.is_none()
             && self
                 .publishing_since_ms
-                .is_none_or(|since| since.saturating_add(stale_after.as_millis() as u64) < now_ms)
+                .is_none_or(|since| check.is_stale(since))
     }
 
     /// RUNNING under a lease that ran out before `now_ms`.
@@ -205,9 +207,57 @@ pub struct RankedJob {
     pub total: f64,
 }
 
-/// The end of a lease of `lease` taken at `now_ms`.
-fn lease_until(now_ms: u64, lease: Duration) -> u64 {
-    now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX))
+/// A lease a worker asks for or renews: who holds it, from when (the
+/// cluster's time, unix ms) and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease<'a> {
+    pub worker: &'a str,
+    pub from_ms: u64,
+    pub length: Duration,
+}
+
+impl<'a> Lease<'a> {
+    pub fn new(worker: &'a str, from_ms: u64, length: Duration) -> Self {
+        Self {
+            worker,
+            from_ms,
+            length,
+        }
+    }
+
+    /// Unix ms the lease runs out at.
+    pub fn until_ms(&self) -> u64 {
+        self.from_ms.saturating_add(millis(self.length))
+    }
+}
+
+/// The moment a reconciler looks at a job, and how long a publish may stay
+/// unfinished before it is taken for abandoned (its publisher died).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishCheck {
+    pub now_ms: u64,
+    pub stale_after: Duration,
+}
+
+impl PublishCheck {
+    /// Whether something begun at `since_ms` is older than `stale_after`.
+    pub fn is_stale(&self, since_ms: u64) -> bool {
+        since_ms.saturating_add(millis(self.stale_after)) < self.now_ms
+    }
+}
+
+/// How a publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// The broker confirmed the message at `at_ms`: it is outstanding.
+    Confirmed { at_ms: u64 },
+    /// The broker refused the message or did not answer: the next
+    /// reconciler pass tries again.
+    Failed,
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Sorts records oldest first (ties by job id), the order of every listing.
@@ -233,92 +283,63 @@ fn best_first(mut ranked: Vec<RankedJob>, limit: usize) -> Vec<RankedJob> {
 #[async_trait]
 pub trait ResultStore: Send + Sync + 'static {
     /// The store's own clock, unix ms: the cluster's time ([`ClusterClock`]).
-    async fn time_ms(&self) -> Result<u64, StoreError>;
+    async fn time_ms(&self) -> Result<u64>;
 
     /// Records `job` as QUEUED unless it is known.
-    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued, StoreError>;
+    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued>;
 
-    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>>;
 
-    /// Starts an attempt by `worker`, leased until `now_ms + lease`.
-    async fn claim(
-        &self,
-        job: &JobV1,
-        worker: &str,
-        lease: Duration,
-        now_ms: u64,
-    ) -> Result<Claim, StoreError>;
+    /// Starts an attempt by `lease.worker`, under `lease`.
+    async fn claim(&self, job: &JobV1, lease: Lease<'_>) -> Result<Claim>;
 
     /// Reports progress and renews the lease. `false`: the job is no longer
     /// this worker's (finished elsewhere, or reclaimed).
-    async fn heartbeat(
-        &self,
-        id: &JobId,
-        worker: &str,
-        progress: f64,
-        lease: Duration,
-        now_ms: u64,
-    ) -> Result<bool, StoreError>;
+    async fn heartbeat(&self, id: &JobId, lease: Lease<'_>, progress: f64) -> Result<bool>;
 
     /// Hands a job back (shutdown, transient failure): QUEUED again, lease dropped.
-    async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError>;
+    async fn release(&self, id: &JobId, worker: &str) -> Result<()>;
 
     /// Records a final result; atomic and idempotent. Its per-sample
     /// records are kept apart: see [`ResultStore::samples`].
-    async fn finish(&self, result: &ResultMessage) -> Result<Finish, StoreError>;
+    async fn finish(&self, result: &ResultMessage) -> Result<Finish>;
 
     /// The per-sample records of the job's stored result, in sample order.
     /// Empty when the job is unknown, not finished, failed, or completed by
     /// a worker that did not record them.
-    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>, StoreError>;
+    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>>;
 
     /// Starts publishing a job that [`JobRecord::needs_publish`]: records the
     /// attempt and returns its number, or `None` when the job needs no
     /// message (or another publisher holds it).
-    async fn begin_publish(
-        &self,
-        id: &JobId,
-        now_ms: u64,
-        stale_after: Duration,
-    ) -> Result<Option<u32>, StoreError>;
+    async fn begin_publish(&self, id: &JobId, check: PublishCheck) -> Result<Option<u32>>;
 
-    /// Ends publish attempt `attempt`: `published` records the message as
-    /// outstanding at `now_ms`; otherwise the next reconciler tries again.
-    /// A stale attempt (a later one began) changes nothing.
-    async fn end_publish(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        published: bool,
-        now_ms: u64,
-    ) -> Result<(), StoreError>;
+    /// Ends publish attempt `attempt`: a confirmed message is recorded as
+    /// outstanding; otherwise the next reconciler tries again. A stale
+    /// attempt (a later one began) changes nothing.
+    async fn end_publish(&self, id: &JobId, attempt: u32, outcome: PublishOutcome) -> Result<()>;
 
     /// Takes back a RUNNING job whose lease, ending at `lease_expires_at_ms`,
     /// ran out before `now_ms`: QUEUED with no message outstanding. `false`
     /// when the job is no longer in that state (renewed, finished, or
     /// reclaimed by someone else).
-    async fn reclaim(
-        &self,
-        id: &JobId,
-        lease_expires_at_ms: u64,
-        now_ms: u64,
-    ) -> Result<bool, StoreError>;
+    async fn reclaim(&self, id: &JobId, lease_expires_at_ms: u64, now_ms: u64) -> Result<bool>;
 
     /// Marks the message of a QUEUED job, published at `published_at_ms`, as
     /// dead-lettered (counted in [`JobRecord::requeues`]), so the job is
     /// published again. `false` when the job is no longer in that state.
-    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError>;
+    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool>;
 
     /// [`ResultStore::requeue`] for a message the broker lost (counted in
     /// [`JobRecord::lost_messages`] instead).
-    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError>;
+    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool>;
 
     /// Every job that came from the miner `hotkey`, oldest first.
-    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError>;
+    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>>;
 
     /// Every job with the given status.
-    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError>;
+    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>>;
 
     /// Completed jobs by total score, best first.
-    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>, StoreError>;
+    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>>;
 }

@@ -104,8 +104,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, error, warn};
 
 use super::{
-    Claim, Enqueued, Finish, JobRecord, RankedJob, ResultStore, StoreError, best_first,
-    lease_until, sort_oldest_first,
+    Claim, Enqueued, Finish, JobRecord, Lease, PublishCheck, PublishOutcome, RankedJob, Result,
+    ResultStore, StoreError, best_first, millis, sort_oldest_first,
 };
 use crate::job::{JobId, JobMessage, JobOrigin, JobStatus, JobV1, transitions_lua};
 use crate::result::{Outcome, ResultMessage, SampleRecord};
@@ -382,15 +382,15 @@ redis.call('HSET', KEYS[1], 'publishing_since_ms', ARGV[1])
 return attempt
 "#;
 
-/// ARGV: attempt, published ('1' or '0'), now_ms.
+/// ARGV: attempt, published_at_ms ('' when the publish failed).
 const END_PUBLISH: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'publish_attempts', 'publishing_since_ms')
 if f[1] ~= ARGV[1] or not f[2] then
   return 0
 end
 redis.call('HDEL', KEYS[1], 'publishing_since_ms')
-if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'published_at_ms', ARGV[3])
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'published_at_ms', ARGV[2])
 end
 return 1
 "#;
@@ -516,7 +516,7 @@ crate::debug_fields!(RedisStore { config });
 
 impl RedisStore {
     /// Connects (retrying like any other operation) and returns the store.
-    pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
         let store = Self::lazy(config)?;
         store.ping().await?;
         Ok(store)
@@ -525,7 +525,7 @@ impl RedisStore {
     /// The store without connecting yet: every operation first connects if
     /// no connection was made so far (with the same retries). A process that
     /// must start while Redis is away (serving its probes and API) uses this.
-    pub fn lazy(config: RedisConfig) -> Result<Self, StoreError> {
+    pub fn lazy(config: RedisConfig) -> Result<Self> {
         config.validate().map_err(StoreError::unavailable)?;
         let client = redis::Client::open(config.url.expose())
             .map_err(|e| StoreError::unavailable_from("invalid redis url", e))?;
@@ -570,7 +570,7 @@ impl RedisStore {
         &self,
         op: &'static str,
         invocation: &ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T> {
         self.retrying(
             op,
             |mut c| async move { invocation.invoke_async(&mut c).await },
@@ -579,7 +579,7 @@ impl RedisStore {
     }
 
     /// Runs `op` on the connection, retrying dropped connections and timeouts.
-    async fn retrying<T, F, Fut>(&self, op: &'static str, mut run: F) -> Result<T, StoreError>
+    async fn retrying<T, F, Fut>(&self, op: &'static str, mut run: F) -> Result<T>
     where
         F: FnMut(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -607,7 +607,7 @@ impl RedisStore {
     }
 
     /// Round trip to the server (for readiness probes).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> Result<()> {
         self.retrying("ping", |mut c| async move {
             redis::cmd("PING").query_async::<String>(&mut c).await
         })
@@ -617,7 +617,7 @@ impl RedisStore {
 
     /// The server's id of the connection currently in use (`CLIENT ID`), for
     /// diagnostics: it changes when the connection manager reconnects.
-    pub async fn connection_id(&self) -> Result<u64, StoreError> {
+    pub async fn connection_id(&self) -> Result<u64> {
         self.retrying("client id", |mut c| async move {
             redis::cmd("CLIENT").arg("ID").query_async(&mut c).await
         })
@@ -625,25 +625,17 @@ impl RedisStore {
     }
 
     /// Ids of the jobs that came from a miner hotkey.
-    pub async fn job_ids_for_hotkey(&self, hotkey: &str) -> Result<Vec<JobId>, StoreError> {
+    pub async fn job_ids_for_hotkey(&self, hotkey: &str) -> Result<Vec<JobId>> {
         self.ids_in_set(&self.keys.hotkey(hotkey)).await
     }
 
     /// Ids of the jobs of a repository (any revision, template or profile).
-    pub async fn job_ids_for_model(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Vec<JobId>, StoreError> {
+    pub async fn job_ids_for_model(&self, namespace: &str, name: &str) -> Result<Vec<JobId>> {
         self.ids_in_set(&self.keys.model(namespace, name)).await
     }
 
     /// The records of `ids` (those of status `only`, when given), oldest first.
-    async fn records_of(
-        &self,
-        ids: &[JobId],
-        only: Option<JobStatus>,
-    ) -> Result<Vec<JobRecord>, StoreError> {
+    async fn records_of(&self, ids: &[JobId], only: Option<JobStatus>) -> Result<Vec<JobRecord>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -676,7 +668,7 @@ impl RedisStore {
         Ok(records)
     }
 
-    async fn ids_in_set(&self, key: &str) -> Result<Vec<JobId>, StoreError> {
+    async fn ids_in_set(&self, key: &str) -> Result<Vec<JobId>> {
         let members: Vec<String> = self
             .retrying("smembers", |mut c| async move {
                 redis::cmd("SMEMBERS").arg(key).query_async(&mut c).await
@@ -695,7 +687,7 @@ impl RedisStore {
 
     /// Deletes every key under the prefix (tests, decommissioning). Never
     /// call this on a live cluster's prefix.
-    pub async fn delete_everything(&self) -> Result<u64, StoreError> {
+    pub async fn delete_everything(&self) -> Result<u64> {
         let pattern = format!("{}:*", self.keys.prefix);
         let keys: Vec<String> = self
             .retrying("scan", |mut c| {
@@ -767,7 +759,7 @@ impl RedisStore {
         script: &Script,
         id: &JobId,
         args: impl FnOnce(&mut ScriptInvocation<'_>),
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool> {
         let keys = self.moving_keys(id);
         let mut invocation = script.prepare_invoke();
         invocation.key(&keys).arg(id.as_str());
@@ -794,7 +786,7 @@ impl RedisStore {
         keys
     }
 
-    async fn fetch(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+    async fn fetch(&self, id: &JobId) -> Result<Option<JobRecord>> {
         let key = self.keys.job(id);
         let fields: HashMap<String, String> = self
             .retrying("hgetall", |mut c| {
@@ -810,13 +802,9 @@ impl RedisStore {
 }
 
 /// Builds a record from the hash's fields.
-fn decode_record(key: &str, fields: &HashMap<String, String>) -> Result<JobRecord, StoreError> {
+fn decode_record(key: &str, fields: &HashMap<String, String>) -> Result<JobRecord> {
     let text = |name: &str| fields.get(name).filter(|v| !v.is_empty());
-    fn number<T: FromStr>(
-        key: &str,
-        name: &str,
-        value: Option<&String>,
-    ) -> Result<Option<T>, StoreError>
+    fn number<T: FromStr>(key: &str, name: &str, value: Option<&String>) -> Result<Option<T>>
     where
         T::Err: fmt::Display,
     {
@@ -873,7 +861,7 @@ fn pairs(flat: &[String]) -> HashMap<String, String> {
 
 #[async_trait]
 impl ResultStore for RedisStore {
-    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued, StoreError> {
+    async fn enqueue(&self, job: &JobV1) -> Result<Enqueued> {
         let token = call_token();
         let keys = self.creating_keys(job);
         let mut invocation = self.scripts.enqueue.prepare_invoke();
@@ -898,7 +886,7 @@ impl ResultStore for RedisStore {
         }
     }
 
-    async fn time_ms(&self) -> Result<u64, StoreError> {
+    async fn time_ms(&self) -> Result<u64> {
         let (seconds, micros): (u64, u64) = self
             .retrying("time", |mut c| async move {
                 redis::cmd("TIME").query_async(&mut c).await
@@ -907,17 +895,11 @@ impl ResultStore for RedisStore {
         Ok(seconds * 1000 + micros / 1000)
     }
 
-    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>> {
         self.fetch(id).await
     }
 
-    async fn claim(
-        &self,
-        job: &JobV1,
-        worker: &str,
-        lease: Duration,
-        now_ms: u64,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, job: &JobV1, lease: Lease<'_>) -> Result<Claim> {
         let token = call_token();
         let keys = self.creating_keys(job);
         let mut invocation = self.scripts.claim.prepare_invoke();
@@ -925,9 +907,9 @@ impl ResultStore for RedisStore {
             .key(&keys)
             .arg(job.job_id.as_str())
             .arg(&token)
-            .arg(worker)
-            .arg(now_ms)
-            .arg(lease_until(now_ms, lease));
+            .arg(lease.worker)
+            .arg(lease.from_ms)
+            .arg(lease.until_ms());
         for (field, value) in Self::record_fields(job, &token) {
             invocation.arg(field).arg(value);
         }
@@ -952,14 +934,7 @@ impl ResultStore for RedisStore {
         }
     }
 
-    async fn heartbeat(
-        &self,
-        id: &JobId,
-        worker: &str,
-        progress: f64,
-        lease: Duration,
-        now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    async fn heartbeat(&self, id: &JobId, lease: Lease<'_>, progress: f64) -> Result<bool> {
         let key = self.keys.job(id);
         let progress = if progress.is_nan() {
             0.0
@@ -969,14 +944,14 @@ impl ResultStore for RedisStore {
         let mut invocation = self.scripts.heartbeat.prepare_invoke();
         invocation
             .key(&key)
-            .arg(worker)
+            .arg(lease.worker)
             .arg(float(progress))
-            .arg(lease_until(now_ms, lease));
+            .arg(lease.until_ms());
         let renewed: i64 = self.run_script("heartbeat", &invocation).await?;
         Ok(renewed == 1)
     }
 
-    async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
+    async fn release(&self, id: &JobId, worker: &str) -> Result<()> {
         self.move_job("release", &self.scripts.release, id, |args| {
             args.arg(worker);
         })
@@ -984,7 +959,7 @@ impl ResultStore for RedisStore {
         Ok(())
     }
 
-    async fn finish(&self, message: &ResultMessage) -> Result<Finish, StoreError> {
+    async fn finish(&self, message: &ResultMessage) -> Result<Finish> {
         let mut result = message.result().clone();
         let samples = result.take_samples();
         // JSON writes a non-finite number as `null`, which would not read back.
@@ -1073,7 +1048,7 @@ impl ResultStore for RedisStore {
         }
     }
 
-    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>, StoreError> {
+    async fn samples(&self, id: &JobId) -> Result<Vec<SampleRecord>> {
         let key = self.keys.samples(id);
         let json: Option<String> = self
             .retrying("get samples", |mut c| {
@@ -1087,79 +1062,63 @@ impl ResultStore for RedisStore {
         }
     }
 
-    async fn begin_publish(
-        &self,
-        id: &JobId,
-        now_ms: u64,
-        stale_after: Duration,
-    ) -> Result<Option<u32>, StoreError> {
+    async fn begin_publish(&self, id: &JobId, check: PublishCheck) -> Result<Option<u32>> {
         let key = self.keys.job(id);
         let mut invocation = self.scripts.begin_publish.prepare_invoke();
         invocation
             .key(&key)
-            .arg(now_ms)
-            .arg(u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX));
+            .arg(check.now_ms)
+            .arg(millis(check.stale_after));
         // A retry after a lost reply finds the publish begun and answers 0:
         // the job then waits `stale_after` before the next try, never twice.
         let attempt: u32 = self.run_script("begin_publish", &invocation).await?;
         Ok((attempt > 0).then_some(attempt))
     }
 
-    async fn end_publish(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        published: bool,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
+    async fn end_publish(&self, id: &JobId, attempt: u32, outcome: PublishOutcome) -> Result<()> {
         let key = self.keys.job(id);
+        let published_at_ms = match outcome {
+            PublishOutcome::Confirmed { at_ms } => at_ms.to_string(),
+            PublishOutcome::Failed => String::new(),
+        };
         let mut invocation = self.scripts.end_publish.prepare_invoke();
-        invocation
-            .key(&key)
-            .arg(attempt)
-            .arg(if published { "1" } else { "0" })
-            .arg(now_ms);
+        invocation.key(&key).arg(attempt).arg(published_at_ms);
         let _: i64 = self.run_script("end_publish", &invocation).await?;
         Ok(())
     }
 
-    async fn reclaim(
-        &self,
-        id: &JobId,
-        lease_expires_at_ms: u64,
-        now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    async fn reclaim(&self, id: &JobId, lease_expires_at_ms: u64, now_ms: u64) -> Result<bool> {
         self.move_job("reclaim", &self.scripts.reclaim, id, |args| {
             args.arg(lease_expires_at_ms).arg(now_ms);
         })
         .await
     }
 
-    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+    async fn requeue(&self, id: &JobId, published_at_ms: u64) -> Result<bool> {
         self.move_job("requeue", &self.scripts.requeue, id, |args| {
             args.arg(published_at_ms).arg("requeues");
         })
         .await
     }
 
-    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool, StoreError> {
+    async fn requeue_lost(&self, id: &JobId, published_at_ms: u64) -> Result<bool> {
         self.move_job("requeue", &self.scripts.requeue, id, |args| {
             args.arg(published_at_ms).arg("lost_messages");
         })
         .await
     }
 
-    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>, StoreError> {
+    async fn jobs_of_hotkey(&self, hotkey: &str) -> Result<Vec<JobRecord>> {
         let ids = self.ids_in_set(&self.keys.hotkey(hotkey)).await?;
         self.records_of(&ids, None).await
     }
 
-    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>, StoreError> {
+    async fn jobs_with_status(&self, status: JobStatus) -> Result<Vec<JobRecord>> {
         let ids = self.ids_in_set(&self.keys.status(status)).await?;
         self.records_of(&ids, Some(status)).await
     }
 
-    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>, StoreError> {
+    async fn leaderboard(&self, limit: usize) -> Result<Vec<RankedJob>> {
         let key = self.keys.leaderboard();
         // The whole set (one entry per evaluated model: small), so ties are
         // ordered exactly like the in-memory store before truncating.
@@ -1185,7 +1144,7 @@ impl ResultStore for RedisStore {
                     .map_err(|e| corrupt(&key, format!("member `{member}`: {e}")))?;
                 Ok(RankedJob { job_id, total })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(best_first(ranked, limit))
     }
 }

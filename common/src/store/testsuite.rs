@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Claim, Enqueued, Finish, ResultStore};
+use super::PublishOutcome::{Confirmed, Failed};
+use super::{Claim, Enqueued, Finish, Lease, PublishCheck, ResultStore};
 use crate::job::{JobId, JobOrigin, JobStatus, JobV1};
 use crate::result::{
     AnswerProbabilities, FailureCode, FailureReason, Outcome, ResultMessage, ResultV1,
@@ -54,7 +55,7 @@ pub fn failed(job: &JobV1, code: FailureCode, message: &str, worker: &str) -> Re
 pub async fn claim_and_complete(store: &dyn ResultStore, id: &crate::job::JobId, total: f64) {
     let record = store.get(id).await.unwrap().expect("the job is stored");
     store
-        .claim(&record.job, "w", LEASE, crate::clock::now_ms())
+        .claim(&record.job, lease("w", crate::clock::now_ms()))
         .await
         .unwrap();
     store
@@ -93,11 +94,11 @@ where
 
     // One worker at a time under a live lease.
     assert_eq!(
-        store.claim(&a, "w1", LEASE, 10_000).await.unwrap(),
+        store.claim(&a, lease("w1", 10_000)).await.unwrap(),
         Claim::Claimed { attempt: 1 }
     );
     assert_eq!(
-        store.claim(&a, "w2", LEASE, 20_000).await.unwrap(),
+        store.claim(&a, lease("w2", 20_000)).await.unwrap(),
         Claim::Leased {
             worker: "w1".into(),
             until_ms: 70_000
@@ -106,13 +107,13 @@ where
     // Heartbeats renew the lease and record progress.
     assert!(
         store
-            .heartbeat(&a.job_id, "w1", 0.5, LEASE, 60_000)
+            .heartbeat(&a.job_id, lease("w1", 60_000), 0.5)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .heartbeat(&a.job_id, "w2", 0.9, LEASE, 60_000)
+            .heartbeat(&a.job_id, lease("w2", 60_000), 0.9)
             .await
             .unwrap()
     );
@@ -134,12 +135,12 @@ where
 
     // An expired lease can be taken over.
     assert_eq!(
-        store.claim(&a, "w2", LEASE, 130_000).await.unwrap(),
+        store.claim(&a, lease("w2", 130_000)).await.unwrap(),
         Claim::Claimed { attempt: 2 }
     );
     assert!(
         !store
-            .heartbeat(&a.job_id, "w1", 0.7, LEASE, 131_000)
+            .heartbeat(&a.job_id, lease("w1", 131_000), 0.7)
             .await
             .unwrap()
     );
@@ -157,12 +158,12 @@ where
     assert_eq!(record.result.as_ref(), Some(result.result()));
     assert_eq!(record.attempts, 2);
     assert_eq!(
-        store.claim(&a, "w3", LEASE, 200_000).await.unwrap(),
+        store.claim(&a, lease("w3", 200_000)).await.unwrap(),
         Claim::Finished
     );
     assert!(
         !store
-            .heartbeat(&a.job_id, "w2", 0.9, LEASE, 200_000)
+            .heartbeat(&a.job_id, lease("w2", 200_000), 0.9)
             .await
             .unwrap()
     );
@@ -170,13 +171,13 @@ where
     // Release hands a job back.
     let b = job("b");
     store.enqueue(&b).await.unwrap();
-    store.claim(&b, "w1", LEASE, 10_000).await.unwrap();
+    store.claim(&b, lease("w1", 10_000)).await.unwrap();
     store.release(&b.job_id, "w1").await.unwrap();
     let record = store.get(&b.job_id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Queued);
     assert_eq!(record.lease_expires_at_ms, None);
     assert_eq!(
-        store.claim(&b, "w2", LEASE, 11_000).await.unwrap(),
+        store.claim(&b, lease("w2", 11_000)).await.unwrap(),
         Claim::Claimed { attempt: 2 }
     );
 
@@ -199,7 +200,7 @@ where
     // A job unknown to the store (lost in a wipe) is recreated by its claim.
     let c = job("c");
     assert_eq!(
-        store.claim(&c, "w1", LEASE, 10_000).await.unwrap(),
+        store.claim(&c, lease("w1", 10_000)).await.unwrap(),
         Claim::Recreated
     );
     store.finish(&completed(&c, 0.9, "w1")).await.unwrap();
@@ -207,7 +208,7 @@ where
     // Leaderboard: completed jobs, best first.
     let d = job("d");
     store.enqueue(&d).await.unwrap();
-    store.claim(&d, "w1", LEASE, 10_000).await.unwrap();
+    store.claim(&d, lease("w1", 10_000)).await.unwrap();
     store.finish(&completed(&d, 0.5, "w1")).await.unwrap();
     let board = store.leaderboard(10).await.unwrap();
     let order: Vec<_> = board.iter().map(|r| (r.job_id.clone(), r.total)).collect();
@@ -268,7 +269,7 @@ async fn per_sample_records<S: ResultStore>(store: &S) {
     let a = job("samples-a");
     store.enqueue(&a).await.unwrap();
     assert!(store.samples(&a.job_id).await.unwrap().is_empty());
-    store.claim(&a, "w1", LEASE, 1_000).await.unwrap();
+    store.claim(&a, lease("w1", 1_000)).await.unwrap();
     assert!(store.samples(&a.job_id).await.unwrap().is_empty());
 
     let records = sample_records(5);
@@ -295,7 +296,7 @@ async fn per_sample_records<S: ResultStore>(store: &S) {
     // A result from a worker that did not record samples has none.
     let old = job("samples-old");
     store.enqueue(&old).await.unwrap();
-    store.claim(&old, "w1", LEASE, 1_000).await.unwrap();
+    store.claim(&old, lease("w1", 1_000)).await.unwrap();
     store.finish(&completed(&old, 0.4, "w1")).await.unwrap();
     assert!(store.samples(&old.job_id).await.unwrap().is_empty());
     assert_eq!(
@@ -331,26 +332,32 @@ pub fn chain_job(name: &str, hotkey: &str, queued_at_ms: u64) -> JobV1 {
     }
 }
 
+/// A reconciler's look at `now_ms`, taking a publish begun over 30 s
+/// earlier for abandoned.
+fn check(now_ms: u64) -> PublishCheck {
+    PublishCheck {
+        now_ms,
+        stale_after: Duration::from_secs(30),
+    }
+}
+
+/// A lease of [`LEASE`] by `worker` from `from_ms`.
+fn lease(worker: &str, from_ms: u64) -> Lease<'_> {
+    Lease::new(worker, from_ms, LEASE)
+}
+
 /// Checks that `store` starts no publish of `id` at `now_ms`: the job needs
 /// no message, or another publisher holds it.
-async fn assert_publish_refused<S: ResultStore>(
-    store: &S,
-    id: &JobId,
-    now_ms: u64,
-    stale_after: Duration,
-) {
-    assert_eq!(
-        store.begin_publish(id, now_ms, stale_after).await.unwrap(),
-        None
-    );
+async fn assert_publish_refused<S: ResultStore>(store: &S, id: &JobId, now_ms: u64) {
+    assert_eq!(store.begin_publish(id, check(now_ms)).await.unwrap(), None);
 }
 
 /// Publishes `id` at `now_ms` as the reconciler does: starts a publish (it
 /// must start) and ends it sent.
-async fn publish<S: ResultStore>(store: &S, id: &JobId, now_ms: u64, stale_after: Duration) {
-    let attempt = store.begin_publish(id, now_ms, stale_after).await.unwrap();
+async fn publish<S: ResultStore>(store: &S, id: &JobId, now_ms: u64) {
+    let attempt = store.begin_publish(id, check(now_ms)).await.unwrap();
     store
-        .end_publish(id, attempt.unwrap(), true, now_ms)
+        .end_publish(id, attempt.unwrap(), Confirmed { at_ms: now_ms })
         .await
         .unwrap();
 }
@@ -358,53 +365,51 @@ async fn publish<S: ResultStore>(store: &S, id: &JobId, now_ms: u64, stale_after
 /// The reconciler's bookkeeping: one publisher at a time, one reclaim per
 /// expiry, one requeue per lost message.
 async fn publication<S: ResultStore>(store: &S) {
-    const STALE: Duration = Duration::from_secs(30);
     let a = job("pub-a");
     store.enqueue(&a).await.unwrap();
     let record = store.get(&a.job_id).await.unwrap().unwrap();
-    assert!(record.needs_publish(1_000, STALE));
+    assert!(record.needs_publish(check(1_000)));
     assert_eq!(record.published_at_ms, None);
 
     // One publisher holds the publish; a second is refused until it is stale.
     assert_eq!(
-        store.begin_publish(&a.job_id, 1_000, STALE).await.unwrap(),
+        store.begin_publish(&a.job_id, check(1_000)).await.unwrap(),
         Some(1)
     );
-    assert_publish_refused(store, &a.job_id, 2_000, STALE).await;
+    assert_publish_refused(store, &a.job_id, 2_000).await;
     // The first publisher died: after `stale_after` another takes over, and
     // the dead one's late end changes nothing.
-    assert_eq!(
-        store.begin_publish(&a.job_id, 40_000, STALE).await.unwrap(),
-        Some(2)
-    );
-    store.end_publish(&a.job_id, 1, true, 40_500).await.unwrap();
+    let second = store.begin_publish(&a.job_id, check(40_000)).await.unwrap();
+    assert_eq!(second, Some(2));
+    let late_end = Confirmed { at_ms: 40_500 };
+    store.end_publish(&a.job_id, 1, late_end).await.unwrap();
     assert_eq!(
         store.get(&a.job_id).await.unwrap().unwrap().published_at_ms,
         None
     );
     // A failed publish leaves the job for the next try at once.
-    store
-        .end_publish(&a.job_id, 2, false, 41_000)
-        .await
-        .unwrap();
+    store.end_publish(&a.job_id, 2, Failed).await.unwrap();
     assert!(
         store
             .get(&a.job_id)
             .await
             .unwrap()
             .unwrap()
-            .needs_publish(41_000, STALE)
+            .needs_publish(check(41_000))
     );
     assert_eq!(
-        store.begin_publish(&a.job_id, 41_000, STALE).await.unwrap(),
+        store.begin_publish(&a.job_id, check(41_000)).await.unwrap(),
         Some(3)
     );
-    store.end_publish(&a.job_id, 3, true, 42_000).await.unwrap();
+    store
+        .end_publish(&a.job_id, 3, Confirmed { at_ms: 42_000 })
+        .await
+        .unwrap();
     let record = store.get(&a.job_id).await.unwrap().unwrap();
     assert_eq!(record.published_at_ms, Some(42_000));
     assert_eq!(record.publish_attempts, 3);
-    assert!(!record.needs_publish(500_000, STALE));
-    assert_publish_refused(store, &a.job_id, 500_000, STALE).await;
+    assert!(!record.needs_publish(check(500_000)));
+    assert_publish_refused(store, &a.job_id, 500_000).await;
 
     // A dead-lettered message: requeue once, then publish again.
     assert!(!store.requeue(&a.job_id, 41_999).await.unwrap());
@@ -412,8 +417,8 @@ async fn publication<S: ResultStore>(store: &S) {
     assert!(!store.requeue(&a.job_id, 42_000).await.unwrap());
     let record = store.get(&a.job_id).await.unwrap().unwrap();
     assert_eq!((record.status, record.requeues), (JobStatus::Queued, 1));
-    assert!(record.needs_publish(43_000, STALE));
-    publish(store, &a.job_id, 42_500, STALE).await;
+    assert!(record.needs_publish(check(43_000)));
+    publish(store, &a.job_id, 42_500).await;
 
     // A message the broker lost: the same move, counted apart.
     assert!(!store.requeue_lost(&a.job_id, 42_000).await.unwrap());
@@ -424,11 +429,11 @@ async fn publication<S: ResultStore>(store: &S) {
         (record.status, record.requeues, record.lost_messages),
         (JobStatus::Queued, 1, 1)
     );
-    assert!(record.needs_publish(43_000, STALE));
-    publish(store, &a.job_id, 43_000, STALE).await;
+    assert!(record.needs_publish(check(43_000)));
+    publish(store, &a.job_id, 43_000).await;
 
     // A hand-back keeps the message (the worker returns it to the queue).
-    store.claim(&a, "w1", LEASE, 50_000).await.unwrap();
+    store.claim(&a, lease("w1", 50_000)).await.unwrap();
     store.release(&a.job_id, "w1").await.unwrap();
     let record = store.get(&a.job_id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Queued);
@@ -436,7 +441,7 @@ async fn publication<S: ResultStore>(store: &S) {
 
     // An expired lease is reclaimed once: not while it is live, not with a
     // lease other than the one seen, not twice.
-    store.claim(&a, "w1", LEASE, 60_000).await.unwrap();
+    store.claim(&a, lease("w1", 60_000)).await.unwrap();
     assert!(!store.reclaim(&a.job_id, 120_000, 100_000).await.unwrap());
     assert!(!store.reclaim(&a.job_id, 119_999, 130_000).await.unwrap());
     assert!(store.reclaim(&a.job_id, 120_000, 130_000).await.unwrap());
@@ -444,11 +449,11 @@ async fn publication<S: ResultStore>(store: &S) {
     let record = store.get(&a.job_id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Queued);
     assert_eq!((record.reclaims, record.lease_expires_at_ms), (1, None));
-    assert!(record.needs_publish(130_000, STALE));
+    assert!(record.needs_publish(check(130_000)));
     // The worker that lost the lease learns it from its next heartbeat.
     assert!(
         !store
-            .heartbeat(&a.job_id, "w1", 0.5, LEASE, 130_001)
+            .heartbeat(&a.job_id, lease("w1", 130_001), 0.5)
             .await
             .unwrap()
     );
@@ -494,13 +499,13 @@ async fn lifecycle_table<S: ResultStore>(store: &S) {
     // Final jobs take no reclaim, requeue, hand-back or second result.
     let done = job("table-done");
     store.enqueue(&done).await.unwrap();
-    store.claim(&done, "w1", LEASE, 1_000).await.unwrap();
+    store.claim(&done, lease("w1", 1_000)).await.unwrap();
     store.finish(&completed(&done, 0.5, "w1")).await.unwrap();
     assert!(!store.reclaim(&done.job_id, 61_000, 999_999).await.unwrap());
     store.release(&done.job_id, "w1").await.unwrap();
     let record = store.get(&done.job_id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Completed);
-    assert_publish_refused(store, &done.job_id, 999_999, LEASE).await;
+    assert_publish_refused(store, &done.job_id, 999_999).await;
     // A QUEUED job can fail without ever running (the reconciler gives up
     // on a dead-lettered job), and a RUNNING one cannot be requeued.
     let never_ran = job("table-never-ran");
@@ -518,8 +523,8 @@ async fn lifecycle_table<S: ResultStore>(store: &S) {
     );
     let running = job("table-running");
     store.enqueue(&running).await.unwrap();
-    publish(store, &running.job_id, 1_000, LEASE).await;
-    store.claim(&running, "w1", LEASE, 2_000).await.unwrap();
+    publish(store, &running.job_id, 1_000).await;
+    store.claim(&running, lease("w1", 2_000)).await.unwrap();
     assert!(!store.requeue(&running.job_id, 1_000).await.unwrap());
     assert_eq!(
         store.get(&running.job_id).await.unwrap().unwrap().status,

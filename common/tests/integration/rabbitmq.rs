@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::job::JobMessage;
 use common::queue::testsuite::job;
 use common::queue::{Delivery, JobQueue, RabbitConfig, RabbitQueue};
-use common::store::{Claim, Finish, MemoryStore, ResultStore};
+use common::store::{Claim, Finish, Lease, MemoryStore, ResultStore};
 use parking_lot::Mutex;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
@@ -168,7 +168,7 @@ async fn work(store: &MemoryStore, delivery: Delivery) -> Option<Finish> {
     let message = JobMessage::decode(&delivery.body).unwrap();
     let job = message.job();
     let outcome = match store
-        .claim(job, "w1", Duration::from_secs(60), 1_000)
+        .claim(job, Lease::new("w1", 1_000, Duration::from_secs(60)))
         .await
         .unwrap()
     {

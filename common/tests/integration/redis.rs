@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::job::{JobMessage, JobOrigin, JobV1, ModelRef};
 use common::store::testsuite::{completed, job};
-use common::store::{Claim, Finish, RedisConfig, RedisStore, ResultStore};
+use common::store::{Claim, Finish, Lease, RedisConfig, RedisStore, ResultStore};
 use parking_lot::Mutex;
 
 use common::testsuite::unique_name;
@@ -81,7 +81,7 @@ async fn contract_suite() {
 async fn concurrent_finish_records_exactly_one_result() {
     let (store, a) = store_with_job("finish8").await;
     store
-        .claim(&a, "w0", Duration::from_secs(60), 1_000)
+        .claim(&a, Lease::new("w0", 1_000, Duration::from_secs(60)))
         .await
         .unwrap();
     let tasks: Vec<_> = (0..8)
@@ -125,13 +125,17 @@ async fn a_killed_connection_is_survived() {
         let renewed = match round {
             0 => {
                 store
-                    .claim(&a, "w1", Duration::from_secs(60), 1_000)
+                    .claim(&a, Lease::new("w1", 1_000, Duration::from_secs(60)))
                     .await
                     .unwrap();
                 true
             }
             _ => store
-                .heartbeat(&a.job_id, "w1", 0.5, Duration::from_secs(60), 2_000)
+                .heartbeat(
+                    &a.job_id,
+                    Lease::new("w1", 2_000, Duration::from_secs(60)),
+                    0.5,
+                )
                 .await
                 .unwrap(),
         };
@@ -177,7 +181,7 @@ async fn key_schema_and_indexes() {
 
     assert!(matches!(
         store
-            .claim(&chain_job, "w1", Duration::from_secs(60), 5_000)
+            .claim(&chain_job, Lease::new("w1", 5_000, Duration::from_secs(60)))
             .await
             .unwrap(),
         Claim::Claimed { attempt: 1 }
@@ -251,7 +255,7 @@ async fn corrupt_records_are_reported_not_panicked_on() {
     let b = job("b");
     store.enqueue(&b).await.unwrap();
     store
-        .claim(&b, "w1", Duration::from_secs(60), 1_000)
+        .claim(&b, Lease::new("w1", 1_000, Duration::from_secs(60)))
         .await
         .unwrap();
     let running = store
@@ -301,7 +305,7 @@ async fn a_retried_write_that_had_landed_counts_once() {
     let _: () = pause(400).query_async(&mut admin).await.unwrap();
     assert_eq!(
         store
-            .claim(&a, "w1", Duration::from_secs(60), 1_000)
+            .claim(&a, Lease::new("w1", 1_000, Duration::from_secs(60)))
             .await
             .unwrap(),
         Claim::Claimed { attempt: 1 }

@@ -16,7 +16,7 @@ use common::job::{JobId, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
 use common::result::{FailureCode, FailureReason, Outcome, ResultMessage, ResultV1, Scores};
 use common::store::testsuite::sample_records;
-use common::store::{JobRecord, MemoryStore, ResultStore};
+use common::store::{JobRecord, Lease, MemoryStore, ResultStore};
 use common::submission::CommitString;
 use coordinator::api::{self, ApiSettings, ApiState, OperatorToken, RateLimit};
 use coordinator::leaderboard::model_of;
@@ -122,15 +122,15 @@ impl Fixture {
         };
         // 0: RUNNING at 40 %; 1: COMPLETED; 2: FAILED; 3, 4: QUEUED.
         store
-            .claim(&job(0).await, "w0", LEASE, now_ms())
+            .claim(&job(0).await, Lease::new("w0", now_ms(), LEASE))
             .await
             .unwrap();
         store
-            .heartbeat(&jobs[0], "w0", 0.4, LEASE, now_ms())
+            .heartbeat(&jobs[0], Lease::new("w0", now_ms(), LEASE), 0.4)
             .await
             .unwrap();
         store
-            .claim(&job(1).await, "w", LEASE, now_ms())
+            .claim(&job(1).await, Lease::new("w", now_ms(), LEASE))
             .await
             .unwrap();
         let completed = Scores {
@@ -139,7 +139,7 @@ impl Fixture {
         };
         finish(&store, &jobs[1], Outcome::Completed(completed)).await;
         store
-            .claim(&job(2).await, "w", LEASE, now_ms())
+            .claim(&job(2).await, Lease::new("w", now_ms(), LEASE))
             .await
             .unwrap();
         finish(
@@ -214,11 +214,29 @@ async fn call(
     (status, headers, body)
 }
 
+/// `POST /v1/evaluations` with `headers` and `body`.
+async fn post_evaluation(
+    app: &Router,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> (StatusCode, HeaderMap, Bytes) {
+    call(app, Method::POST, "/v1/evaluations", headers, body).await
+}
+
 async fn get_json(app: &Router, uri: &str) -> (StatusCode, Value) {
     let (status, _, body) = call(app, Method::GET, uri, &[], Body::empty()).await;
     let value = serde_json::from_slice(&body)
         .unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&body)));
     (status, value)
+}
+
+/// Checks a status answer's status, and the code of its reason and a part
+/// of its message.
+fn assert_reason(answer: &Value, status: &str, code: &str, message_part: &str) {
+    assert_eq!(answer["status"], status, "{answer}");
+    assert_eq!(answer["reason"]["code"], code, "{answer}");
+    let message = answer["reason"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(message_part), "{answer}");
 }
 
 #[tokio::test]
@@ -243,14 +261,7 @@ async fn status_query_answers_every_status() {
     );
 
     let (_, failed) = get_json(&app, &uri(2)).await;
-    assert_eq!(failed["status"], "FAILED");
-    assert_eq!(failed["reason"]["code"], "too_large");
-    assert!(
-        failed["reason"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("18 GB")
-    );
+    assert_reason(&failed, "FAILED", "too_large", "18 GB");
 
     // Both waiting jobs: positions 1 and 2 in queueing order.
     let mut queued: Vec<JobRecord> = fx.store.jobs_with_status(JobStatus::Queued).await.unwrap();
@@ -282,14 +293,7 @@ async fn status_query_answers_every_status() {
     )
     .await;
     assert_eq!(code, StatusCode::OK);
-    assert_eq!(invalid["status"], "INVALID");
-    assert_eq!(invalid["reason"]["code"], "hash_mismatch");
-    assert!(
-        invalid["reason"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("another hotkey")
-    );
+    assert_reason(&invalid, "INVALID", "hash_mismatch", "another hotkey");
 
     // Unknown model: 404 with a message that says what to check.
     let (code, missing) = get_json(&app, "/v1/models/nobody/nothing?chat_template=chatml").await;
@@ -317,7 +321,7 @@ async fn status_query_answers_every_status() {
 
     // Progress moves once the index is refreshed.
     fx.store
-        .heartbeat(&fx.jobs[0], "w0", 0.9, LEASE, now_ms())
+        .heartbeat(&fx.jobs[0], Lease::new("w0", now_ms(), LEASE), 0.9)
         .await
         .unwrap();
     let (state, app) = fx.app(open()).await;
@@ -514,26 +518,12 @@ async fn operator_route_refuses_without_the_right_token() {
             ..open()
         })
         .await;
-    let (code, _, answer) = call(
-        &closed,
-        Method::POST,
-        "/v1/evaluations",
-        &[json_type],
-        body.clone(),
-    )
-    .await;
+    let (code, _, answer) = post_evaluation(&closed, &[json_type], body.clone()).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{answer:?}");
 
     let (_, app) = fx.app(open()).await;
     let depth = fx.queue.depth().await.unwrap().ready;
-    let (code, headers, answer) = call(
-        &app,
-        Method::POST,
-        "/v1/evaluations",
-        &[json_type],
-        body.clone(),
-    )
-    .await;
+    let (code, headers, answer) = post_evaluation(&app, &[json_type], body.clone()).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED, "{answer:?}");
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
     for auth in [
@@ -542,14 +532,8 @@ async fn operator_route_refuses_without_the_right_token() {
         "Bearer",
         &format!("Bearer {TOKEN}x"),
     ] {
-        let (code, _, answer) = call(
-            &app,
-            Method::POST,
-            "/v1/evaluations",
-            &[json_type, ("authorization", auth)],
-            body.clone(),
-        )
-        .await;
+        let (code, _, answer) =
+            post_evaluation(&app, &[json_type, ("authorization", auth)], body.clone()).await;
         assert_eq!(code, StatusCode::UNAUTHORIZED, "{auth}: {answer:?}");
         let answer: Value = serde_json::from_slice(&answer).unwrap();
         assert_eq!(answer["error"]["code"], "unauthorized");
@@ -563,7 +547,7 @@ async fn operator_route_refuses_without_the_right_token() {
     // The right token queues the model, once.
     let bearer = format!("Bearer {TOKEN}");
     let auth = [json_type, ("authorization", bearer.as_str())];
-    let (code, _, answer) = call(&app, Method::POST, "/v1/evaluations", &auth, body.clone()).await;
+    let (code, _, answer) = post_evaluation(&app, &auth, body.clone()).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{answer:?}");
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(answer["created"], true);
@@ -578,7 +562,7 @@ async fn operator_route_refuses_without_the_right_token() {
     // Asking again for a known, finished model changes nothing.
     let finished =
         json!({"namespace": "miner", "name": "rp-1", "chat_template": "chatml"}).to_string();
-    let (code, _, answer) = call(&app, Method::POST, "/v1/evaluations", &auth, finished).await;
+    let (code, _, answer) = post_evaluation(&app, &auth, finished).await;
     assert_eq!(code, StatusCode::OK, "{answer:?}");
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(
@@ -606,8 +590,7 @@ async fn operator_route_refuses_without_the_right_token() {
             Some("requested_by"),
         ),
     ] {
-        let (code, _, answer) =
-            call(&app, Method::POST, "/v1/evaluations", &auth, bad.to_owned()).await;
+        let (code, _, answer) = post_evaluation(&app, &auth, bad.to_owned()).await;
         assert_eq!(code, expected, "{bad}: {answer:?}");
         let answer: Value = serde_json::from_slice(&answer).unwrap();
         if let Some(field) = field {
@@ -618,12 +601,10 @@ async fn operator_route_refuses_without_the_right_token() {
         r#"{{"namespace":"{}","name":"b","chat_template":"c"}}"#,
         "a".repeat(64 * 1024)
     );
-    let (code, _, _) = call(&app, Method::POST, "/v1/evaluations", &auth, huge).await;
+    let (code, _, _) = post_evaluation(&app, &auth, huge).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
-    let (code, _, _) = call(
+    let (code, _, _) = post_evaluation(
         &app,
-        Method::POST,
-        "/v1/evaluations",
         &[
             ("authorization", bearer.as_str()),
             ("content-type", "text/plain"),

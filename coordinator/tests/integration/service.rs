@@ -9,7 +9,7 @@ use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobStatus};
 use common::queue::{JobQueue, MemoryQueue};
 use common::store::testsuite::claim_and_complete;
-use common::store::{MemoryStore, ResultStore};
+use common::store::{Lease, MemoryStore, ResultStore};
 use common::submission::CommitString;
 use coordinator::leaderboard::model_of;
 use coordinator::service::{Coordinator, LoopSettings};
@@ -151,7 +151,10 @@ async fn expired_leases_are_reclaimed_and_a_wiped_store_is_refilled() {
     }
     let dead = s.store.get(&ids[0]).await.unwrap().unwrap().job;
     s.store
-        .claim(&dead, "dead-worker", Duration::from_millis(1), now_ms())
+        .claim(
+            &dead,
+            Lease::new("dead-worker", now_ms(), Duration::from_millis(1)),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -23,7 +23,7 @@ use clap::Parser;
 use common::job::{JobMessage, JobOrigin, ModelRef};
 use common::queue::MemoryQueue;
 use common::result::{ComponentScores, Outcome, ResultMessage, ResultV1, Scores};
-use common::store::{MemoryStore, ResultStore};
+use common::store::{Lease, MemoryStore, ResultStore};
 use coordinator::api::{self, ApiSettings, ApiState};
 use coordinator::view::SharedView;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,18 +85,9 @@ async fn fill_store(jobs: usize) -> Result<Arc<MemoryStore>> {
         if i % 4 == 0 {
             continue;
         }
-        store
-            .claim(job, "bench-worker", Duration::from_secs(3600), now)
-            .await?;
-        store
-            .heartbeat(
-                &job.job_id,
-                "bench-worker",
-                0.5,
-                Duration::from_secs(3600),
-                now,
-            )
-            .await?;
+        let lease = Lease::new("bench-worker", now, Duration::from_secs(3600));
+        store.claim(job, lease).await?;
+        store.heartbeat(&job.job_id, lease, 0.5).await?;
         if i % 4 == 1 {
             continue;
         }

@@ -28,8 +28,8 @@ use common::queue::{
 use common::result::{ResultMessage, SampleRecord};
 use common::scoring::ScoringProfile;
 use common::store::{
-    Claim, ClusterClock, Enqueued, Finish, JobRecord, RankedJob, RedisStore, ResultStore,
-    StoreError,
+    Claim, ClusterClock, Enqueued, Finish, JobRecord, Lease, PublishCheck, PublishOutcome,
+    RankedJob, RedisStore, ResultStore, StoreError,
 };
 use futures::{StreamExt, TryStreamExt};
 use tests::sandbox::Sandbox;
@@ -184,31 +184,18 @@ impl ResultStore for CountingStore {
         self.inner.get(id).await
     }
 
-    async fn claim(
-        &self,
-        job: &JobV1,
-        worker: &str,
-        lease: Duration,
-        now_ms: u64,
-    ) -> Result<Claim, StoreError> {
-        self.stats
-            .claim
-            .time(self.inner.claim(job, worker, lease, now_ms))
-            .await
+    async fn claim(&self, job: &JobV1, lease: Lease<'_>) -> Result<Claim, StoreError> {
+        self.stats.claim.time(self.inner.claim(job, lease)).await
     }
 
     async fn heartbeat(
         &self,
         id: &JobId,
-        worker: &str,
+        lease: Lease<'_>,
         progress: f64,
-        lease: Duration,
-        now_ms: u64,
     ) -> Result<bool, StoreError> {
-        self.stats
-            .heartbeat
-            .time(self.inner.heartbeat(id, worker, progress, lease, now_ms))
-            .await
+        let renewal = self.inner.heartbeat(id, lease, progress);
+        self.stats.heartbeat.time(renewal).await
     }
 
     async fn release(&self, id: &JobId, worker: &str) -> Result<(), StoreError> {
@@ -231,20 +218,18 @@ impl ResultStore for CountingStore {
     async fn begin_publish(
         &self,
         id: &JobId,
-        now_ms: u64,
-        stale_after: Duration,
+        check: PublishCheck,
     ) -> Result<Option<u32>, StoreError> {
-        self.inner.begin_publish(id, now_ms, stale_after).await
+        self.inner.begin_publish(id, check).await
     }
 
     async fn end_publish(
         &self,
         id: &JobId,
         attempt: u32,
-        published: bool,
-        now_ms: u64,
+        outcome: PublishOutcome,
     ) -> Result<(), StoreError> {
-        self.inner.end_publish(id, attempt, published, now_ms).await
+        self.inner.end_publish(id, attempt, outcome).await
     }
 
     async fn reclaim(

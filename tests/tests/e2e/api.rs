@@ -19,7 +19,7 @@ use common::job::JobId;
 use common::queue::MemoryQueue;
 use common::result::{ComponentScores, Outcome, ResultMessage, ResultV1, Scores};
 use common::store::testsuite::sample_records;
-use common::store::{MemoryStore, ResultStore};
+use common::store::{Lease, MemoryStore, ResultStore};
 use common::submission::CommitString;
 use coordinator::api::{ApiSettings, ApiState, OperatorToken};
 use coordinator::leaderboard::model_of;
@@ -135,14 +135,16 @@ async fn status_query_through_coordinator_run() -> Result<()> {
         .store
         .claim(
             &record.job,
-            "test-worker",
-            Duration::from_secs(60),
-            now_ms(),
+            Lease::new("test-worker", now_ms(), Duration::from_secs(60)),
         )
         .await?;
     sandbox
         .store
-        .heartbeat(&id, "test-worker", 0.25, Duration::from_secs(60), now_ms())
+        .heartbeat(
+            &id,
+            Lease::new("test-worker", now_ms(), Duration::from_secs(60)),
+            0.25,
+        )
         .await?;
     let running = wait_for_status(addr, status_path, "RUNNING").await?;
     assert_eq!(running["progress"], 0.25);

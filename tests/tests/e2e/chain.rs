@@ -487,7 +487,7 @@ mod coordinator_on_subtensor {
     use common::job::JobId;
     use common::queue::MemoryQueue;
     use common::store::testsuite::claim_and_complete;
-    use common::store::{MemoryStore, ResultStore};
+    use common::store::{Lease, MemoryStore, ResultStore};
     use common::submission::CommitString;
     use coordinator::leaderboard::model_of;
     use coordinator::service::{Coordinator, LoopSettings};
@@ -646,9 +646,7 @@ mod coordinator_on_subtensor {
         store
             .claim(
                 &pending.job,
-                "w",
-                Duration::from_secs(60),
-                common::clock::now_ms(),
+                Lease::new("w", common::clock::now_ms(), Duration::from_secs(60)),
             )
             .await
             .unwrap();

@@ -22,7 +22,7 @@ use common::clock::now_ms;
 use common::job::{JobId, JobMessage, JobStatus, JobV1};
 use common::queue::{JobQueue, RabbitConfig, RabbitQueue};
 use common::result::{FailureCode, Outcome};
-use common::store::{JobRecord, ResultStore};
+use common::store::{JobRecord, Lease, PublishCheck, ResultStore};
 use common::submission::CommitString;
 use coordinator::reconcile::{ReconcileSettings, Reconciler};
 use coordinator::service::{Coordinator, LoopSettings};
@@ -666,7 +666,10 @@ async fn claim_next(sandbox: &Sandbox, worker: &str, lease: Duration) -> Result<
     let queue = consumer(sandbox).await?;
     let delivery = take(&queue).await?;
     let job = JobMessage::decode(&delivery.body)?.job().clone();
-    sandbox.store.claim(&job, worker, lease, now_ms()).await?;
+    sandbox
+        .store
+        .claim(&job, Lease::new(worker, now_ms(), lease))
+        .await?;
     delivery.ack().await?;
     queue.close().await;
     Ok(job)
@@ -800,7 +803,10 @@ async fn a_job_at_the_delivery_limit_is_requeued_then_failed_never_left_queued()
             let job = JobMessage::decode(&delivery.body)?.job().clone();
             sandbox
                 .store
-                .claim(&job, "hands-back", Duration::from_secs(60), now_ms())
+                .claim(
+                    &job,
+                    Lease::new("hands-back", now_ms(), Duration::from_secs(60)),
+                )
                 .await?;
             sandbox.store.release(&id, "hands-back").await?;
             delivery.retry().await?;
@@ -882,7 +888,13 @@ async fn a_coordinator_killed_between_enqueue_and_publish_is_repaired_by_the_nex
     store.enqueue(claimed.job()).await?;
     assert_eq!(
         store
-            .begin_publish(claimed.id(), now_ms(), settings.publish_stale_after)
+            .begin_publish(
+                claimed.id(),
+                PublishCheck {
+                    now_ms: now_ms(),
+                    stale_after: settings.publish_stale_after
+                }
+            )
             .await?,
         Some(1)
     );
