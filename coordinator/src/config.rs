@@ -103,18 +103,9 @@ pub struct CoordinatorOptions {
     /// it, `coordinator run --submissions FILE` runs on a local chain
     #[arg(long = "subtensor.network", env = "EVAL_SUBTENSOR_NETWORK")]
     pub subtensor_network: Option<String>,
-    /// Bittensor wallets directory [default: ~/.bittensor/wallets]
-    #[arg(long = "wallet.path", env = "EVAL_WALLET_PATH")]
-    pub wallet_path: Option<String>,
-    /// Wallet name (the hotkey file is <wallet.path>/<wallet.name>/hotkeys/<wallet.hotkey>)
-    #[arg(long = "wallet.name", env = "EVAL_WALLET_NAME")]
-    pub wallet_name: Option<String>,
-    /// Hotkey name within the wallet [default: default]
-    #[arg(long = "wallet.hotkey", env = "EVAL_WALLET_HOTKEY")]
-    pub wallet_hotkey: Option<String>,
-    /// A Bittensor hotkey JSON file (e.g. a mounted Kubernetes Secret), instead of the wallet flags
-    #[arg(long = "hotkey-file", env = "EVAL_HOTKEY_FILE")]
-    pub hotkey_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub wallet: WalletOptions,
     /// Directory for state that must survive restarts (pending weight commits) [default: ./state]
     #[arg(long = "state-dir", env = "EVAL_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -156,10 +147,6 @@ layered!(CoordinatorOptions {
     admin_listen,
     status_refresh,
     subtensor_network,
-    wallet_path,
-    wallet_name,
-    wallet_hotkey,
-    hotkey_file,
     state_dir,
     publish_stale_after,
     max_requeues,
@@ -167,7 +154,57 @@ layered!(CoordinatorOptions {
 } flatten {
     cluster,
     scoring,
+    wallet,
 });
+
+/// The hotkey that signs: a Bittensor wallet's, or a hotkey file. Taken by
+/// `coordinator run` (the validator's hotkey) and `coordinator submit` (the
+/// miner's).
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct WalletOptions {
+    /// Bittensor wallets directory [default: ~/.bittensor/wallets]
+    #[arg(long = "wallet.path", env = "EVAL_WALLET_PATH")]
+    pub wallet_path: Option<String>,
+    /// Wallet name (the hotkey file is <wallet.path>/<wallet.name>/hotkeys/<wallet.hotkey>)
+    #[arg(long = "wallet.name", env = "EVAL_WALLET_NAME")]
+    pub wallet_name: Option<String>,
+    /// Hotkey name within the wallet [default: default]
+    #[arg(long = "wallet.hotkey", env = "EVAL_WALLET_HOTKEY")]
+    pub wallet_hotkey: Option<String>,
+    /// A Bittensor hotkey JSON file (e.g. a mounted Kubernetes Secret), instead of the wallet flags
+    #[arg(long = "hotkey-file", env = "EVAL_HOTKEY_FILE")]
+    pub hotkey_file: Option<PathBuf>,
+}
+
+layered!(WalletOptions {
+    wallet_path,
+    wallet_name,
+    wallet_hotkey,
+    hotkey_file,
+});
+
+impl WalletOptions {
+    /// The hotkey file: `hotkey_file`, or
+    /// `<wallet.path>/<wallet.name>/hotkeys/<wallet.hotkey>` when a wallet is
+    /// named; `None` when neither is given.
+    pub fn hotkey_file(&self) -> Result<Option<PathBuf>, ConfigError> {
+        match (&self.hotkey_file, &self.wallet_name) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "hotkey_file",
+                "give either hotkey_file or wallet.name, not both",
+            )),
+            (Some(file), None) => Ok(Some(file.clone())),
+            (None, Some(name)) => Ok(Some(common::chain::subtensor::wallet_hotkey_path(
+                self.wallet_path
+                    .as_deref()
+                    .unwrap_or("~/.bittensor/wallets"),
+                name,
+                self.wallet_hotkey.as_deref().unwrap_or("default"),
+            ))),
+            (None, None) => Ok(None),
+        }
+    }
+}
 
 /// Where the chain is and who signs for the validator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,23 +425,7 @@ impl CoordinatorOptions {
             .map(common::chain::subtensor::network_url)
             .transpose()
             .map_err(|m| ConfigError::invalid("subtensor_network", m))?;
-        let hotkey_file = match (&self.hotkey_file, &self.wallet_name) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "hotkey_file",
-                    "give either hotkey_file or wallet.name, not both",
-                ));
-            }
-            (Some(file), None) => Some(file.clone()),
-            (None, Some(name)) => Some(common::chain::subtensor::wallet_hotkey_path(
-                self.wallet_path
-                    .as_deref()
-                    .unwrap_or("~/.bittensor/wallets"),
-                name,
-                self.wallet_hotkey.as_deref().unwrap_or("default"),
-            )),
-            (None, None) => None,
-        };
+        let hotkey_file = self.wallet.hotkey_file()?;
         if subtensor_url.is_some() && hotkey_file.is_none() && self.dry_run != Some(true) {
             return Err(ConfigError::invalid(
                 "hotkey_file",
@@ -612,8 +633,11 @@ mod tests {
     fn chain_options() {
         let config = valid(CoordinatorOptions {
             subtensor_network: Some("finney".into()),
-            wallet_path: Some("/wallets".into()),
-            wallet_name: Some("validator".into()),
+            wallet: WalletOptions {
+                wallet_path: Some("/wallets".into()),
+                wallet_name: Some("validator".into()),
+                ..Default::default()
+            },
             ..Default::default()
         });
         assert_eq!(
@@ -631,6 +655,28 @@ mod tests {
         });
         assert_eq!(dry.chain.hotkey_file, None);
         assert_eq!(dry.chain.state_dir, PathBuf::from("./state"));
+    }
+
+    #[test]
+    fn the_hotkey_is_a_wallet_or_a_file_never_both() {
+        let wallet = over_file(
+            CoordinatorOptions::default(),
+            "wallet_path = \"/w\"\nwallet_name = \"v\"\nwallet_hotkey = \"h\"\n",
+        )
+        .wallet;
+        assert_eq!(
+            wallet.hotkey_file().unwrap(),
+            Some(PathBuf::from("/w/v/hotkeys/h"))
+        );
+        let file = over_file(CoordinatorOptions::default(), "hotkey_file = \"/k.json\"\n").wallet;
+        assert_eq!(file.hotkey_file().unwrap(), Some(PathBuf::from("/k.json")));
+        assert_eq!(WalletOptions::default().hotkey_file().unwrap(), None);
+        let both = WalletOptions {
+            wallet_name: Some("v".into()),
+            ..file
+        };
+        let err = both.hotkey_file().unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

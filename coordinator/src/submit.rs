@@ -9,11 +9,12 @@
 //! pinned to that commit.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use anyhow::Context;
 use common::chain::subtensor::{self, Hotkey, SubtensorChain, SubtensorOptions};
 use common::submission::{CommitString, MAX_COMMIT_BYTES};
+
+use crate::config::WalletOptions;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SubmitArgs {
@@ -35,26 +36,8 @@ pub struct SubmitArgs {
     /// Subnet id
     #[arg(long, env = "EVAL_NETUID", default_value_t = 11)]
     pub netuid: u16,
-    /// Bittensor wallets directory
-    #[arg(
-        long = "wallet.path",
-        env = "EVAL_WALLET_PATH",
-        default_value = "~/.bittensor/wallets"
-    )]
-    pub wallet_path: String,
-    /// Wallet name
-    #[arg(long = "wallet.name", env = "EVAL_WALLET_NAME")]
-    pub wallet_name: Option<String>,
-    /// Hotkey name within the wallet
-    #[arg(
-        long = "wallet.hotkey",
-        env = "EVAL_WALLET_HOTKEY",
-        default_value = "default"
-    )]
-    pub wallet_hotkey: String,
-    /// A hotkey JSON file instead of the wallet flags
-    #[arg(long = "hotkey-file", env = "EVAL_HOTKEY_FILE")]
-    pub hotkey_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub wallet: WalletOptions,
     /// Coordinator base URL, for the status link printed at the end
     #[arg(
         long,
@@ -156,12 +139,8 @@ pub fn status_url(base: &str, commit: &CommitString, hotkey: &str) -> String {
 
 /// Runs `coordinator submit`.
 pub async fn submit(args: SubmitArgs) -> anyhow::Result<Submitted> {
-    let key_path = match (&args.hotkey_file, &args.wallet_name) {
-        (Some(file), _) => file.clone(),
-        (None, Some(name)) => {
-            subtensor::wallet_hotkey_path(&args.wallet_path, name, &args.wallet_hotkey)
-        }
-        (None, None) => anyhow::bail!("give --wallet.name (and --wallet.hotkey) or --hotkey-file"),
+    let Some(key_path) = args.wallet.hotkey_file()? else {
+        anyhow::bail!("give --wallet.name (and --wallet.hotkey) or --hotkey-file");
     };
     let hotkey = Hotkey::from_file(&key_path).context("loading the hotkey")?;
     let commit = commit_string(

@@ -14,6 +14,7 @@ use common::chain_weights::U16Weights;
 use common::submission::{
     CommitString, InvalidReason, ValidationContext, Verdict, validate_submissions,
 };
+use coordinator::config::WalletOptions;
 use coordinator::submit::{SubmitArgs, submit};
 use subxt_signer::sr25519::dev;
 use tests::chain_double::runtime::{Data, max_upscale_to_u16};
@@ -63,11 +64,10 @@ fn submit_args(double: &ChainDouble, repo: &str, hotkey_file: PathBuf) -> Submit
         competition_id: None,
         network: double.url(),
         netuid: NETUID,
-        // Unused: the hotkey file stands for the wallet.
-        wallet_path: "~/.bittensor/wallets".into(),
-        wallet_name: None,
-        wallet_hotkey: "default".into(),
-        hotkey_file: Some(hotkey_file),
+        wallet: WalletOptions {
+            hotkey_file: Some(hotkey_file),
+            ..WalletOptions::default()
+        },
         coordinator_url: "http://coordinator:8080".into(),
         dry_run: false,
     }
