@@ -561,6 +561,12 @@ impl SubtensorChain {
     }
 }
 
+/// The extrinsic `SubtensorModule.<function>`, its arguments `fields` in the
+/// call's order.
+fn subtensor_call<F>(function: &'static str, fields: F) -> subxt::transactions::DynamicPayload<F> {
+    dynamic::tx("SubtensorModule", function, fields)
+}
+
 /// `Pallet.Error` of a dispatch error.
 fn dispatch_error_name(e: &subxt::error::DispatchError) -> String {
     match e {
@@ -635,8 +641,7 @@ impl Chain for SubtensorChain {
             self.precheck(&at, &hotkey, commit_reveal).await?;
         }
         if !commit_reveal {
-            let call = dynamic::tx(
-                "SubtensorModule",
+            let call = subtensor_call(
                 "set_weights",
                 (
                     netuid,
@@ -674,7 +679,7 @@ impl Chain for SubtensorChain {
                 commit_block: None,
             })
             .map_err(|e| ChainError::Unavailable(format!("saving the commit's salt: {e}")))?;
-        let call = dynamic::tx("SubtensorModule", "commit_weights", (netuid, hash));
+        let call = subtensor_call("commit_weights", (netuid, hash));
         match self.submit(call).await {
             Ok(block) => {
                 if let Err(e) = pending.set_commit_block(&hash_hex, block) {
@@ -759,8 +764,7 @@ impl Chain for SubtensorChain {
                 ))));
                 continue;
             }
-            let call = dynamic::tx(
-                "SubtensorModule",
+            let call = subtensor_call(
                 "reveal_weights",
                 (
                     netuid,
