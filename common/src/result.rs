@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::JobId;
 
-/// The v1 scoring components, each in `[0, 1]`.
+/// The scoring components, each in `[0, 1]`.
+// Served as they are by the coordinator's API (schema `Scores`): the doc
+// comments are its OpenAPI descriptions, written for the miner.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Scores))]
 #[serde(deny_unknown_fields)]
 pub struct ComponentScores {
     /// Teacher-forced probability of the reference replies.
@@ -22,7 +25,7 @@ pub struct ComponentScores {
     pub size: f64,
     /// Profile v2: the local LLM judge's verdicts against the reference
     /// replies, `(wins + ties / 2) / judged samples`. Absent under profiles
-    /// without a judge (v1), so their results serialize as before.
+    /// without a judge (v1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<f64>,
 }
@@ -125,6 +128,11 @@ pub struct Scores {
     /// what each conversation scored. Empty in results written before they
     /// were recorded. Stores keep them apart from the job record
     /// ([`crate::store::ResultStore::samples`]).
+    ///
+    /// Size: a profile scores at most `similarity_samples` of them (64 in v1),
+    /// and only the `vibe_samples` ones (16 in v1) carry a reply of at most
+    /// [`SampleRecord::REPLY_CHARS`] characters, so a result's records stay
+    /// within tens of kilobytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<SampleRecord>,
     /// Profile v2: which judge gave the verdicts, and their tally. Absent
@@ -134,57 +142,61 @@ pub struct Scores {
     pub judge: Option<Box<JudgeSummary>>,
 }
 
-/// The judge of one evaluation and what it decided over all judged samples.
+/// The judge of a v2 evaluation and its tally over the judged samples.
+// Served as it is by the coordinator's API (schema `JudgeReport`): the doc
+// comments are its OpenAPI descriptions, written for the miner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JudgeReport))]
 #[serde(deny_unknown_fields)]
 pub struct JudgeSummary {
     /// The judge model's repository, `namespace/name`.
     pub repo: String,
-    /// The commit sha the judge was pinned to.
+    /// The commit the judge was pinned to.
     pub revision: String,
-    /// [`crate::submission::weights_fingerprint`] of the judge's weights.
+    /// Fingerprint of the judge's weights (as a submission's weights are
+    /// fingerprinted, to spot copies).
     pub weights_fingerprint: String,
-    /// Samples judged, and how each ended for the candidate.
+    /// Samples judged, and how each ended for the model.
     pub samples: u32,
     pub wins: u32,
     pub ties: u32,
     pub losses: u32,
-    /// Mean over the judged samples of the candidate's preference (each the
-    /// mean of both orders), in `[0, 1]`.
+    /// Mean of the model's per-sample preference (each the mean of both
+    /// orders), in `[0, 1]`.
     pub mean_preference: f64,
-    /// Pearson correlation between the reply-length difference (candidate
-    /// minus reference, in characters, as the judge saw them) and the
-    /// candidate's preference: near +1 means the judge rewards length.
-    /// Absent when undefined (fewer than two samples, or no variation).
+    /// Pearson correlation between the reply-length difference (the model's
+    /// minus the reference's, in characters, as the judge saw them) and the
+    /// preference: near +1, the judge rewards length. Absent when undefined
+    /// (fewer than two samples, or no variation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length_correlation: Option<f64>,
 }
 
-/// What one sample (one dataset conversation) scored.
-///
-/// Size: a profile scores at most `similarity_samples` of them (64 in v1),
-/// and only the `vibe_samples` ones (16 in v1) carry a reply of at most
-/// [`SampleRecord::REPLY_CHARS`] characters, so a result's records stay
-/// within tens of kilobytes.
+/// What one sample (one conversation of the validator's dataset) scored.
+// The coordinator's API serves these records as they are (`GET
+// /v1/jobs/{id}/samples`, schema `Sample`): the doc comments here and on
+// the types within are its OpenAPI descriptions, written for the miner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Sample))]
 #[serde(deny_unknown_fields)]
 pub struct SampleRecord {
-    /// The conversation's id in the dataset.
+    /// The conversation's id in the evaluation dataset.
     pub conversation_id: String,
     /// The sample's similarity, in `[0, 1]`.
     pub similarity: f64,
-    /// Present for the samples also generated for vibe.
+    /// The sample's vibe, in `[0, 1]`; only on the samples also generated
+    /// for vibe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vibe: Option<f64>,
-    /// The model's greedy reply (vibe samples), cut to
-    /// [`SampleRecord::REPLY_CHARS`] characters. Text the miner's model
-    /// wrote: serve it as data, never as markup.
+    /// The model's greedy reply on the vibe samples, cut to its first 500
+    /// characters. The model's own text, as plain JSON data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
-    /// The context was cut (oldest turns dropped) to fit the model's window.
+    /// The conversation was longer than the model's window, so its oldest
+    /// turns were dropped (the system prompt and the last user turn kept).
     pub context_cut: bool,
-    /// Profile v2: the judge's verdict on this sample (its vibe reply against
-    /// the reference reply). Absent on samples that were not judged.
+    /// Profile v2: the judge's verdict on this sample's reply against the
+    /// reference reply. Absent on samples that were not judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<SampleVerdict>,
 }
@@ -195,6 +207,7 @@ pub struct SampleRecord {
 /// quoted text uses those words (then `X`/`Y` or `P`/`Q`), so that no reply
 /// can name an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Answers))]
 #[serde(deny_unknown_fields)]
 pub struct AnswerProbabilities {
     pub a: f64,
@@ -210,9 +223,10 @@ impl AnswerProbabilities {
     }
 }
 
-/// How a judged sample ended for the candidate: a win or a loss only when
-/// both orders agree, else a tie (position bias cancels out).
+/// How a judged sample ended for the model: a win or a loss only when both
+/// orders agree, else a tie (position bias cancels out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Outcome))]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictOutcome {
     Win,
@@ -220,21 +234,28 @@ pub enum VerdictOutcome {
     Loss,
 }
 
-/// The judge's verdict on one sample, asked in both orders.
+/// The judge's verdict on one sample, asked in both orders, so that the
+/// judge's preference for a position cancels out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Verdict))]
 #[serde(deny_unknown_fields)]
 pub struct SampleVerdict {
-    /// The candidate's reply shown first, the reference reply second.
+    /// The judge's probabilities of answering with the first (`a`) and the
+    /// second (`b`) reply, with the model's reply shown first and the
+    /// reference second.
     pub candidate_first: AnswerProbabilities,
-    /// The reference reply shown first, the candidate's reply second.
+    /// The same with the reference shown first and the model's reply second.
     pub candidate_second: AnswerProbabilities,
-    /// The candidate's preference, the mean of both orders, in `[0, 1]`.
+    /// The model's reply's share of the answer probability, mean of both
+    /// orders, in `[0, 1]`.
     pub preference: f64,
+    /// `win` or `loss` when both orders agree, else `tie`.
     pub outcome: VerdictOutcome,
 }
 
 impl SampleRecord {
-    /// Characters of a generated reply kept in a record.
+    /// Characters of a generated reply kept in a record (`reply`: text the
+    /// miner's model wrote, to serve as data, never as markup).
     pub const REPLY_CHARS: usize = 500;
 
     /// `reply` cut to [`Self::REPLY_CHARS`] characters (never inside a

@@ -33,7 +33,7 @@ use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::types::{JudgeReport, Model, ModelStatus, Reason, SubmissionStatus};
+use super::types::{Model, ModelStatus, Reason, SubmissionStatus};
 use crate::metrics;
 use crate::view::SharedView;
 
@@ -174,9 +174,9 @@ fn job_status(
 ) -> ModelStatus {
     let (scores, total, judge, reason) = match record.result.as_ref().map(|r| &r.outcome) {
         Some(Outcome::Completed(s)) => (
-            Some(s.components.into()),
+            Some(s.components),
             Some(s.total),
-            s.judge.as_deref().map(JudgeReport::from),
+            s.judge.as_deref().cloned(),
             None,
         ),
         Some(Outcome::Failed(reason)) => (None, None, None, Some(Reason::from(reason))),

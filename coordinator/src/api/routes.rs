@@ -22,8 +22,8 @@ use crate::reconcile::{ReconcileError, ReconcileReport};
 use super::index::IndexedJob;
 use super::types::{
     Check, EvaluationAccepted, EvaluationRequest, Health, JobSamples, LeaderboardEntry,
-    LeaderboardResponse, Model, ModelStatus, PendingSubmission, Readiness, Sample,
-    SubmissionStatus, WeightVector, WeightsResponse,
+    LeaderboardResponse, Model, ModelStatus, PendingSubmission, Readiness, SubmissionStatus,
+    WeightVector, WeightsResponse,
 };
 use super::{ApiError, ApiState, ErrorBody};
 
@@ -345,7 +345,7 @@ pub async fn job_samples(
     Ok(Json(JobSamples {
         job_id: id.to_string(),
         status: job.record.status.into(),
-        samples: samples.iter().map(Sample::from).collect(),
+        samples,
         as_of_ms: job.status.as_of_ms,
     }))
 }
@@ -382,7 +382,7 @@ pub fn leaderboard_response(board: &crate::leaderboard::Leaderboard) -> Leaderbo
                     .status
                     .map(SubmissionStatus::from)
                     .unwrap_or(SubmissionStatus::Invalid),
-                scores: e.components.map(Into::into),
+                scores: e.components,
                 total: e.total,
                 score: e.score,
                 weight: e.weight,

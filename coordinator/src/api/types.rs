@@ -1,12 +1,13 @@
 //! The API's JSON bodies, with their OpenAPI schemas. They mirror the domain
 //! types of `common` and [`crate::leaderboard`] rather than exposing them, so
-//! the wire format of the API changes only on purpose.
+//! the wire format of the API changes only on purpose. The exceptions are
+//! parts of a stored result, itself a versioned wire format: a job's scores
+//! ([`ComponentScores`]), per-sample records ([`SampleRecord`]) and its
+//! judge's tally ([`JudgeSummary`]) are served as they are (their schemas come with
+//! `common`'s `openapi` feature).
 
 use common::job::{JobStatus, ModelRef};
-use common::result::{
-    AnswerProbabilities, ComponentScores, FailureReason, JudgeSummary, SampleRecord, SampleVerdict,
-    VerdictOutcome,
-};
+use common::result::{ComponentScores, FailureReason, JudgeSummary, SampleRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -53,31 +54,6 @@ impl From<&ModelRef> for Model {
             name: m.name.clone(),
             revision: m.revision.clone(),
             chat_template: m.chat_template.clone(),
-        }
-    }
-}
-
-/// The scoring components, each in `[0, 1]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Scores {
-    pub similarity: f64,
-    pub vibe: f64,
-    pub latency: f64,
-    pub size: f64,
-    /// Profile v2: the LLM judge's verdicts against the reference replies,
-    /// `(wins + ties / 2) / judged samples`. Absent under v1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge: Option<f64>,
-}
-
-impl From<ComponentScores> for Scores {
-    fn from(c: ComponentScores) -> Self {
-        Self {
-            similarity: c.similarity,
-            vibe: c.vibe,
-            latency: c.latency,
-            size: c.size,
-            judge: c.judge,
         }
     }
 }
@@ -138,143 +114,20 @@ pub struct ModelStatus {
     pub finished_at_ms: Option<u64>,
     /// COMPLETED: the component scores.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scores: Option<Scores>,
+    pub scores: Option<ComponentScores>,
     /// COMPLETED: the profile's weighted total.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<f64>,
     /// COMPLETED under a profile with a judge (v2): which judge, pinned, and
     /// how its verdicts went (each sample's verdict is on the samples route).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub judge: Option<JudgeReport>,
+    pub judge: Option<JudgeSummary>,
     /// FAILED or INVALID: why, written for the miner.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
     /// Unix ms at which this answer was built (it is at most the status
     /// refresh interval old).
     pub as_of_ms: u64,
-}
-
-/// What one sample (one conversation of the validator's dataset) scored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Sample {
-    /// The conversation's id in the evaluation dataset.
-    pub conversation_id: String,
-    /// The sample's similarity, in `[0, 1]`.
-    pub similarity: f64,
-    /// The sample's vibe, in `[0, 1]`; only on the samples also generated
-    /// for vibe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vibe: Option<f64>,
-    /// The model's greedy reply on the vibe samples, cut to its first 500
-    /// characters. The model's own text, as plain JSON data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply: Option<String>,
-    /// The conversation was longer than the model's window, so its oldest
-    /// turns were dropped (the system prompt and the last user turn kept).
-    pub context_cut: bool,
-    /// Profile v2: the judge's verdict on this sample's reply against the
-    /// reference reply. Absent on samples that were not judged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
-}
-
-impl From<&SampleRecord> for Sample {
-    fn from(r: &SampleRecord) -> Self {
-        Self {
-            conversation_id: r.conversation_id.clone(),
-            similarity: r.similarity,
-            vibe: r.vibe,
-            reply: r.reply.clone(),
-            context_cut: r.context_cut,
-            verdict: r.verdict.as_ref().map(Verdict::from),
-        }
-    }
-}
-
-/// The judge of a v2 evaluation and its tally over the judged samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct JudgeReport {
-    /// The judge model's repository, `namespace/name`.
-    pub repo: String,
-    /// The commit the judge was pinned to.
-    pub revision: String,
-    /// Fingerprint of the judge's weights.
-    pub weights_fingerprint: String,
-    pub samples: u32,
-    pub wins: u32,
-    pub ties: u32,
-    pub losses: u32,
-    /// Mean of the model's per-sample preference, in `[0, 1]`.
-    pub mean_preference: f64,
-    /// Correlation between the reply-length difference (the model's minus the
-    /// reference's) and the preference; near +1, the judge rewards length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub length_correlation: Option<f64>,
-}
-
-impl From<&JudgeSummary> for JudgeReport {
-    fn from(j: &JudgeSummary) -> Self {
-        Self {
-            repo: j.repo.clone(),
-            revision: j.revision.clone(),
-            weights_fingerprint: j.weights_fingerprint.clone(),
-            samples: j.samples,
-            wins: j.wins,
-            ties: j.ties,
-            losses: j.losses,
-            mean_preference: j.mean_preference,
-            length_correlation: j.length_correlation,
-        }
-    }
-}
-
-/// The judge's verdict on one sample, asked in both orders, so that the
-/// judge's preference for a position cancels out.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Verdict {
-    /// The judge's probabilities of answering with the first (`a`) and the
-    /// second (`b`) reply, with the model's reply shown first and the
-    /// reference second.
-    pub candidate_first: Answers,
-    /// The same with the reference shown first and the model's reply second.
-    pub candidate_second: Answers,
-    /// The model's reply's share of the answer probability, mean of both
-    /// orders, in `[0, 1]`.
-    pub preference: f64,
-    /// `win` or `loss` when both orders agree, else `tie`.
-    pub outcome: Outcome,
-}
-
-/// The judge's probabilities of its two answers.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Answers {
-    pub a: f64,
-    pub b: f64,
-}
-
-/// How a judged sample ended for the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Win,
-    Tie,
-    Loss,
-}
-
-impl From<&SampleVerdict> for Verdict {
-    fn from(v: &SampleVerdict) -> Self {
-        let answers = |p: AnswerProbabilities| Answers { a: p.a, b: p.b };
-        Self {
-            candidate_first: answers(v.candidate_first),
-            candidate_second: answers(v.candidate_second),
-            preference: v.preference,
-            outcome: match v.outcome {
-                VerdictOutcome::Win => Outcome::Win,
-                VerdictOutcome::Tie => Outcome::Tie,
-                VerdictOutcome::Loss => Outcome::Loss,
-            },
-        }
-    }
 }
 
 /// The answer of `GET /v1/jobs/{id}/samples`.
@@ -286,7 +139,7 @@ pub struct JobSamples {
     /// COMPLETED: one per scored sample, in the order they were scored
     /// (empty when the result came from a worker that did not record
     /// them). QUEUED, RUNNING, FAILED: empty.
-    pub samples: Vec<Sample>,
+    pub samples: Vec<SampleRecord>,
     /// Unix ms of the status index the status was read from (at most the
     /// status refresh interval old).
     pub as_of_ms: u64,
@@ -305,7 +158,7 @@ pub struct LeaderboardEntry {
     pub job_id: Option<String>,
     /// Job status, or INVALID.
     pub status: SubmissionStatus,
-    pub scores: Option<Scores>,
+    pub scores: Option<ComponentScores>,
     /// Total as evaluated.
     pub total: Option<f64>,
     /// What counts for weights (0 for a copy of an earlier model).
