@@ -42,13 +42,12 @@ use async_trait::async_trait;
 use subxt::backend::LegacyBackend;
 use subxt::client::{ClientAtBlock, OnlineClientAtBlockImpl};
 use subxt::dynamic::{self, Value};
-use subxt::ext::codec::Encode;
 use subxt::utils::AccountId32;
 use subxt::{OnlineClient, PolkadotConfig};
 use tracing::{info, warn};
 
 pub use self::keys::{Hotkey, KeyError, wallet_hotkey_path};
-use self::pending::{PendingCommit, PendingCommits};
+use self::pending::{PendingCommit, PendingCommits, WeightReveal};
 use super::{Chain, ChainError, ChainSnapshot, Neuron, WeightsAction, WeightsReceipt};
 use crate::chain_weights::U16Weights;
 use crate::retry::Delays;
@@ -515,12 +514,9 @@ impl SubtensorChain {
     /// Client-side checks of what the chain would refuse anyway, named as
     /// the chain names them: `commit_weights` refuses a too early call with
     /// `CommittingWeightsTooFast`, `set_weights` with `SettingWeightsTooFast`.
-    async fn precheck(
-        &self,
-        at: &AtBlock,
-        hotkey: &Hotkey,
-        commit_reveal: bool,
-    ) -> Result<(), ChainError> {
+    /// Checked for the signing hotkey.
+    async fn precheck(&self, at: &AtBlock, commit_reveal: bool) -> Result<(), ChainError> {
+        let hotkey = self.signer()?;
         let netuid = self.options.netuid;
         let account = AccountId32(hotkey.public_key());
         let uids_addr = dynamic::storage::<(u16, AccountId32), u16>("SubtensorModule", "Uids");
@@ -595,19 +591,6 @@ fn new_salt() -> Vec<u16> {
     (0..8).map(|_| rng.random()).collect()
 }
 
-/// The v2 commit hash: blake2_256 of SCALE(account, netuid, uids, values, salt, version_key).
-pub fn commit_hash(
-    account: &[u8; 32],
-    netuid: u16,
-    uids: &[u16],
-    values: &[u16],
-    salt: &[u16],
-    version_key: u64,
-) -> [u8; 32] {
-    let encoded = (account, netuid, uids, values, salt, version_key).encode();
-    sp_crypto_hashing::blake2_256(&encoded)
-}
-
 #[async_trait]
 impl Chain for SubtensorChain {
     async fn snapshot(&self) -> Result<ChainSnapshot, ChainError> {
@@ -638,7 +621,7 @@ impl Chain for SubtensorChain {
                 .await?
                 .unwrap_or(false);
         if self.options.precheck {
-            self.precheck(&at, &hotkey, commit_reveal).await?;
+            self.precheck(&at, commit_reveal).await?;
         }
         if !commit_reveal {
             let call = subtensor_call(
@@ -656,15 +639,13 @@ impl Chain for SubtensorChain {
                 action: WeightsAction::Set,
             });
         }
-        let salt = new_salt();
-        let hash = commit_hash(
-            &hotkey.public_key(),
-            netuid,
-            &weights.uids,
-            &weights.weights,
-            &salt,
+        let reveal = WeightReveal {
+            uids: weights.uids.clone(),
+            values: weights.weights.clone(),
+            salt: new_salt(),
             version_key,
-        );
+        };
+        let hash = reveal.hash(&hotkey.public_key(), netuid);
         let hash_hex = hex::encode(hash);
         let mut pending = self.pending.lock().await;
         pending
@@ -672,10 +653,7 @@ impl Chain for SubtensorChain {
                 netuid,
                 hotkey: hotkey.ss58().to_owned(),
                 hash: hash_hex.clone(),
-                uids: weights.uids.clone(),
-                values: weights.weights.clone(),
-                salt,
-                version_key,
+                reveal,
                 commit_block: None,
             })
             .map_err(|e| ChainError::Unavailable(format!("saving the commit's salt: {e}")))?;
@@ -764,16 +742,13 @@ impl Chain for SubtensorChain {
                 ))));
                 continue;
             }
-            let call = subtensor_call(
-                "reveal_weights",
-                (
-                    netuid,
-                    commit.uids.clone(),
-                    commit.values.clone(),
-                    commit.salt.clone(),
-                    commit.version_key,
-                ),
-            );
+            let WeightReveal {
+                uids,
+                values,
+                salt,
+                version_key,
+            } = commit.reveal.clone();
+            let call = subtensor_call("reveal_weights", (netuid, uids, values, salt, version_key));
             match self.submit(call).await {
                 Ok(b) => {
                     info!(block = b, hash = %commit.hash, "weights revealed");

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use subxt::ext::codec::Encode;
 
 /// One committed weight vector and what its reveal needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,14 +19,37 @@ pub struct PendingCommit {
     pub netuid: u16,
     /// SS58 address of the committing hotkey.
     pub hotkey: String,
-    /// Hex of the 32-byte commit hash.
+    /// Hex of the 32-byte commit hash ([`WeightReveal::hash`]).
     pub hash: String,
+    /// Flattened: the file keeps the fields at the top of each commit.
+    #[serde(flatten)]
+    pub reveal: WeightReveal,
+    /// Block the commit was made at (the chain's view decides the window).
+    pub commit_block: Option<u64>,
+}
+
+/// What a commit-reveal commit hides and its reveal discloses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightReveal {
     pub uids: Vec<u16>,
     pub values: Vec<u16>,
     pub salt: Vec<u16>,
     pub version_key: u64,
-    /// Block the commit was made at (the chain's view decides the window).
-    pub commit_block: Option<u64>,
+}
+
+impl WeightReveal {
+    /// The v2 commit hash of `account` on `netuid`: blake2_256 of
+    /// SCALE(account, netuid, uids, values, salt, version_key).
+    pub fn hash(&self, account: &[u8; 32], netuid: u16) -> [u8; 32] {
+        let Self {
+            uids,
+            values,
+            salt,
+            version_key,
+        } = self;
+        let encoded = (account, netuid, uids, values, salt, version_key).encode();
+        sp_crypto_hashing::blake2_256(&encoded)
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -160,12 +184,27 @@ mod tests {
             netuid: 11,
             hotkey: "5Validator".into(),
             hash: hash.into(),
-            uids: vec![1, 2],
-            values: vec![65535, 100],
-            salt: vec![7; 8],
-            version_key: 3,
+            reveal: WeightReveal {
+                uids: vec![1, 2],
+                values: vec![65535, 100],
+                salt: vec![7; 8],
+                version_key: 3,
+            },
             commit_block: None,
         }
+    }
+
+    #[test]
+    fn a_commit_is_stored_flat_as_files_written_before_the_reveal_type() {
+        let stored = serde_json::to_value(commit("aa")).unwrap();
+        let expected = serde_json::json!({
+            "netuid": 11, "hotkey": "5Validator", "hash": "aa", "uids": [1, 2],
+            "values": [65535, 100], "salt": [7, 7, 7, 7, 7, 7, 7, 7], "version_key": 3,
+            "commit_block": null,
+        });
+        assert_eq!(stored, expected);
+        let read: PendingCommit = serde_json::from_value(expected).unwrap();
+        assert_eq!(read, commit("aa"));
     }
 
     #[test]
