@@ -31,13 +31,13 @@ fn helm_template(values: &[&str], set: &[&str]) -> Output {
 
 /// Rendered objects: the YAML of `helm template`, read by PyYAML (in the
 /// tools' virtualenv) and handed over as JSON.
-struct Rendered {
+pub(super) struct Rendered {
     yaml: String,
     objects: Vec<Value>,
 }
 
 impl Rendered {
-    fn new(values: &[&str]) -> Self {
+    pub(super) fn new(values: &[&str]) -> Self {
         let out = helm_template(values, &[]);
         assert!(
             out.status.success(),
@@ -78,7 +78,7 @@ impl Rendered {
         self.objects.iter().filter(|o| o["kind"] == kind).collect()
     }
 
-    fn one(&self, kind: &str, name: &str) -> &Value {
+    pub(super) fn one(&self, kind: &str, name: &str) -> &Value {
         self.objects
             .iter()
             .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
@@ -420,10 +420,15 @@ fn production_values_render_gpu_keda_service_monitors_and_ingress() {
     let unchecked = rendered.validate();
     assert_eq!(
         unchecked,
-        ["ScaledObject", "ServiceMonitor", "TriggerAuthentication"]
-            .into_iter()
-            .map(String::from)
-            .collect::<BTreeSet<_>>()
+        [
+            "PrometheusRule",
+            "ScaledObject",
+            "ServiceMonitor",
+            "TriggerAuthentication"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<BTreeSet<_>>()
     );
 
     let worker = rendered.one("Deployment", "eval-eval-cluster-worker");

@@ -2,7 +2,7 @@
 //!
 //! - The Helm chart (`helm/eval-cluster/`): `helm lint --strict` and `helm
 //!   template` with the default values and with a production-like values file
-//!   (GPU nodes, KEDA, ServiceMonitors, Ingress, persistent state); every
+//!   (GPU nodes, KEDA, ServiceMonitors and alert rules, Ingress, persistent state); every
 //!   rendered built-in object validated offline by `kubernetes-validate`
 //!   against the Kubernetes 1.33 schemas (strict: unknown fields refused);
 //!   the fields that matter asserted one by one; the rendered TOML config
@@ -13,15 +13,20 @@
 //!   parsed by `promtool check rules`; every metric name they use exported by
 //!   a running `worker run` / `coordinator run` (scraped from `/metrics`),
 //!   except the documented external ones (`rabbitmq_*`, `DCGM_FI_*`).
+//! - The chart's alerting rules: `promtool check rules`, and `promtool test
+//!   rules` with the cases of `alerts.test.yml` (each alert fires on its
+//!   trouble, only in the release's namespace, and not without it); every
+//!   alert annotated, every metric it uses on a dashboard.
 //! - The Dockerfiles: `hadolint`, and the build commands they must run.
 //!
 //! The tools come from `scripts/test`, which installs them (pinned) into
 //! `$EVAL_TOOLS_DIR` (default `~/.cache/eval-tools`) when missing. A missing
 //! tool fails the test with that hint; nothing is skipped.
 //!
-//! One module per concern: [`chart`], [`dashboards`], [`images`] and
-//! [`endpoints`] (the probes and metrics of the running binaries).
+//! One module per concern: [`chart`], [`alerts`], [`dashboards`], [`images`]
+//! and [`endpoints`] (the probes and metrics of the running binaries).
 
+mod alerts;
 mod chart;
 mod dashboards;
 mod endpoints;
