@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
-use super::{ResultStore, StoreError};
+use super::{ResultStore, StoreError, millis};
 
 /// How long a reading of the store's time is used before the next.
 const REFRESH_AFTER: Duration = Duration::from_secs(60);
@@ -127,10 +127,6 @@ impl ClusterClock {
         }
         Ok(())
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
